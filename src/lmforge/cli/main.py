@@ -1,0 +1,59 @@
+"""The ``lmforge`` command. Each stage registers its commands from its own module in this folder;
+this file only assembles them and turns bad input into a one-line error with exit code 2."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from ..errors import EXIT_BAD_INPUT, InputError, TrainingStopped
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+app = typer.Typer(
+    name="lmforge",
+    help="The whole language-model life cycle: data, pre-training, SFT, human feedback, reward models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+# One entry per command module in this folder; each defines `register(app)`.
+COMMAND_MODULES = [
+]
+
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except TrainingStopped as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

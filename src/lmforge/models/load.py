@@ -1,0 +1,85 @@
+"""Load and save models in Hugging Face format: a hub id, a local folder, or a GGUF file in; plain HF out.
+
+GGUF files are dequantised by ``transformers`` on load. ``save_pretrained`` refuses a GGUF-loaded model, so
+:func:`save_hf` rebuilds a plain module from the config first.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve(name_or_path: str) -> tuple[str, dict[str, Any]]:
+    """(path or hub id for ``from_pretrained``, extra kwargs such as ``gguf_file``)."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise InputError("GGUF file not found", file=path)
+        return str(path.parent), {"gguf_file": path.name}
+    if path.is_dir():
+        ggufs = sorted(path.glob("*.gguf"))
+        if not (path / "config.json").exists() and len(ggufs) == 1:
+            return str(path), {"gguf_file": ggufs[0].name}
+        if not (path / "config.json").exists():
+            raise InputError("folder has no config.json (not a Hugging Face model folder)", file=path)
+        return str(path), {}
+    if path.exists():
+        raise InputError("expected a model folder, a .gguf file or a hub id", file=path)
+    if name_or_path.startswith((".", "/", "~")) or os.sep + os.sep in name_or_path:
+        raise InputError("model path not found", file=path)
+    return name_or_path, {}  # a hub id; transformers reports what it cannot find
+
+
+def load_tokenizer(name_or_path: str):
+    from transformers import AutoTokenizer
+
+    where, extra = resolve(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(where, **extra)
+    except OSError as e:
+        raise InputError(f"cannot load tokenizer ({e})", file=name_or_path) from None
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "float32", **kwargs: Any):
+    from transformers import AutoModelForCausalLM
+
+    where, extra = resolve(name_or_path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=DTYPES[dtype], **extra, **kwargs)
+    except OSError as e:
+        raise InputError(f"cannot load model ({e})", file=name_or_path) from None
+    if extra.get("gguf_file"):
+        model = plain_copy(model)
+    return model
+
+
+def plain_copy(model):
+    """A plain (non-GGUF) copy of ``model`` that ``save_pretrained`` accepts."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config
+    for key in ("gguf_file",):
+        if hasattr(config, key):
+            delattr(config, key)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype)
+    fresh.load_state_dict(model.state_dict())
+    fresh.generation_config = model.generation_config
+    return fresh
+
+
+def save_hf(model, tokenizer, path: str | Path) -> Path:
+    """Save ``model`` and ``tokenizer`` so ``transformers`` loads the folder unchanged."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path)
+    return path
