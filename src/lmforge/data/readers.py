@@ -49,12 +49,22 @@ def _check_text_file(path: Path) -> bytes:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError(f"not valid UTF-8 ({e.reason} at byte {e.start})", file=path, line=line) from None
-    return raw
+    return raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark would break the first JSON line
+
+
+def _lines(text: str) -> list[str]:
+    """Split on ``\n`` only (dropping a trailing ``\r``).
+
+    ``str.splitlines`` also splits on U+2028, U+0085, form feeds etc., which JSON allows raw inside strings
+    (``json.dumps(..., ensure_ascii=False)`` writes them), so it would cut valid JSONL lines in two and make
+    reported line numbers disagree with editors.
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:
     text = _check_text_file(path).decode("utf-8")
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
         try:
@@ -92,7 +102,7 @@ def read_txt(path: Path, text_field: str = "text", split: str = "blank") -> Iter
         yield Record({text_field: text}, str(path), 1)
         return
     start, buf = 1, []
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(_lines(text), 1):
         if split == "line":
             if line.strip():
                 yield Record({text_field: line}, str(path), i)
@@ -128,13 +138,17 @@ def read_hf_dataset(path: Path, split: str | None = None) -> Iterator[Record]:
         ds = load_from_disk(str(path))
     except Exception as e:
         raise InputError(f"not a saved Hugging Face dataset ({e})", file=path) from None
+    source = str(path)
     if isinstance(ds, DatasetDict):
         name = split or ("train" if "train" in ds else next(iter(ds)))
         if name not in ds:
             raise InputError(f"dataset has no split '{name}' (has {', '.join(ds)})", file=path)
         ds = ds[name]
+        source = f"{path}[{name}]"  # the split actually read, not always "train"
+    if len(ds) == 0:
+        raise InputError("dataset is empty", file=source)
     for i, row in enumerate(ds, 1):
-        yield Record(dict(row), f"{path}[{split or 'train'}]", i)
+        yield Record(dict(row), source, i)
 
 
 def read_records(path: str | Path, text_field: str = "text", txt_split: str = "blank") -> Iterator[Record]:
