@@ -7,13 +7,15 @@ compared with kept documents only: if B was dropped as a copy of A, C is judged 
 Near de-duplication follows the usual web-corpus recipe (Broder 1997; Lee et al. 2022 "Deduplicating
 Training Data Makes Language Models Better"): Jaccard similarity of word n-gram sets, estimated with
 MinHash and indexed with LSH (``datasketch``). LSH candidates are confirmed with the MinHash estimate, so
-``threshold`` means "estimated Jaccard >= threshold". Hashing is SHA-1 based and the permutations come from
-``seed``, so results are the same on every run and machine.
+``threshold`` means "estimated Jaccard >= threshold". Shingles are hashed with CRC-32 (C speed; datasketch
+mixes it with a murmur finaliser before its random permutations, which come from ``seed``), so results are
+the same on every run and machine; unlike Python's ``hash()``, neither depends on PYTHONHASHSEED.
 """
 from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections.abc import Hashable
 from typing import Any
 
@@ -92,7 +94,7 @@ class NearIndex:
 
         self.threshold, self.num_perm, self.ngram, self.seed = threshold, num_perm, ngram, seed
         self._MinHash = MinHash
-        self._permutations = MinHash(num_perm=num_perm, seed=seed).permutations  # shared, made once
+        self._permutations = MinHash(num_perm=num_perm, seed=seed, hashfunc=zlib.crc32).permutations  # made once
         # Band sizes tuned for recall (false negatives weigh 0.9): every candidate is confirmed with the
         # MinHash estimate below, so false positives cost one comparison. With the default (0.5, 0.5)
         # a pair at exactly the threshold was only a candidate ~40% of the time.
@@ -110,8 +112,8 @@ class NearIndex:
         if not grams:
             return None
         mh = self._MinHash(num_perm=self.num_perm, seed=self.seed, permutations=self._permutations,
-                           scheme="affine32")
-        mh.update_batch(sorted(grams))
+                           scheme="affine32", hashfunc=zlib.crc32)
+        mh.update_batch(list(grams))
         return mh
 
     def check_and_add(self, text: str, source: Any) -> tuple[Any, float] | None:

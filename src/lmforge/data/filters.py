@@ -26,6 +26,7 @@ from ..config import Section
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})  # Gopher's list
 BULLETS = ("•", "●", "○", "◦", "▪", "‣", "⁃", "-", "*", "–")
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+_HAS_ALPHA = re.compile(r"[^\W\d_]")  # a letter in any script
 
 
 # --------------------------------------------------------------------------- config
@@ -71,6 +72,7 @@ class Doc:
 
     def __init__(self, text: str):
         self.text = text
+        self._dup_ngram: dict[int, float] = {}
 
     @cached_property
     def words(self) -> list[str]:
@@ -88,6 +90,14 @@ class Doc:
     @cached_property
     def paragraphs(self) -> list[str]:
         return [s for s in (p.strip() for p in _PARAGRAPH_BREAK.split(self.text)) if s]
+
+    def dup_ngram_fraction(self, n: int) -> float:
+        """:func:`dup_ngram_char_fraction` of the folded words, skipping the work when a smaller n had no
+        repeats: every repeated n-gram contains a repeated (n-1)-gram, so the answer is 0 too."""
+        if n not in self._dup_ngram:
+            known_zero = any(m < n and v == 0.0 for m, v in self._dup_ngram.items())
+            self._dup_ngram[n] = 0.0 if known_zero else dup_ngram_char_fraction(self.folded_words, n)
+        return self._dup_ngram[n]
 
 
 # --------------------------------------------------------------------------- metrics (pure functions)
@@ -110,7 +120,9 @@ def symbol_word_ratio(text: str, words: list[str]) -> float:
 def alpha_word_fraction(words: list[str]) -> float:
     """Fraction of words with at least one alphabetic character. Gopher requires 80%: tables of numbers,
     code dumps and symbol soup fall below."""
-    return sum(any(c.isalpha() for c in w) for w in words) / len(words) if words else 0.0
+    if not words:
+        return 0.0
+    return sum(1 for w in words if w.isalpha() or _HAS_ALPHA.search(w)) / len(words)
 
 
 def bullet_line_fraction(lines: list[str]) -> float:
@@ -151,7 +163,7 @@ def duplicate_fractions(items: list[str]) -> tuple[float, float]:
 
 
 def _ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return list(zip(*(words[i:] for i in range(n))))
 
 
 def _covered_fraction(words: list[str], starts: list[int], n: int) -> float:
@@ -170,11 +182,10 @@ def top_ngram_char_fraction(words: list[str], n: int) -> float:
     (0.0); among equally frequent n-grams the longest in characters (then the first) counts."""
     grams = _ngrams(words, n)
     counts = Counter(grams)
-    if not counts:
-        return 0.0
-    top, count = max(counts.items(), key=lambda kv: (kv[1], sum(map(len, kv[0]))))
+    count = max(counts.values(), default=0)
     if count < 2:
         return 0.0
+    top = max((g for g, c in counts.items() if c == count), key=lambda g: sum(map(len, g)))
     return _covered_fraction(words, [i for i, g in enumerate(grams) if g == top], n)
 
 
@@ -238,7 +249,7 @@ def build_rules(cfg: FilterConfig | None = None) -> list[Rule]:
     for n, limit in sorted(cfg.max_dup_ngram_char_fraction.items()):
         if limit is not None:
             rules.append(Rule(f"max_dup_ngram_char_fraction.{n}",
-                              lambda d, n=n: dup_ngram_char_fraction(d.folded_words, n), limit, "max"))
+                              lambda d, n=n: d.dup_ngram_fraction(n), limit, "max"))
     return rules
 
 
