@@ -27,7 +27,7 @@ def test_nfkc_folds_compatibility_forms():
 
 
 def test_unicode_none_keeps_decomposed():
-    assert clean_text("e\u0301", CleanConfig(unicode="none")) == "e\u0301"
+    assert clean_text("e\u0301", CleanConfig(unicode="None")) == "e\u0301"
 
 
 def test_unify_newlines():

@@ -162,6 +162,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, cas
     (["inputs=good.txt", "out=o", "dedup.near.treshold=0.5"], ["did you mean 'dedup.near.threshold'"]),
     (["inputs=good.txt", "out=o", "clean.unicode=NFD"], ["field 'clean.unicode'"]),
     (["out=o"], ["field 'inputs'", "no inputs"]),
+    ([], ["field 'inputs'", "no inputs"]),
     (["inputs=[good.txt,missing.txt]", "out=o"], ["missing.txt: file not found"]),
     (["inputs=[good.txt]"], ["field 'out'", "no output folder"]),
 ])

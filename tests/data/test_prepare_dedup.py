@@ -114,3 +114,21 @@ def test_near_config_bounds():
         NearDedupConfig(threshold=1.5)
     with pytest.raises(ValidationError):
         NearDedupConfig(num_perm=2)
+
+
+def test_same_results_in_fresh_processes_with_different_hash_seeds():
+    """Nothing may depend on Python's randomised str/bytes hashing (set order, hash())."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from test_prepare_dedup import *; "
+            "idx = NearIndex(threshold=0.5, num_perm=64); "
+            "docs = [make_doc(0), change_words(make_doc(0), [5, 50, 95, 140]), make_doc(3)]; "
+            "print(json.dumps([idx.check_and_add(d, i) for i, d in enumerate(docs)]))")
+    here = os.path.dirname(__file__)
+    runs = [subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]
+    assert runs[0] == runs[1]
+    assert json.loads(runs[0])[1][0] == 0

@@ -139,3 +139,15 @@ def test_min_is_inclusive_max_is_strict():
 def test_invalid_ngram_size():
     with pytest.raises(ValidationError, match="n-gram sizes must be >= 1"):
         FilterConfig(max_dup_ngram_char_fraction={0: 0.1})
+
+
+def test_ngram_thresholds_merge_with_defaults():
+    """Overriding one n-gram size keeps the others (a plain dict field would have replaced them all)."""
+    from lmforge.config import load_config
+
+    cfg = load_config(FilterConfig, overrides=["max_top_ngram_char_fraction.2=null",
+                                               "max_dup_ngram_char_fraction.5=0.5"])
+    assert cfg.max_top_ngram_char_fraction == {2: None, 3: 0.18, 4: 0.16}
+    assert cfg.max_dup_ngram_char_fraction[5] == 0.5 and cfg.max_dup_ngram_char_fraction[10] == 0.1
+    names = [r.name for r in build_rules(cfg)]
+    assert "max_top_ngram_char_fraction.2" not in names and "max_top_ngram_char_fraction.3" in names

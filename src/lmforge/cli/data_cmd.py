@@ -47,7 +47,7 @@ A threshold set to null switches that rule off. Keys and defaults:
 """
 
 
-@data_app.command("prepare", help=_help(), no_args_is_help=True)
+@data_app.command("prepare", help=_help())
 def prepare(
     args: Annotated[list[str] | None, typer.Argument(metavar="CONFIG.yaml|KEY=VALUE",
                                                      help="A YAML config and/or key=value overrides.")] = None,

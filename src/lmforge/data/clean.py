@@ -44,7 +44,9 @@ class CleanConfig(Section):
     @field_validator("unicode", mode="before")
     @classmethod
     def _upper(cls, v: Any) -> Any:
-        return v.upper() if isinstance(v, str) and v.lower() != "none" else v
+        if isinstance(v, str):
+            return "none" if v.lower() == "none" else v.upper()
+        return v
 
 
 def normalize_unicode(text: str, form: str = "NFC") -> str:

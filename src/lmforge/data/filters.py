@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..config import Section
 
@@ -55,6 +55,16 @@ class FilterConfig(Section):
         default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
     max_dup_ngram_char_fraction: dict[int, float | None] = Field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+
+    @field_validator("max_top_ngram_char_fraction", "max_dup_ngram_char_fraction", mode="before")
+    @classmethod
+    def _merge_with_defaults(cls, v: Any, info: ValidationInfo) -> Any:
+        """Setting one size (``filters.max_top_ngram_char_fraction.2=null``) must not drop the others."""
+        if not isinstance(v, dict):
+            return v
+        default = cls.model_fields[info.field_name].default_factory()  # type: ignore[misc]
+        given = {int(k) if isinstance(k, str) and k.strip().lstrip("-").isdigit() else k: x for k, x in v.items()}
+        return {**default, **given}
 
     @field_validator("max_top_ngram_char_fraction", "max_dup_ngram_char_fraction")
     @classmethod
