@@ -1,0 +1,170 @@
+"""Labeler accounts and login sessions (part of :class:`~lmforge.feedback.store.Store`).
+
+Passwords are hashed with argon2id (argon2-cffi) and re-hashed on login when the parameters change. A login
+session is a random token kept only as its SHA-256 in ``web_sessions`` together with the session's CSRF
+token, so logging out or deactivating a user ends the session at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import InputError
+from .db import ROLES, USER_KINDS, User, WebSession, utcnow
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    name: str
+    kind: str
+    role: str
+    active: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _user_info(u: User) -> UserInfo:
+    return UserInfo(u.id, u.name, u.kind, u.role, u.active)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    """Users, passwords and web sessions; mixed into the Store, which provides the transactions."""
+
+    hasher: PasswordHasher
+    _dummy_hash: str | None = None
+    reading: Callable[[], AbstractContextManager[Session]]
+    writing: Callable[[], AbstractContextManager[Session]]
+
+    def create_user(self, name: str, *, password: str | None = None, role: str = "labeler",
+                    kind: str = "human") -> UserInfo:
+        if not NAME_RE.match(name or ""):
+            raise InputError("user names are 1-64 letters, digits or _ . @ : - (starting with a letter or "
+                             f"digit), got {name!r}", field="name")
+        if role not in ROLES:
+            raise InputError(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
+        if kind not in USER_KINDS:
+            raise InputError(f"kind must be one of {', '.join(USER_KINDS)}, got {kind!r}", field="kind")
+        hashed = self._hash(password) if password is not None else None
+        try:
+            with self.writing() as s:
+                if s.scalar(select(User.id).where(User.name == name)) is not None:
+                    raise InputError(f"user {name!r} already exists", field="name")
+                user = User(name=name, kind=kind, role=role, password_hash=hashed, active=True)
+                s.add(user)
+                s.flush()
+                return _user_info(user)
+        except IntegrityError:
+            raise InputError(f"user {name!r} already exists", field="name") from None
+
+    def ensure_user(self, name: str, *, kind: str, role: str = "labeler") -> UserInfo:
+        """The user ``name`` of this kind, created if missing (for judges and simulated labelers)."""
+        existing = self.get_user(name)
+        if existing is None:
+            try:
+                return self.create_user(name, kind=kind, role=role)
+            except InputError:
+                existing = self.get_user(name)  # created meanwhile by someone else
+                if existing is None:
+                    raise
+        if existing.kind != kind:
+            raise InputError(f"user {name!r} exists and is of kind {existing.kind!r}, not {kind!r}", field="name")
+        return existing
+
+    def _hash(self, password: str) -> str:
+        if len(password) < MIN_PASSWORD:
+            raise InputError(f"password must have at least {MIN_PASSWORD} characters", field="password")
+        return self.hasher.hash(password)
+
+    def set_password(self, name: str, password: str) -> None:
+        hashed = self._hash(password)
+        with self.writing() as s:
+            user = s.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise InputError(f"no user named {name!r}", field="name")
+            user.password_hash = hashed
+
+    def set_active(self, name: str, active: bool) -> None:
+        with self.writing() as s:
+            user = s.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise InputError(f"no user named {name!r}", field="name")
+            user.active = active
+            if not active:
+                s.query(WebSession).filter(WebSession.user_id == user.id).delete()
+
+    def get_user(self, ref: str | int) -> UserInfo | None:
+        with self.reading() as s:
+            cond = User.id == ref if isinstance(ref, int) else User.name == ref
+            user = s.scalar(select(User).where(cond))
+            return _user_info(user) if user else None
+
+    def users(self) -> list[UserInfo]:
+        with self.reading() as s:
+            return [_user_info(u) for u in s.scalars(select(User).order_by(User.name))]
+
+    def authenticate(self, name: str, password: str) -> UserInfo | None:
+        """The active user with this name and password, else None (same work either way)."""
+        with self.reading() as s:
+            user = s.scalar(select(User).where(User.name == name))
+        if user is None or not user.active or not user.password_hash:
+            if self._dummy_hash is None:
+                self._dummy_hash = self.hasher.hash(secrets.token_hex(8))
+            try:
+                self.hasher.verify(self._dummy_hash, password)
+            except (VerificationError, InvalidHashError):
+                pass
+            return None
+        try:
+            self.hasher.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if self.hasher.check_needs_rehash(user.password_hash):
+            with self.writing() as s:
+                s.get(User, user.id).password_hash = self.hasher.hash(password)
+        return _user_info(user)
+
+    # ------------------------------------------------------------------ web sessions
+
+    def open_session(self, user_id: int, ttl: timedelta = timedelta(hours=12)) -> tuple[str, str]:
+        """A new login session: (secret token for the cookie, CSRF token for forms)."""
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.writing() as s:
+            s.query(WebSession).filter(WebSession.expires_at < now).delete()
+            s.add(WebSession(token_hash=_token_hash(token), user_id=user_id, csrf_token=csrf, created_at=now,
+                             expires_at=now + ttl))
+        return token, csrf
+
+    def session_user(self, token: str) -> tuple[UserInfo, str] | None:
+        """(user, CSRF token) for a live session token, else None."""
+        with self.reading() as s:
+            row = s.execute(select(WebSession, User).join(User, User.id == WebSession.user_id)
+                            .where(WebSession.token_hash == _token_hash(token))).first()
+        if row is None or row[0].expires_at < utcnow() or not row[1].active:
+            return None
+        return _user_info(row[1]), row[0].csrf_token
+
+    def close_session(self, token: str) -> None:
+        with self.writing() as s:
+            s.query(WebSession).filter(WebSession.token_hash == _token_hash(token)).delete()
