@@ -1,14 +1,14 @@
 """Finding the world's entities and values in free text, and reading simple factual claims out of it.
 
 Why a lexicon instead of substring tests: names overlap ("Mexico" / "Mexico City", "Spain" / "Port of Spain",
-"Korean" / "South Korean won", "Sierra Leone" / "leone"). One case-insensitive regex with the longest surface
-forms first and word boundaries resolves each span to exactly one entity, so the checker and the labeler never
-count a country inside a capital's name as a mention.
+"Korean" / "South Korean won", "Sierra Leone" / "leone"). Matching whole words case-insensitively, longest
+surface form first, resolves each span to exactly one entity, so the checker and the labeler never count a
+country inside a capital's name as a mention.
 
 A *claim* is read per sentence: one subject with values ("The capital of France is Paris."), or several subjects
 sharing one value ("Three countries in Europe are France, Spain and Italy."). Sentences with a negation are
 kept as negated claims, which is how a correction ("Paris is not the capital of Germany.") is told apart from
-accepting a false premise.
+accepting a false premise. Questions assert nothing and yield no claims.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ _LEG_WORDS = {"no": 0, "zero": 0, "two": 2, "four": 4, "six": 6, "eight": 8}
 _ARITH = re.compile(r"\b(\d+)\s*(plus|\+|minus|-|times|x|\*)\s*(\d+)\s*(?:is|equals|=|makes|gives)\s+(\d+)\b", re.I)
 _OP_WORDS = {"plus": "plus", "+": "plus", "minus": "minus", "-": "minus", "times": "times", "x": "times",
              "*": "times"}
+_TOKEN = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")  # words; hyphenated names ("Porto-Novo") stay whole
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -84,12 +85,14 @@ class Lexicon:
                 self._add(surface, "diet", diet)
         for a in world.animals:
             self._add(a.habitat, "habitat", a.habitat)
-        alternatives = sorted(self.surfaces, key=lambda s: (-len(s), s))
-        self._regex = re.compile(r"(?<![\w-])(" + "|".join(re.escape(s) for s in alternatives) + r")(?![\w-])",
-                                 re.I)
+        self._cache: dict[str, tuple[Mention, ...]] = {}
+        self._longest: dict[str, int] = {}  # first word -> most words in a surface form starting with it
+        for surface in self.surfaces:
+            words = surface.split()
+            self._longest[words[0]] = max(self._longest.get(words[0], 0), len(words))
 
     def _add(self, surface: str, type_: str, value: str) -> None:
-        key = surface.lower()
+        key = " ".join(_TOKEN.findall(surface.lower()))
         old = self.surfaces.get(key)
         if old is not None and old != (type_, value):
             raise ValueError(f"ambiguous surface form {surface!r}: {old} vs {(type_, value)}")
@@ -97,10 +100,30 @@ class Lexicon:
 
     def find(self, text: str) -> list[Mention]:
         """Every entity/value mention, left to right, non-overlapping, longest form winning."""
+        cached = self._cache.get(text)
+        if cached is None:
+            if len(self._cache) >= 20_000:  # the labeler reads the same sentences over and over; bound it
+                self._cache.clear()
+            cached = self._cache[text] = tuple(self._find(text))
+        return list(cached)
+
+    def _find(self, text: str) -> list[Mention]:
         found = []
-        for m in self._regex.finditer(text):
-            type_, value = self.surfaces[m.group(1).lower()]
-            found.append(Mention(type_, value, m.start(), m.end()))
+        tokens = list(_TOKEN.finditer(text))
+        words = [t.group().lower() for t in tokens]
+        i = 0
+        while i < len(tokens):
+            for n in range(min(self._longest.get(words[i], 0), len(tokens) - i), 0, -1):  # longest form first
+                span = tokens[i:i + n]
+                if any(text[x.end():y.start()].strip() for x, y in zip(span, span[1:])):
+                    continue  # words of one name are separated by spaces only
+                hit = self.surfaces.get(" ".join(words[i:i + n]))
+                if hit:
+                    found.append(Mention(hit[0], hit[1], span[0].start(), span[-1].end()))
+                    i += n
+                    break
+            else:
+                i += 1
         for m in _LEGS.finditer(text):
             word = m.group(1).lower()
             legs = _LEG_WORDS[word] if word in _LEG_WORDS else int(word)
@@ -119,6 +142,8 @@ class Lexicon:
         """Factual claims read sentence by sentence (see the module docstring for the rules)."""
         out: list[Claim] = []
         for sent in sentences(text):
+            if sent.endswith("?"):  # a question asserts nothing ("Is the cow a mammal or a bird?")
+                continue
             neg = is_negated(sent)
             mentions = self.find(sent)
             for subject_type, value_types in (("country", COUNTRY_VALUE_TYPES), ("animal", ANIMAL_VALUE_TYPES)):

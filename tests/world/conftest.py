@@ -1,0 +1,41 @@
+"""Shared fixtures for the built-in world tests: one world and one default corpus per session (they are pure)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lmforge.world import World
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return World(seed=0)
+
+
+@pytest.fixture(scope="session")
+def corpus_and_time(world: World) -> tuple[list[str], float]:
+    start = time.perf_counter()
+    docs = world.pretrain_corpus(seed=0)
+    return docs, time.perf_counter() - start
+
+
+@pytest.fixture(scope="session")
+def corpus(corpus_and_time: tuple[list[str], float]) -> list[str]:
+    return corpus_and_time[0]
+
+
+def entity_names(world: World, text: str) -> set[str]:
+    """Country and animal names a text mentions, capitals mapped to their country (via the world's lexicon)."""
+    by_capital = {c.capital: c.name for c in world.countries}
+    names = set()
+    for m in world.lexicon.find(text):
+        if m.type in ("country", "animal"):
+            names.add(m.value)
+        elif m.type == "capital":
+            names.add(by_capital[m.value])
+    return names
+
+
+def all_text(example: dict) -> str:
+    return "\n".join(m["content"] for m in example["messages"]) + "\n" + example.get("reference", "")
