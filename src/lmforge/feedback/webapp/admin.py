@@ -1,0 +1,125 @@
+"""Admin pages (admin role only): labelers, batches, assignments, progress, throughput and agreement."""
+from __future__ import annotations
+
+import os
+import tempfile
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...data.preference import CRITERIA
+from ...errors import InputError
+from ..batchfile import read_batch
+from ..export import build_records
+from ..stats import agreement, throughput
+from .render import render
+from .security import Auth, check_csrf, require_admin
+
+router = APIRouter(prefix="/admin")
+
+MESSAGES = {"user": "Created user {arg}.", "batch": "Created batch {arg}.",
+            "assign": "Made {arg} new assignment(s)."}
+
+
+def _admin_page(request: Request, status: int = 200, error: str | None = None,
+                message: str | None = None) -> HTMLResponse:
+    store = request.app.state.store
+    users = store.users()
+    load: dict[str, list[int]] = {}
+    for p in store.progress():
+        row = load.setdefault(p.labeler, [0, 0])
+        row[0] += p.assigned
+        row[1] += p.done
+    return render(request, "admin.html", status=status, title="Admin", users=users, load=load,
+                  batches=store.batches(), progress=store.progress(), error=error, message=message)
+
+
+@router.get("")
+def admin_home(request: Request, ok: str | None = None, arg: str = "",
+               auth: Auth = Depends(require_admin)) -> HTMLResponse:
+    message = MESSAGES[ok].format(arg=arg) if ok in MESSAGES else None
+    return _admin_page(request, message=message)
+
+
+async def _form_action(request: Request, auth: Auth, action, ok: str) -> Response:
+    """Check CSRF, run ``action(form)`` in the thread pool, redirect with a message or show the error."""
+    form = await request.form()
+    check_csrf(form.get("csrf_token"), auth.csrf)
+    try:
+        arg = await action(form)
+    except InputError as e:
+        return await run_in_threadpool(_admin_page, request, 400, e.message)
+    return RedirectResponse("/admin?" + urlencode({"ok": ok, "arg": arg}), status_code=303)
+
+
+@router.post("/users")
+async def create_user(request: Request, auth: Auth = Depends(require_admin)) -> Response:
+    store = request.app.state.store
+
+    async def action(form) -> str:  # noqa: ANN001
+        user = await run_in_threadpool(store.create_user, str(form.get("name") or "").strip(),
+                                       password=str(form.get("password") or ""),
+                                       role=str(form.get("role") or "labeler"))
+        return user.name
+    return await _form_action(request, auth, action, "user")
+
+
+@router.post("/batches")
+async def upload_batch(request: Request, auth: Auth = Depends(require_admin)) -> Response:
+    store = request.app.state.store
+
+    async def action(form) -> str:  # noqa: ANN001
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            raise InputError("choose a batch.jsonl file (written by 'lmforge generate')", field="file")
+        data = await upload.read()
+        name = str(form.get("name") or "").strip() or os.path.splitext(os.path.basename(upload.filename))[0]
+
+        def load() -> str:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "batch.jsonl")
+                with open(path, "wb") as f:
+                    f.write(data)
+                try:
+                    items = list(read_batch(path))
+                except InputError as e:  # name the uploaded file, not the temp copy
+                    raise InputError(e.format().replace(path, upload.filename)) from None
+            return store.add_batch(name, items, source=upload.filename).name
+        return await run_in_threadpool(load)
+    return await _form_action(request, auth, action, "batch")
+
+
+@router.post("/assign")
+async def assign(request: Request, auth: Auth = Depends(require_admin)) -> Response:
+    store = request.app.state.store
+
+    async def action(form) -> str:  # noqa: ANN001
+        try:
+            per_item = int(str(form.get("per_item") or "1"))
+        except ValueError:
+            raise InputError("labelers per prompt must be a whole number", field="per_item") from None
+        users = [str(u) for u in form.getlist("labelers")] or None
+        return str(await run_in_threadpool(store.assign, str(form.get("batch") or ""), per_item, users))
+    return await _form_action(request, auth, action, "assign")
+
+
+@router.get("/batches/{batch}")
+def batch_page(request: Request, batch: str, auth: Auth = Depends(require_admin)) -> HTMLResponse:
+    store = request.app.state.store
+    info = store.get_batch(batch)
+    labels = store.labels([info.id])
+    return render(request, "admin_batch.html", title=f"Batch {info.name}", batch=info,
+                  progress=store.progress(batch=info.id), throughput=throughput(labels),
+                  agreement=agreement(labels), rows=["rank", *CRITERIA, "unsafe"])
+
+
+@router.get("/batches/{batch}/export.jsonl")
+def export_batch(request: Request, batch: str, auth: Auth = Depends(require_admin)) -> Response:
+    store = request.app.state.store
+    info = store.get_batch(batch)
+    records, _ = build_records(store.labels([info.id]))
+    body = "".join(r.model_dump_json() + "\n" for r in records)
+    return Response(body, media_type="application/x-ndjson",
+                    headers={"content-disposition": f'attachment; filename="{info.name}.preferences.jsonl"'})

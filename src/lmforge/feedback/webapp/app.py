@@ -1,0 +1,63 @@
+"""The labeling web app: ``create_app(store)`` -> a FastAPI app (served by ``lmforge label serve``).
+
+Labelers log in, see their progress, and label their assignments one prompt at a time; admins create
+labelers and batches, assign prompts, and watch throughput and agreement. Store calls are synchronous and run
+in the server's thread pool; every submission is one transaction in the store.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from ...errors import InputError
+from ..labels import NotFound
+from ..store import Store
+from . import admin, labeler
+from .render import HERE, render
+from .security import Forbidden, GuardMiddleware, LoginRequired, current_auth
+
+
+def create_app(store: Store, *, secure_cookies: bool = False, session_hours: float = 12) -> FastAPI:
+    app = FastAPI(title="lmforge labeling", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+    app.state.secure_cookies = secure_cookies
+    app.state.session_ttl = timedelta(hours=session_hours)
+    app.add_middleware(GuardMiddleware)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(labeler.router)
+    app.include_router(admin.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:
+        target = request.url.path if request.method == "GET" else "/"
+        if request.method == "GET" and request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> HTMLResponse:
+        return _error(request, 403, exc.message)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> HTMLResponse:
+        return _error(request, 404, exc.message)
+
+    @app.exception_handler(InputError)
+    async def _bad_input(request: Request, exc: InputError) -> HTMLResponse:
+        return _error(request, 400, exc.message)
+
+    return app
+
+
+def _error(request: Request, status: int, message: str) -> HTMLResponse:
+    request.state.auth = current_auth(request)
+    return render(request, "error.html", status=status, title=f"Error {status}", error=message)
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
