@@ -92,8 +92,9 @@ def country_profile(world: World, rng: random.Random) -> str:
 def country_list(world: World, rng: random.Random) -> str:
     """Lists grouped by a shared value, followed by a canonical fact about each member."""
     attr = pick(rng, ["continent", "continent", "language", "currency"])
-    value = pick(rng, sorted({c.get(attr) for c in world.countries}))
-    members = [c for c in world.countries if c.get(attr) == value]
+    groups = world.grouped("countries", attr)
+    value = pick(rng, list(groups))
+    members = groups[value]
     chosen = rng.sample(members, min(len(members), rng.randint(2, 5)))
     names = join_and([c.name for c in chosen])
     if len(chosen) == 1:
@@ -112,9 +113,12 @@ def country_list(world: World, rng: random.Random) -> str:
 
 def country_compare(world: World, rng: random.Random) -> str:
     """Two countries compared attribute by attribute (often neighbours on one continent)."""
-    a = pick(rng, world.countries)
-    pool = [c for c in world.countries if c.continent == a.continent and c != a] if rng.random() < 0.6 else []
-    b = pick(rng, pool or [c for c in world.countries if c != a])
+    countries = world.countries
+    a = pick(rng, countries)
+    neighbours = world.grouped("countries", "continent")[a.continent] if rng.random() < 0.6 else countries
+    b = a
+    while b is a:
+        b = pick(rng, neighbours)
     out = []
     for attr in rng.sample(COUNTRY_ATTRIBUTES, rng.randint(2, 4)):
         va, vb = a.get(attr), b.get(attr)
@@ -157,8 +161,9 @@ def animal_profile(world: World, rng: random.Random) -> str:
 
 def animal_list(world: World, rng: random.Random) -> str:
     attr = pick(rng, ["kind", "diet", "habitat", "legs"])
-    value = pick(rng, sorted({a.get(attr) for a in world.animals}))
-    members = [a for a in world.animals if a.get(attr) == value]
+    groups = world.grouped("animals", attr)
+    value = pick(rng, list(groups))
+    members = groups[value]
     chosen = rng.sample(members, min(len(members), rng.randint(2, 4)))
     names = join_and([f"the {a.name}" for a in chosen])
     if attr == "kind":

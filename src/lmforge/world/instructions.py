@@ -8,6 +8,7 @@ correct answer. ``meta["filter_phrases"]`` are the words that show an answer res
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any, Callable
 
 from .facts import DIET_MEANING, DIET_MEANING_PLURAL
@@ -77,7 +78,8 @@ def instruction_item(world: World, split: str, rng: random.Random, category: str
     pool: list[Country | Animal] = list(world.countries_in(split) if is_country else world.animals_in(split))
     max_n = 3 if is_country else 2
     n = rng.randint(1, max_n)
-    values = sorted({e.get(attr) for e in pool if sum(x.get(attr) == e.get(attr) for x in pool) >= n})
+    counts = Counter(e.get(attr) for e in pool)
+    values = sorted(v for v, k in counts.items() if k >= n)
     if not values:
         return None
     v = pick(rng, values)

@@ -117,6 +117,7 @@ class World:
         self._by_name: dict[str, Country | Animal] = {c.name: c for c in self._countries}
         self._by_name.update({a.name: a for a in self._animals})
         self._heldout_names = {x.name for x in self._held_c + self._held_a}
+        self._groups: dict[tuple[str, str], dict[str, list[Any]]] = {}
 
     # ----- facts and splits -------------------------------------------------------------------------------
     @property
@@ -164,6 +165,17 @@ class World:
 
     def problems_in(self, split: str) -> list[Problem]:
         return {"train": self._seen_p, "heldout": self._held_p, "all": self._problems}[_check_split(split)]
+
+    def grouped(self, what: str, attribute: str) -> dict[str, list[Any]]:
+        """``{value: [entities with it]}`` for ``what`` in ("countries", "animals"), values sorted; cached."""
+        key = (what, attribute)
+        if key not in self._groups:
+            entities = self._countries if what == "countries" else self._animals
+            groups: dict[str, list[Any]] = {}
+            for e in entities:
+                groups.setdefault(e.get(attribute), []).append(e)
+            self._groups[key] = {v: groups[v] for v in sorted(groups)}
+        return self._groups[key]
 
     def country(self, name: str) -> Country:
         obj = self._by_name.get(name)
