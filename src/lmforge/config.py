@@ -168,7 +168,10 @@ def load_config(schema: type[T], path: Path | None = None, overrides: list[str] 
     override_keys: dict[str, str] = {}
     for text in overrides or []:
         key, value = parse_override(text)
-        _check_key(key, schema)
+        try:
+            _check_key(key, schema)
+        except InputError as e:
+            raise InputError(e.message, file=f"command line '{text}'", field=key) from None
         set_dotted(data, key, value)
         override_keys[key] = text
     try:

@@ -24,8 +24,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .config import dump_config
+from .config import Section, dump_config
 from .errors import InputError
+
+
+class RunConfig(Section):
+    """Where a stage writes: ``<root>/<name>/``."""
+
+    name: str = "run"
+    root: str = "runs"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / self.name
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from ..errors import EXIT_BAD_INPUT, InputError, TrainingStopped
@@ -24,6 +23,11 @@ app = typer.Typer(
 
 # One entry per command module in this folder; each defines `register(app)`.
 COMMAND_MODULES = [
+    "data_cmd",
+    "tokenizer_cmd",
+    "pretrain_cmd",
+    "generate_cmd",
+    "label_cmd",
 ]
 
 
@@ -38,21 +42,16 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
+    # typer handles usage errors, --help and exit codes itself (standalone mode, usage errors exit 2);
+    # our own exceptions propagate out of it and are reported here.
     try:
-        rc = app(args=argv, standalone_mode=False)
-    except click.exceptions.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+        app(args=argv)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except TrainingStopped as e:
         print(f"stopped: {e}", file=sys.stderr)
         sys.exit(1)
-    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

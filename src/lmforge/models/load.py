@@ -83,3 +83,12 @@ def save_hf(model, tokenizer, path: str | Path) -> Path:
     if tokenizer is not None:
         tokenizer.save_pretrained(path)
     return path
+
+
+def save_final(run, model, tokenizer) -> Path | None:
+    """Write ``run/final`` (HF format) atomically: a crash mid-save leaves any older ``final/`` intact."""
+    if not run.main:
+        return None
+    tmp = run.staging_dir("final")
+    save_hf(model, tokenizer, tmp)
+    return run.commit_dir(tmp, "final")

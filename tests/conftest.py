@@ -1,0 +1,53 @@
+"""Shared test helpers: a small deterministic corpus and a way to run the CLI in a subprocess."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WORDS = ("the a cat dog sat on mat ran to house tree big small red blue green and then saw it was happy sad "
+         "bird fish river hill sun moon day night quickly slowly over under near far one two three").split()
+
+
+def synthetic_text(n_docs: int = 200, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(n_docs):
+        sents = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 12))).capitalize() + "."
+                 for _ in range(rng.randint(3, 8))]
+        docs.append(" ".join(sents))
+    return "\n\n".join(docs) + "\n"
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(synthetic_text())
+    return path
+
+
+TINY_PRETRAIN = ["model.depth=2", "model.aspect=32", "model.head_dim=32", "data.seq_len=32",
+                 "tokenizer.vocab_size=300", "train.batch_size=4", "train.warmup_steps=2", "train.log_every=1",
+                 "eval.max_windows=4", "eval.sample_tokens=4", "data.clean=false"]
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True,
+            launcher: list[str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONHASHSEED": "0", **(env or {})}
+    cmd = (launcher or [sys.executable, "-m", "lmforge"]) + args
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
