@@ -95,9 +95,9 @@ def test_noise_changes_some_rankings_but_agrees_overall(world: World, batch: lis
         changed += a != truth
         disagree += a != b
         taus.append(_kendall_tau(truth, a))
-    assert changed > len(batch) * 0.2
-    assert disagree > len(batch) * 0.2
-    assert sum(taus) / len(taus) > 0.6
+    assert changed > len(batch) * 0.3
+    assert disagree > len(batch) * 0.3
+    assert sum(taus) / len(taus) > 0.75  # measured ~0.85 at noise 0.7
 
 
 def test_labels_are_deterministic_and_order_free(world: World, batch: list) -> None:

@@ -119,6 +119,10 @@ class World:
         self._heldout_names = {x.name for x in self._held_c + self._held_a}
         self._groups: dict[tuple[str, str], dict[str, list[Any]]] = {}
 
+    def __repr__(self) -> str:
+        return (f"World(seed={self.seed}: {len(self._countries)} countries ({len(self._seen_c)} seen), "
+                f"{len(self._animals)} animals ({len(self._seen_a)} seen), {len(self._problems)} problems)")
+
     # ----- facts and splits -------------------------------------------------------------------------------
     @property
     def countries(self) -> list[Country]:
