@@ -239,6 +239,13 @@ class Store(Accounts):
                 q = q.where(Item.batch_id == self._find_batch(s, batch).id)
             return list(s.scalars(q))
 
+    def items(self, batch: str | int) -> list[tuple[str, list[dict[str, str]], dict[str, Any]]]:
+        """(key, prompt messages, meta) of every prompt in ``batch``, in order."""
+        with self.reading() as s:
+            b = self._find_batch(s, batch)
+            return [tuple(row) for row in s.execute(select(Item.key, Item.prompt, Item.meta)
+                                                    .where(Item.batch_id == b.id).order_by(Item.position))]
+
     def assignments(self, user_id: int, batch: str | int) -> list[tuple[int, str, bool]]:
         """(assignment id, prompt key, labeled?) for all of this user's prompts in ``batch``, in order."""
         with self.reading() as s:

@@ -124,9 +124,13 @@ def _world_responses(cfg: GenerateConfig, world, items: list[dict[str, Any]]) ->
 
 
 def generate_batch(cfg: GenerateConfig, overwrite: bool = False, world=None) -> dict[str, Any]:
-    """Run the recipe; returns the summary (also written to ``summary.json``)."""
+    """Run the recipe; returns the summary (also written to ``summary.json``).
+
+    Prompts are read and responses generated before the run folder is touched, so bad input writes nothing.
+    """
     t0 = time.time()
-    run = Run.create(cfg.run.path, cfg, overwrite=overwrite)
+    if not overwrite and cfg.run.path.is_dir() and any(cfg.run.path.iterdir()):
+        Run.create(cfg.run.path)  # raises the usual "run folder already exists" error before any work
     world_items: list[dict[str, Any]] = []
     if cfg.prompts == WORLD:
         if world is None:
@@ -144,6 +148,7 @@ def generate_batch(cfg: GenerateConfig, overwrite: bool = False, world=None) -> 
     else:
         groups = _model_responses(cfg, prompts)
         model_id, sampling = cfg.model, cfg.sampling.model_dump()
+    run = Run.create(cfg.run.path, cfg, overwrite=overwrite)
     rows = []
     for p, group in zip(prompts, groups):
         item = BatchItem(id=p["id"], prompt=p["messages"], responses=group, model=model_id, sampling=sampling,
