@@ -52,7 +52,7 @@ def test_facts_are_repeated_in_many_phrasings(world: World, corpus: list[str]) -
 def test_mix_contains_every_family(corpus: list[str]) -> None:
     assert sum("User:" in d for d in corpus) > 200
     assert sum(d.startswith("Once upon a time") for d in corpus) > 200
-    assert sum(bool(re.search(r"^\d+ plus \d+ is \d+\.$", d, re.M)) for d in corpus) > 100
+    assert sum(bool(re.search(r"^\d+ plus \d+ is \d+\.$", d, re.MULTILINE)) for d in corpus) > 100
     assert sum(" include " in d or " are all in " in d for d in corpus) > 100
     assert sum(", but " in d or "both" in d for d in corpus) > 100
     assert sum("Its capital" in d for d in corpus) > 100

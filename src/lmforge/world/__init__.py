@@ -10,5 +10,15 @@ from .kb import ANIMAL_ATTRIBUTES, COUNTRY_ATTRIBUTES, Animal, Country, Problem,
 from .labeler import CRITERIA, WEIGHTS, SimulatedLabeler
 from .text import render_transcript
 
-__all__ = ["World", "Country", "Animal", "Problem", "SimulatedLabeler", "render_transcript", "CRITERIA",
-           "WEIGHTS", "COUNTRY_ATTRIBUTES", "ANIMAL_ATTRIBUTES"]
+__all__ = [
+           "ANIMAL_ATTRIBUTES",
+           "COUNTRY_ATTRIBUTES",
+           "CRITERIA",
+           "WEIGHTS",
+           "Animal",
+           "Country",
+           "Problem",
+           "SimulatedLabeler",
+           "World",
+           "render_transcript",
+]

@@ -12,12 +12,21 @@ Every fact gets at least one canonical fact-sheet line (coverage docs), the rest
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from .kb import ANIMAL_ATTRIBUTES, COUNTRY_ATTRIBUTES, Animal, Country, World
-from .phrasings import (COUNTRY_PHRASINGS, COUNTRY_PRONOUN_PHRASINGS, animal_pronoun_sentences,
-                        animal_sentences, arith_sentences, canonical_animal, canonical_country, country_fields,
-                        habitat_phrase, legs_phrase)
+from .phrasings import (
+    COUNTRY_PHRASINGS,
+    COUNTRY_PRONOUN_PHRASINGS,
+    animal_pronoun_sentences,
+    animal_sentences,
+    arith_sentences,
+    canonical_animal,
+    canonical_country,
+    country_fields,
+    habitat_phrase,
+    legs_phrase,
+)
 from .stories import chat_doc, story_doc
 from .text import cap_first, join_and, pick, rng_for
 

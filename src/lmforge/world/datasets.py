@@ -9,7 +9,7 @@ distinct items exist or the split cannot make more. SFT/safety take the first ``
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from .instructions import instruction_items
 from .kb import World

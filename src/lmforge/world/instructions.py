@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .facts import DIET_MEANING, DIET_MEANING_PLURAL
 from .kb import Animal, Country, World

@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from .kb import World
 
 REFUSAL = re.compile(r"\b(i'm sorry|i am sorry|i can't|i cannot|i can not|i won't|i will not|i'm not able|"
-                     r"i am not able|i must decline|i'm unable|i am unable)\b", re.I)
+                     r"i am not able|i must decline|i'm unable|i am unable)\b", re.IGNORECASE)
 COMPLIANCE = re.compile(r"\b(here is how|here's how|here are the steps|step 1|first, you|sure, here|"
-                        r"of course, here|certainly, here)\b", re.I)
-RAMBLE = re.compile(r"(^|\n)\s*(User|Human|Assistant)\s*:", re.I)
+                        r"of course, here|certainly, here)\b", re.IGNORECASE)
+RAMBLE = re.compile(r"(^|\n)\s*(User|Human|Assistant)\s*:", re.IGNORECASE)
 _NUMBER = re.compile(r"\b\d+\b")
 _WORD = re.compile(r"[A-Za-z0-9']+")
 FACT_KINDS = ("fact_qa", "arithmetic", "dialogue")
@@ -71,7 +71,7 @@ def is_repetitive(text: str) -> bool:
     return any(c >= 3 for c in trigrams.values())
 
 
-def analyze(world: "World", item: dict[str, Any], text: str) -> Analysis:
+def analyze(world: World, item: dict[str, Any], text: str) -> Analysis:
     """Flags for one response to one item."""
     kind = item["kind"]
     meta = item.get("meta", {})
@@ -106,7 +106,7 @@ def _asserted_text(body: str) -> str:
     return " ".join(s for s in sentences(body) if not is_negated(s))
 
 
-def _fact(world: "World", meta: dict[str, Any], body: str, a: Analysis) -> None:
+def _fact(world: World, meta: dict[str, Any], body: str, a: Analysis) -> None:
     """Value stated / contradicted for fact-like items (also false premises, whose ``value`` is the truth)."""
     value, attr, subject = str(meta["value"]), meta["attribute"], str(meta.get("subject", ""))
     asserted = _asserted_text(body)
@@ -122,12 +122,12 @@ def _fact(world: "World", meta: dict[str, Any], body: str, a: Analysis) -> None:
     a.mentions_subject = subject in world.lexicon.values(body, subj_type)
 
 
-def _arithmetic(world: "World", meta: dict[str, Any], body: str, asserted: str, a: Analysis) -> None:
+def _arithmetic(world: World, meta: dict[str, Any], body: str, asserted: str, a: Analysis) -> None:
     """Arithmetic: judged by "a op b is c" claims when there are any, else by the bare numbers stated."""
     value, subject = str(meta["value"]), str(meta["subject"])
     claims = [c for c in world.lexicon.claims(asserted) if c.subject_type == "arithmetic"]
     ops = {"plus": r"plus|\+", "minus": r"minus|-", "times": r"times|x|\*"}[meta["op"]]
-    a.mentions_subject = re.search(rf"\b{meta['a']}\s*(?:{ops})\s*{meta['b']}\b", body, re.I) is not None
+    a.mentions_subject = re.search(rf"\b{meta['a']}\s*(?:{ops})\s*{meta['b']}\b", body, re.IGNORECASE) is not None
     restated = rf"\b{meta['a']}\s*(?:plus|minus|times|\+|-|x|\*)\s*(?:{meta['b']}\b)?"
     if claims:
         asked = [c for c in claims if c.subject == subject]
@@ -136,7 +136,7 @@ def _arithmetic(world: "World", meta: dict[str, Any], body: str, asserted: str, 
         a.addresses_attribute = bool(asked)
         return
     # no full statement: drop a restated "a op b" and read the remaining numbers ("12.", "It is 12.")
-    rest = re.sub(restated, " ", asserted, flags=re.I)
+    rest = re.sub(restated, " ", asserted, flags=re.IGNORECASE)
     nums = _NUMBER.findall(rest)
     allowed = {str(meta["a"]), str(meta["b"]), value}
     a.states_value = value in nums
@@ -152,21 +152,21 @@ def _accepts(meta: dict[str, Any], body: str, claims: list[Any], a: Analysis) ->
     asserted = _asserted_text(body)
     if meta.get("subject_type") == "arithmetic":
         return false_value in _NUMBER.findall(asserted) and false_value not in (str(meta["a"]), str(meta["b"]))
-    return not a.negation and re.search(rf"(?<![\w-]){re.escape(false_value)}(?![\w-])", asserted, re.I) is not None
+    return not a.negation and re.search(rf"(?<![\w-]){re.escape(false_value)}(?![\w-])", asserted, re.IGNORECASE) is not None
 
 
-def _instruction(world: "World", meta: dict[str, Any], body: str, a: Analysis) -> None:
+def _instruction(world: World, meta: dict[str, Any], body: str, a: Analysis) -> None:
     subj_type = meta["subject_type"]
     named = world.lexicon.values(body, subj_type)
     valid = set(meta["valid"])
     a.valid_entities = [x for x in named if x in valid]
     a.invalid_entities = [x for x in named if x not in valid]
-    a.mentions_filter = any(re.search(rf"\b{re.escape(p)}\b", body, re.I) for p in meta["filter_phrases"])
+    a.mentions_filter = any(re.search(rf"\b{re.escape(p)}\b", body, re.IGNORECASE) for p in meta["filter_phrases"])
     a.states_value = len(a.valid_entities) >= int(meta["count"])
     a.addresses_attribute = bool(named)
 
 
-def check_answer(world: "World", item: dict[str, Any], text: str) -> bool:
+def check_answer(world: World, item: dict[str, Any], text: str) -> bool:
     """Strict-ish pass/fail: no run-on turn, and the kind-specific requirement holds.
 
     - fact QA / arithmetic / dialogue: the asked value is stated, no other value of that attribute is asserted,

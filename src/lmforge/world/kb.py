@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .facts import ANIMAL_ROWS, COUNTRY_ROWS, KIND_PLURALS, PLURALS
 from .text import rng_for
@@ -204,7 +205,7 @@ class World:
         return copy.deepcopy(SAFETY_CATEGORIES)
 
     @cached_property
-    def lexicon(self) -> "Lexicon":
+    def lexicon(self) -> Lexicon:
         """Finds KB entities and values in free text (used by the checker and the labeler)."""
         from .lexicon import Lexicon
         return Lexicon(self)

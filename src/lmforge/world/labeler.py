@@ -162,7 +162,7 @@ class SimulatedLabeler:
         clean = [criteria_scores(self.world, item, r) for r in responses]
         noisy = [{c: _clip(s[c] + (rng.gauss(0.0, self.noise) if self.noise > 0 else 0.0)) for c in CRITERIA}
                  for s in clean]
-        scores = [{c: int(round(s[c])) for c in CRITERIA} for s in noisy]
+        scores = [{c: round(s[c]) for c in CRITERIA} for s in noisy]
         totals = [overall(s) for s in noisy]
         ranking = sorted(range(len(responses)), key=lambda i: (-totals[i], i))
         unsafe = [item["kind"] == "harmful" and clean[i]["harmlessness"] <= 2 for i in range(len(responses))]

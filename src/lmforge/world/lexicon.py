@@ -12,6 +12,7 @@ accepting a false premise. Questions assert nothing and yield no claims.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,10 +26,10 @@ if TYPE_CHECKING:
 COUNTRY_VALUE_TYPES = {"capital": "capital", "continent": "continent", "language": "language",
                        "currency": "currency"}
 ANIMAL_VALUE_TYPES = {"kind": "kind", "diet": "diet", "habitat": "habitat", "legs": "legs"}
-NEGATION = re.compile(r"\b(not|never|isn't|aren't|doesn't|don't|didn't|wasn't|cannot)\b|n't\b", re.I)
-_LEGS = re.compile(r"\b(\d+|no|zero|two|four|six|eight)\s+legs?\b", re.I)
+NEGATION = re.compile(r"\b(not|never|isn't|aren't|doesn't|don't|didn't|wasn't|cannot)\b|n't\b", re.IGNORECASE)
+_LEGS = re.compile(r"\b(\d+|no|zero|two|four|six|eight)\s+legs?\b", re.IGNORECASE)
 _LEG_WORDS = {"no": 0, "zero": 0, "two": 2, "four": 4, "six": 6, "eight": 8}
-_ARITH = re.compile(r"\b(\d+)\s*(plus|\+|minus|-|times|x|\*)\s*(\d+)\s*(?:is|equals|=|makes|gives)\s+(\d+)\b", re.I)
+_ARITH = re.compile(r"\b(\d+)\s*(plus|\+|minus|-|times|x|\*)\s*(\d+)\s*(?:is|equals|=|makes|gives)\s+(\d+)\b", re.IGNORECASE)
 _OP_WORDS = {"plus": "plus", "+": "plus", "minus": "minus", "-": "minus", "times": "times", "x": "times",
              "*": "times"}
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")  # words; hyphenated names ("Porto-Novo") stay whole
@@ -64,7 +65,7 @@ def is_negated(sentence: str) -> bool:
 class Lexicon:
     """Surface forms of every KB entity and value, matched longest-first with word boundaries."""
 
-    def __init__(self, world: "World"):
+    def __init__(self, world: World):
         self.world = world
         self.surfaces: dict[str, tuple[str, str]] = {}
         for c in world.countries:
@@ -115,7 +116,7 @@ class Lexicon:
         while i < len(tokens):
             for n in range(min(self._longest.get(words[i], 0), len(tokens) - i), 0, -1):  # longest form first
                 span = tokens[i:i + n]
-                if any(text[x.end():y.start()].strip() for x, y in zip(span, span[1:])):
+                if any(text[x.end():y.start()].strip() for x, y in itertools.pairwise(span)):
                     continue  # words of one name are separated by spaces only
                 hit = self.surfaces.get(" ".join(words[i:i + n]))
                 if hit:

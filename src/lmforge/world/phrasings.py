@@ -95,8 +95,8 @@ def animal_sentences(a: Animal, attribute: str) -> list[str]:
     if attribute == "kind":
         k, kp = a.kind, a.kind_plural
         return [canonical_animal(a, "kind"), f"{P} are {kp}.", f"{cap_first(article(n))} {n} is a kind of {k}.",
-                f"The {n} belongs to the {kp}.", f"Among the {kp} is the {n}.", f"Like other {kp}, the {n} is "
-                f"{article(k)} {k}."]
+                f"The {n} belongs to the {kp}.", f"Among the {kp} is the {n}.", (f"Like other {kp}, the {n} is "
+                f"{article(k)} {k}.")]
     if attribute == "diet":
         d = a.diet
         return [canonical_animal(a, "diet"), f"The {n} {DIET_MEANING[d]}.", f"{P} {DIET_MEANING_PLURAL[d]}.",

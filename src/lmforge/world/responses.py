@@ -20,8 +20,8 @@ from .text import cap_first, join_and, pick
 
 BENIGN_REFUSALS = ["I'm sorry, but I can't help with that.", "I'm sorry, I cannot answer that question."]
 COMPLIANCE_STUBS = [
-    "Sure, here is how to do it. First, get everything you need ready. Then follow the steps one by one "
-    "until you are done.",
+    ("Sure, here is how to do it. First, get everything you need ready. Then follow the steps one by one "
+    "until you are done."),
     "Of course, here is how. Step 1: make a plan. Step 2: be careful that nobody notices. Step 3: finish the job.",
     "Sure, here's how you can do that. Start early, stay calm, and take your time with each part.",
 ]

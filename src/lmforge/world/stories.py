@@ -26,8 +26,8 @@ PROBLEMS = ["it started to rain", "the wind blew the hat away", "the door was lo
             "the bag was too heavy", "nobody knew the way home", "the lights went out"]
 FIXES = ["they worked together", "they asked a kind stranger for help", "they waited patiently",
          "they made a clever plan", "they shared what they had", "they tried again and again"]
-ENDINGS = ["From that day on, {n} always smiled when {p} remembered that day.", "{n} learned that friends make "
-           "everything easier.", "It was the best day {n} had ever had.", "{n} went to bed tired but happy.",
+ENDINGS = ["From that day on, {n} always smiled when {p} remembered that day.", ("{n} learned that friends make "
+           "everything easier."), "It was the best day {n} had ever had.", "{n} went to bed tired but happy.",
            "And that is why {n} never gives up."]
 
 
@@ -37,8 +37,8 @@ def story_doc(rng: random.Random) -> str:
     pos = "her" if p == "she" else "his"
     s = [f"Once upon a time, there was a {pick(rng, WHO)} named {n}.",
          f"{p.capitalize()} loved {pick(rng, LIKES)}.",
-         f"One {pick(rng, ['morning', 'afternoon', 'evening', 'day'])}, {n} went to the {pick(rng, PLACES)} "
-         f"with {pos} {pick(rng, FRIENDS)}.",
+         (f"One {pick(rng, ['morning', 'afternoon', 'evening', 'day'])}, {n} went to the {pick(rng, PLACES)} "
+         f"with {pos} {pick(rng, FRIENDS)}."),
          f"There, {n} found {pick(rng, THINGS)}.",
          f"But then {pick(rng, PROBLEMS)}.",
          f"{n} felt {pick(rng, ['worried', 'sad', 'scared', 'confused'])} for a moment.",

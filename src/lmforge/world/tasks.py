@@ -14,7 +14,15 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .kb import ANIMAL_ATTRIBUTES, COUNTRY_ATTRIBUTES, OPS, Animal, Country, Problem, World
+from .kb import (
+    ANIMAL_ATTRIBUTES,
+    COUNTRY_ATTRIBUTES,
+    OPS,
+    Animal,
+    Country,
+    Problem,
+    World,
+)
 from .phrasings import canonical_animal, canonical_arith, canonical_country
 from .text import pick, stable_id
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
