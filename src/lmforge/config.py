@@ -157,7 +157,7 @@ def split_args(args: list[str] | None) -> tuple[Path | None, list[str]]:
 def load_config(schema: type[T], path: Path | None = None, overrides: list[str] | None = None,
                 base: dict[str, Any] | None = None) -> T:
     """Read ``path`` (optional), apply ``overrides`` (``a.b=value``), validate against ``schema``."""
-    data: dict[str, Any] = dict(base or {})
+    data: dict[str, Any] = _merge(schema_defaults(schema), base or {})
     lines: dict[str, int] = {}
     source = str(path) if path else "defaults"
     if path is not None:
@@ -185,6 +185,18 @@ def load_config(schema: type[T], path: Path | None = None, overrides: list[str] 
         if key in override_keys or any(key.startswith(k + ".") for k in override_keys):
             raise InputError(msg, file=f"command line '{override_keys.get(key, key)}'", field=key) from None
         raise InputError(msg, file=source, line=lines.get(key), field=key) from None
+
+
+def schema_defaults(schema: type[BaseModel]) -> dict[str, Any]:
+    """The schema's own defaults as plain data, so overriding one nested key keeps the section's other
+    stage-specific defaults (a stage may default ``train`` to a TrainConfig with its own batch size)."""
+    out: dict[str, Any] = {}
+    for name, field in schema.model_fields.items():
+        if field.is_required():
+            continue
+        value = field.get_default(call_default_factory=True)
+        out[name] = value.model_dump(mode="python") if isinstance(value, BaseModel) else value
+    return out
 
 
 def _check_key_at(key: str, schema: type[BaseModel], path: Path, lines: dict[str, int]) -> None:

@@ -29,7 +29,9 @@ class DataSection(Section):
     paths: list[str] = Field(default_factory=list, description="files/folders of text; empty: built-in world")
     text_field: str = "text"
     world_seed: int = 0
-    clean: bool = Field(True, description="run the data-prepare filters and de-duplication first")
+    clean: bool | None = Field(None, description="run the data-prepare filters and de-duplication first; "
+                               "null: yes for files, no for the built-in world (generated clean, and Gopher "
+                               "rules would drop its arithmetic and templated prose)")
     val_fraction: float = Field(0.02, gt=0, lt=0.5)
     seq_len: int = Field(256, ge=8)
 
@@ -79,7 +81,8 @@ def prepare_data(cfg: PretrainConfig, run: Run, info):
     """Tokenizer and train/val shards in the run folder (reused on resume)."""
     tok_dir, train_dir, val_dir = run.path / "tokenizer", run.path / "data" / "train", run.path / "data" / "val"
     if run.main and not (train_dir / "index.json").exists():
-        docs, report = load_documents(cfg.data.paths, cfg.data.text_field, cfg.data.world_seed, cfg.data.clean)
+        clean = cfg.data.clean if cfg.data.clean is not None else bool(cfg.data.paths)
+        docs, report = load_documents(cfg.data.paths, cfg.data.text_field, cfg.data.world_seed, clean)
         every = max(2, round(1 / cfg.data.val_fraction))
         val_docs, train_docs = docs[::every], [d for i, d in enumerate(docs) if i % every]
         if cfg.tokenizer.path:
