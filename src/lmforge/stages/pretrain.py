@@ -19,6 +19,7 @@ from ..config import Section
 from ..data.shards import PackedBatches, TokenShards, eval_windows, write_shards
 from ..engine import LossOutput, Trainer, TrainConfig, init_distributed, seed_everything
 from ..engine.distributed import barrier
+from ..eval.probes import capital_recall
 from ..models.factory import ModelConfig, count_params, create_model
 from ..models.load import load_causal_lm, load_tokenizer, save_final
 from ..runs import Run, RunConfig
@@ -132,6 +133,11 @@ def make_evaluate(cfg: PretrainConfig, run: Run, tokenizer, val: TokenShards, by
     prompts = cfg.eval.samples or default_sample_prompts(tokenizer, windows)
     mlm = make_mlm_loss(tokenizer, cfg.mask_prob, seed=12345) if cfg.objective == "mlm" else None
     micro = cfg.train.micro(1)
+    world = None
+    if not cfg.data.paths and cfg.objective == "clm":
+        from ..world import World
+
+        world = World(cfg.data.world_seed)
 
     def evaluate(model, step: int) -> dict[str, float]:
         device = next(model.parameters()).device
@@ -147,6 +153,8 @@ def make_evaluate(cfg: PretrainConfig, run: Run, tokenizer, val: TokenShards, by
         if not mlm:
             metrics["val_bpb"] = bits_per_byte(total, total_bytes)
             log_samples(model, tokenizer, prompts, run, step, cfg.eval.sample_tokens)
+            if world is not None:  # watch facts being learned (a late, sudden jump on the built-in world)
+                metrics["heldout_capital_recall"] = capital_recall(model, tokenizer, world.heldout_countries)
         return metrics
 
     return evaluate

@@ -1,0 +1,41 @@
+"""``lmforge demo``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", help="folder for every stage's run"),
+                 seed: int = typer.Option(0, "--seed", help="world, data order and initialisation seed"),
+                 resume: bool = typer.Option(False, "--resume", help="skip finished stages, continue the "
+                                             "interrupted one from its last checkpoint"),
+                 stages: Optional[str] = typer.Option(None, "--stages", help="comma-separated subset to run")
+                 ) -> None:
+        """Run the whole pipeline on the built-in world (no download): pre-training, then every later stage.
+
+        Writes OUT/summary.json with each stage's headline numbers and prints a summary table.
+        """
+        from rich.console import Console
+        from rich.table import Table
+
+        from ..stages.demo import STAGES, demo
+
+        only = [s.strip() for s in stages.split(",")] if stages else None
+        for name in only or []:
+            if name not in STAGES:
+                raise typer.BadParameter(f"unknown stage '{name}' (stages: {', '.join(STAGES)})")
+        summary = demo(out, seed=seed, resume=resume, only=only)
+        table = Table(title=f"lmforge demo — {out}/summary.json")
+        for col in ("stage", "metric", "value"):
+            table.add_column(col, justify="right" if col == "value" else "left")
+        for stage, metrics in summary["stages"].items():
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    table.add_row(stage, key, f"{value:.4g}" if isinstance(value, float) else str(value))
+                    stage = ""
+        table.add_row("total", "seconds", f"{summary['seconds_total']:.0f}")
+        Console().print(table)
