@@ -5,6 +5,7 @@ import os
 from typing import Any, Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
@@ -34,3 +35,20 @@ def print_summary(title: str, summary: dict[str, Any]) -> None:
             continue
         table.add_row(key, str(value))
     Console(stderr=False).print(table)
+
+
+class DefaultCommandGroup(TyperGroup):
+    """A command group that runs its ``train`` command when the first word is not a sub-command, so
+    ``lmforge sft cfg.yaml`` and ``lmforge sft inspect ...`` both work."""
+
+    default_command = "train"
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [self.default_command, *args]
+        return super().resolve_command(ctx, args)
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
