@@ -92,18 +92,22 @@
     }
   });
 
-  // typing a valid digit moves on to the next number field
-  const fields = Array.from(form.querySelectorAll("input.rank, input.score"));
+  // typing a valid digit moves on to the next field of the same kind (scores run on across responses)
+  const groups = { score: Array.from(form.querySelectorAll("input.score")),
+                   rank: Array.from(form.querySelectorAll("input.rank")) };
+  form.addEventListener("focusin", (e) => {
+    if (e.target.matches("input[type=number]")) e.target.select();
+  });
   form.addEventListener("input", (e) => {
     const t = e.target;
-    const v = t.value;
-    const done = t.classList.contains("score") ? /^[1-7]$/.test(v)
-      : t.classList.contains("rank") && k < 10 && /^[1-9]$/.test(v) && Number(v) <= k;
+    const kind = t.classList.contains("score") ? "score" : t.classList.contains("rank") ? "rank" : null;
+    const done = kind === "score" ? /^[1-7]$/.test(t.value)
+      : kind === "rank" && k < 10 && /^[1-9]$/.test(t.value) && Number(t.value) <= k;
     if (done) {
-      const next = fields[fields.indexOf(t) + 1];
+      const next = groups[kind][groups[kind].indexOf(t) + 1];
       if (next) next.focus();
     }
-    if (t.classList.contains("rank")) picked = [];
+    if (kind === "rank") picked = [];
     showOrder();
   });
   showOrder();

@@ -1,0 +1,97 @@
+"""Headless Chromium (Debian's `chromium`, driven by Playwright) logs in as a labeler, ranks a batch with the
+keyboard, by typing ranks and by dragging, and submits; the rankings are in the database and in the export."""
+import shutil
+
+import pytest
+
+from lmforge.data.preference import CRITERIA, Ranking, read_feedback
+from lmforge.feedback.batchfile import BatchItem
+from lmforge.feedback.export import build_records, write_records
+from lmforge.feedback.webapp import create_app
+
+from .conftest import PASSWORD, LiveServer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def _type_scores(page, k: int, base: int) -> None:
+    """Click the first score and type one digit per score: each digit moves on to the next score field."""
+    page.click("input[name=accuracy_0]")
+    page.keyboard.type("".join(str((base + i + j) % 7 + 1) for i in range(k) for j in range(len(CRITERIA))))
+
+
+def test_labeler_ranks_a_batch_in_the_browser(sqlite_store, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    store = sqlite_store
+    store.create_user("ana", password=PASSWORD)
+    items = [BatchItem(id="q1", prompt="What is the capital of France?",
+                       responses=["Paris.", "<script>window.pwned = 1</script>Lyon?", "I don't know."]),
+             BatchItem(id="q2", prompt="Name a primary color.", responses=["Green", "Red", "Purple"]),
+             BatchItem(id="q3", prompt="2 + 2?", responses=["4", "5", "22"])]
+    store.add_batch("web", items)
+    store.assign("web", 1)
+    dialogs: list[str] = []
+    with LiveServer(create_app(store)) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(server.url + "/")
+        assert "/login" in page.url
+        page.fill("input[name=name]", "ana")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        assert page.locator("td >> text=web").count() == 1
+        page.click("text=start")
+
+        # prompt 1: keyboard only. C, A -> B is placed last automatically; Ctrl+Enter submits.
+        page.wait_for_selector("#label-form")
+        assert page.locator("#response-B .text").inner_text() == "<script>window.pwned = 1</script>Lyon?"
+        page.locator("h2").first.click()  # focus outside the inputs
+        page.keyboard.press("c")
+        page.keyboard.press("a")
+        assert page.inner_text("#order") == "Order: C > A > B"
+        _type_scores(page, 3, base=0)
+        page.check("input[name=unsafe_1]")
+        page.fill("textarea[name=comment]", "B mixes in markup")
+        page.locator("textarea[name=comment]").press("Control+Enter")
+        page.wait_for_selector("text=Saved prompt q1.")
+
+        # prompt 2: typed ranks, one of them wrong first (the server refuses a non-permutation)
+        page.fill("input[name=rank_0]", "2")
+        page.fill("input[name=rank_1]", "1")
+        page.fill("input[name=rank_2]", "2")
+        _type_scores(page, 3, base=3)
+        page.evaluate("document.getElementById('label-form').noValidate = true")
+        page.click("#submit")
+        assert "the ranks must use each of 1..3 exactly once" in page.inner_text("#error")
+        page.fill("input[name=rank_2]", "3")
+        page.click("#submit")
+        page.wait_for_selector("text=Saved prompt q2.")
+
+        # prompt 3: drag "5" (B) above "4" (A) by its handle, then C stays last
+        page.locator("#response-B .handle").drag_to(page.locator("#response-A .letter"))
+        assert page.inner_text("#order") == "Order: B > A > C"
+        _type_scores(page, 3, base=5)
+        page.click("#submit")
+        page.wait_for_selector("text=all your prompts are labeled")
+        assert page.evaluate("window.pwned") is None
+        browser.close()
+    assert dialogs == []
+
+    got = {r.item_key: r for r in store.labels(["web"])}
+    assert got["q1"].ranking == [2, 0, 1] and got["q1"].unsafe == [False, True, False]
+    assert got["q1"].comment == "B mixes in markup"
+    assert got["q1"].scores[0]["accuracy"] == 1 and got["q1"].scores[2]["honesty"] == 7  # (0 + 2 + 4) % 7 + 1
+    assert got["q3"].scores[1]["coherence"] == 2  # (5 + 1 + 2) % 7 + 1
+    assert got["q2"].ranking == [1, 0, 2] and got["q3"].ranking == [1, 0, 2]
+    assert got["q1"].opened_at is not None
+    records, _ = build_records(store.labels(["web"]))
+    out = tmp_path / "web.jsonl"
+    write_records(records, out)
+    rankings = {r.id: r for r in read_feedback(out) if isinstance(r, Ranking)}
+    assert rankings["web/q1/ana"].ranking == [2, 0, 1] and rankings["web/q1/ana"].source == "human:ana"
+    assert rankings["web/q3/ana"].responses[rankings["web/q3/ana"].ranking[0]] == "5"
