@@ -159,17 +159,17 @@ def test_a_crash_mid_submission_stores_nothing_and_keeps_what_was_stored(store):
     first, second = store.pending(ana.id)[:2]
     store.submit_label(ana.id, first, full_label([0, 1, 2]))
 
-    def crash(session, ctx, instances):  # after the label and its ratings are flushed, before the commit
-        if any(isinstance(o, Rating) for o in session.new) or any(isinstance(o, Label) for o in session.dirty):
+    def crash(session, ctx):  # right after ratings were written (or deleted) inside the transaction
+        if any(isinstance(o, Rating) for o in (*session.new, *session.deleted)):
             raise RuntimeError("simulated crash")
-    event.listen(Session, "before_flush", crash)
+    event.listen(Session, "after_flush", crash)
     try:
         with pytest.raises(RuntimeError):
             store.submit_label(ana.id, second, full_label([2, 1, 0]))
         with pytest.raises(RuntimeError):  # a revision that crashes keeps the old label whole
             store.submit_label(ana.id, first, full_label([1, 2, 0], value=3))
     finally:
-        event.remove(Session, "before_flush", crash)
+        event.remove(Session, "after_flush", crash)
     recs = store.labels()
     assert len(recs) == 1 and recs[0].ranking == [0, 1, 2] and recs[0].scores[0]["accuracy"] == 5
     assert _counts(store) == (1, 3)

@@ -145,17 +145,19 @@ class Store(Accounts):
                               meta=meta or {})
                 s.add(batch)
                 s.flush()
+                rows = []
                 for pos, it in enumerate(items):
                     item_meta = dict(it.meta)
                     if it.model != first.model or it.sampling != first.sampling:
                         item_meta.update(model=it.model, sampling=it.sampling)
                     item = Item(batch_id=batch.id, key=it.id, position=pos,
                                 prompt=[m.model_dump() for m in it.prompt], meta=item_meta)
-                    s.add(item)
-                    s.flush()
-                    s.add_all(Response(item_id=item.id, position=j, text=r.text,
-                                       meta={k: v for k, v in r.model_dump().items() if k != "text"})
-                              for j, r in enumerate(it.responses))
+                    item.responses = [Response(position=j, text=r.text,
+                                               meta={k: v for k, v in r.model_dump().items() if k != "text"})
+                                      for j, r in enumerate(it.responses)]
+                    rows.append(item)
+                s.add_all(rows)
+                s.flush()  # one flush: the inserts go out in a few multi-row statements
                 batch_id = batch.id
         except IntegrityError:
             raise InputError(f"batch {name!r} already exists", field="name") from None
@@ -279,7 +281,11 @@ class Store(Accounts):
     def submit_labels(self, user_id: int, labels: Iterable[tuple[int, LabelIn]]) -> list[SubmitResult]:
         """Several labels of one user in one transaction: all are stored, or (on any error) none."""
         with self.writing() as s:
-            return [self._submit(s, user_id, aid, label.normalized()) for aid, label in labels]
+            results = []
+            for aid, label in labels:
+                results.append(self._submit(s, user_id, aid, label.normalized()))
+                s.expunge_all()  # flushed already; keeps big imports linear
+            return results
 
     @staticmethod
     def _submit(s: Session, user_id: int, assignment_id: int, label: LabelIn) -> SubmitResult:
@@ -290,24 +296,24 @@ class Store(Accounts):
         responses = a.item.responses
         label.check(len(responses))
         now = utcnow()
-        if a.label is not None:
-            if _label_in(a.label, a.item) == label:
-                return SubmitResult(a.label.id, "unchanged")
-            row, status = a.label, "revised"
+        row = a.label
+        if row is not None:
+            if _label_in(row, a.item) == label:
+                return SubmitResult(row.id, "unchanged")
+            status = "revised"
             row.ratings.clear()
-            s.flush()
+            s.flush()  # the old ratings go before the new ones (same primary keys)
             row.revision += 1
             row.updated_at = now
         else:
-            row, status = Label(assignment_id=a.id, revision=1, created_at=now, updated_at=now), "created"
+            status = "created"
+            row = Label(assignment_id=a.id, revision=1, created_at=now, updated_at=now)
             s.add(row)
         row.comment, row.rewrite = label.comment, label.rewrite
-        s.flush()
         ranks = label.ranks()
-        for i, resp in enumerate(responses):
-            scores = label.scores[i] if label.scores else {}
-            s.add(Rating(label_id=row.id, response_id=resp.id, rank=ranks[i],
-                         unsafe=bool(label.unsafe and label.unsafe[i]), **{c: scores.get(c) for c in CRITERIA}))
+        row.ratings = [Rating(response_id=resp.id, rank=ranks[i], unsafe=bool(label.unsafe and label.unsafe[i]),
+                              **{c: label.scores[i][c] if label.scores else None for c in CRITERIA})
+                       for i, resp in enumerate(responses)]
         s.flush()
         return SubmitResult(row.id, status)
 
