@@ -79,6 +79,7 @@ def test_import_from_the_command_line(tmp_path, capsys):
     (["label", "assign", "nope"], "no batch 'nope'"),
     (["label", "add-user", "x", "--password", "short"], "at least 8 characters"),
     (["label", "export", "--out", "x.jsonl", "--kinds", "pairs"], "unknown export kind"),
+    (["label", "export", "--out", "x.jsonl"], "nothing to export"),
     (["generate", "model=world", "prompts=p.jsonl"], "prompts must be 'world'"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, argv, message):

@@ -107,5 +107,7 @@ def test_rules_are_checked():
         ExportRules(kinds=("pairs",))
     with pytest.raises(InputError, match="good threshold"):
         ExportRules(good_threshold=9)
+    with pytest.raises(InputError, match="nothing to export"):
+        write_records([], "x.jsonl")
     with pytest.raises(InputError, match="unknown format"):
-        write_records([], "x.jsonl", "csv")
+        write_records([Pair(prompt="q", chosen="a", rejected="b")], "x.jsonl", "csv")

@@ -31,6 +31,7 @@ def test_simulated_labelers_label_a_world_batch(store, tmp_path):
     assert ag["prompts"] == 6 and ag["tau_pairs"] == 18 and ag["kendall_tau"] > 0.3
     records, _ = build_records(labels)
     assert any(isinstance(r, Pair) for r in records) and sum(isinstance(r, Ranking) for r in records) == 18
+    assert all(r.split is None and r.meta["world_split"] == "train" for r in records)  # generate's default
     assert simulate(store, "w", labelers=3, noise=0.5, seed=1)["created"] == 0  # re-running adds nothing
 
 

@@ -188,12 +188,15 @@ def register(app: typer.Typer) -> None:
 
     @label.command("stats")
     def stats_cmd(batch: Optional[str] = typer.Argument(None, help="batch name [default: all batches]"),
-                  db: Optional[str] = DB, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+                  db: Optional[str] = DB,
+                  sources: Optional[str] = typer.Option(None, help="labeler kinds to include, e.g. human,ai "
+                                                        "[default: all]"),
+                  as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
         """Progress, throughput and agreement (Kendall's tau, Krippendorff's alpha per criterion)."""
         from ..feedback.stats import agreement, throughput
 
         store = _store(db)
-        labels = store.labels([batch] if batch else None)
+        labels = store.labels([batch] if batch else None, _csv(sources))
         result = {"progress": [asdict(p) for p in store.progress(batch=batch)],
                   "throughput": throughput(labels), "agreement": agreement(labels)}
         if as_json:

@@ -87,7 +87,7 @@ def mean_positions(rec: LabelRecord) -> list[float]:
 
 
 def _base(rec: LabelRecord) -> dict:
-    return {"prompt": rec.prompt, "split": rec.item_meta.get("split")}
+    return {"prompt": rec.prompt}
 
 
 def _item_records(recs: list[LabelRecord], rules: ExportRules, report: ExportReport) -> list[Feedback]:
@@ -95,6 +95,8 @@ def _item_records(recs: list[LabelRecord], rules: ExportRules, report: ExportRep
     texts = first.responses
     k = len(texts)
     meta = {"batch": first.batch, "item": first.item_key}
+    if first.item_meta.get("split"):  # the world's split, kept apart from the trainers' own ``split`` field
+        meta["world_split"] = first.item_meta["split"]
     item_id = f"{first.batch}/{first.item_key}"
     out: list[Feedback] = []
     if "ranking" in rules.kinds:
@@ -167,11 +169,13 @@ def write_records(records: list[Feedback], out: str | Path, fmt: str = "jsonl") 
     """``jsonl``: one file mixing the types. ``hf``: a folder of saved Hugging Face datasets, one per type
     (``OUT/pair``, ``OUT/ranking``, ...), since a dataset has a single schema. Returns what was written."""
     out = Path(out)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} (use {' or '.join(FORMATS)})", field="format")
+    if not records:
+        raise InputError("nothing to export: no labels match (label some prompts first)", field="batches")
     if fmt == "jsonl":
         write_feedback(out, records)
         return [out]
-    if fmt != "hf":
-        raise InputError(f"unknown format {fmt!r} (use {' or '.join(FORMATS)})", field="format")
     from datasets import Dataset
 
     by_type: dict[str, list[dict]] = defaultdict(list)

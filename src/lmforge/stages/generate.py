@@ -28,7 +28,8 @@ WORLD = "world"
 
 class WorldPromptsSection(Section):
     seed: int = Field(0, description="the world's seed (which facts exist)")
-    split: Literal["train", "heldout"] = "heldout"
+    split: Literal["train", "heldout"] = Field("train", description="train: preference data to train on; "
+                                                                     "heldout: prompts kept for evaluation")
     kinds: list[str] | None = Field(None, description="prompt kinds to draw; null: all")
     n: int | None = Field(32, ge=1, description="how many prompts; null: all")
     sample_seed: int = Field(0, description="seed for drawing the prompts")
