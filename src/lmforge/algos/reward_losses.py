@@ -1,0 +1,143 @@
+"""Reward-model losses: pure functions of reward tensors, one per kind of feedback, registered by name.
+
+Every function returns a loss *per record* (per pair, per ranking, per rated response, per prompt group), so the
+stage can weight records, sum them and let the engine divide by the global record count. ``r`` is a reward
+(a logit, unbounded); ``σ`` is the logistic function and ``-log σ(x) = softplus(-x)``, computed that way for
+stability.
+
+=================  ==========================================================================================
+name               per-record loss
+=================  ==========================================================================================
+``bradley_terry``  ``-log σ(r_c - r_r - m)`` for a chosen/rejected pair; ``m = 0`` without a margin.
+``ranking_pairs``  ``1/P Σ_{i above j} -log σ(r_i - r_j)`` over a ranking's P = C(K,2) ordered pairs.
+``plackett_luce``  ``1/(K-1) Σ_i -log( exp r_(i) / Σ_{j >= i} exp r_(j) )`` over a ranking's positions.
+``regression``     ``1/|C| Σ_c (ŝ_c - s_c)^2`` over the criteria a response was rated on.
+``logistic``       ``-log σ(y r)`` with ``y = +1`` (good) or ``-1`` (bad).
+``centring``       ``(1/K Σ_i r_i)^2`` over the K responses of one prompt.
+=================  ==========================================================================================
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        LOSSES[name] = fn
+        return fn
+    return deco
+
+
+def get_loss(name: str) -> Callable[..., torch.Tensor]:
+    if name not in LOSSES:
+        raise KeyError(f"unknown reward loss {name!r} (known: {', '.join(sorted(LOSSES))})")
+    return LOSSES[name]
+
+
+@register("bradley_terry")
+def bradley_terry(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
+    """Bradley–Terry negative log-likelihood of each pair, ``-log σ(r_c - r_r - m)``.
+
+    The preference model ``P(c ≻ r) = σ(r_c - r_r)`` is Bradley & Terry (1952); as a reward-model loss it is
+    InstructGPT eq. 1 (Ouyang et al. 2022) for K = 2. With ``margin`` it is Llama 2's margin loss
+    (Touvron et al. 2023, eq. 2): ``-log σ(r_c - r_r - m(r))``, where ``m`` grows with how clearly the labelers
+    preferred the chosen response, so clear preferences must be separated by more. A NaN margin counts as 0.
+    """
+    diff = chosen - rejected
+    if margin is not None:
+        diff = diff - torch.nan_to_num(margin, nan=0.0)
+    return F.softplus(-diff)
+
+
+def comparable(group: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``[R, K, K]`` mask of the pairs (i above j) a ranking states: both present, i ranked above j, not tied.
+
+    ``group [R, K]`` holds tie-group ids of rank positions (equal ids are tied); ``valid [R, K]`` marks the real
+    positions of rankings padded to K.
+    """
+    k = group.shape[-1]
+    upper = torch.triu(torch.ones(k, k, dtype=torch.bool, device=group.device), diagonal=1)
+    both = valid.unsqueeze(-1) & valid.unsqueeze(-2)
+    untied = group.unsqueeze(-1) != group.unsqueeze(-2)
+    return upper & both & untied
+
+
+@register("ranking_pairs")
+def ranking_pairs(ranked: torch.Tensor, group: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """InstructGPT's K-wise loss (Ouyang et al. 2022, eq. 1): for each ranking of K responses,
+    ``-1/C(K,2) Σ_{i above j} log σ(r_i - r_j)`` — all K(K-1)/2 pairs of one prompt in one batch, weighted so
+    that each ranking counts once (which, the paper notes, avoids over-fitting to correlated pairs).
+
+    ``ranked [R, K]`` holds rewards in rank order (best first), padded; tied pairs are skipped and the mean is
+    over the pairs that remain (C(K,2) when there are no ties). A ranking with no comparable pair gives 0.
+    """
+    mask = comparable(group, valid)
+    diff = ranked.unsqueeze(-1) - ranked.unsqueeze(-2)  # [R, K, K]: r_i - r_j
+    per_pair = torch.where(mask, F.softplus(-diff), torch.zeros_like(diff))
+    n = mask.sum(dim=(-1, -2))
+    return per_pair.sum(dim=(-1, -2)) / n.clamp(min=1)
+
+
+@register("plackett_luce")
+def plackett_luce(ranked: torch.Tensor, group: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Listwise Plackett–Luce negative log-likelihood (Plackett 1975; as a reward-model MLE in Zhu, Jordan &
+    Jiao 2023, "Principled RLHF with human feedback from pairwise or K-wise comparisons", §4):
+
+    ``P(σ) = Π_i exp r_σ(i) / Σ_{j >= i} exp r_σ(j)``, loss ``-1/(K-1) Σ_{i<K} log(...)``.
+
+    Dividing by the K-1 choice stages makes each ranking count once and makes K = 2 exactly Bradley–Terry.
+    Ties: at stage i, responses tied with the one placed there are left out of the denominator (they are not
+    its competitors), and a stage whose remaining competitors are all tied with it contributes nothing.
+    """
+    k = ranked.shape[-1]
+    later = torch.triu(torch.ones(k, k, dtype=torch.bool, device=ranked.device), diagonal=0)  # j >= i
+    both = valid.unsqueeze(-1) & valid.unsqueeze(-2)
+    same = group.unsqueeze(-1) == group.unsqueeze(-2)
+    eye = torch.eye(k, dtype=torch.bool, device=ranked.device)
+    competitors = later & both & (~same | eye)  # [R, i, j]: j competes with the response placed at stage i
+    logits = ranked.unsqueeze(-2).expand(*ranked.shape[:-1], k, k)
+    denom = torch.logsumexp(logits.masked_fill(~competitors, float("-inf")), dim=-1)  # [R, K]
+    stages = valid & (competitors.sum(-1) > 1)  # the stage has at least one real competitor
+    nll = torch.where(stages, denom - ranked, torch.zeros_like(ranked))
+    n = stages.sum(-1)
+    return nll.sum(-1) / n.clamp(min=1)
+
+
+@register("regression")
+def regression(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Least-squares regression on ratings, ``1/|C| Σ_c (ŝ_c - s_c)^2`` per rated response, over the criteria
+    ``mask [N, C]`` says it was rated on — the per-attribute regression reward model of SteerLM / HelpSteer2
+    (Dong et al. 2023; Wang et al. 2024: an MSE-trained head per attribute). The stage rescales a rating on the
+    scale ``[lo, hi]`` to ``[-a, a]`` first, so ratings of different scales share one reward unit.
+    """
+    err = torch.where(mask, (pred - target) ** 2, torch.zeros_like(pred))
+    return err.sum(-1) / mask.sum(-1).clamp(min=1)
+
+
+@register("logistic")
+def logistic(reward: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Binary good/bad feedback as logistic regression (Cox 1958) on the reward: ``P(good) = σ(r)``, loss
+    ``-log σ(y r)`` with ``y = 2·label - 1`` — the binary cross-entropy with the reward as the logit, so the
+    decision boundary is the reward's zero (where the centring term also pulls the mean)."""
+    y = label.to(reward.dtype) * 2 - 1
+    return F.softplus(-y * reward)
+
+
+@register("centring")
+def centring(rewards: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Reward centring, ``(1/K Σ_i r_i)^2`` per prompt over its K responses (``rewards [G, K]`` padded,
+    ``valid [G, K]``).
+
+    Pairwise losses only see reward differences, so the mean reward drifts freely. Eisenstein et al. 2023
+    ("Helping or herding? Reward model ensembles mitigate but do not eliminate reward hacking") add
+    ``η (r(x, y+) + r(x, y-))^2`` to the Bradley–Terry loss; for a pair this is ``4 η`` times the term here,
+    which extends it to K responses. Groups with no response give 0.
+    """
+    n = valid.sum(-1)
+    total = torch.where(valid, rewards, torch.zeros_like(rewards)).sum(-1)
+    return torch.where(n > 0, (total / n.clamp(min=1)) ** 2, torch.zeros_like(total))
