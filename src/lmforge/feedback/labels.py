@@ -141,11 +141,3 @@ class LabelRecord:
     def source(self) -> str:
         """``<kind>:<labeler>``, e.g. ``human:ana``, ``ai:judge``, ``simulated:sim-1``."""
         return f"{self.labeler_kind}:{self.labeler}"
-
-    def ranks(self) -> list[int]:
-        return LabelIn(ranking=self.ranking, ties=self.ties).ranks()
-
-    def as_input(self) -> LabelIn:
-        return LabelIn(ranking=self.ranking, ties=self.ties, scores=self.scores,
-                       unsafe=self.unsafe, comment=self.comment,
-                       rewrite=self.rewrite).normalized()

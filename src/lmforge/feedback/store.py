@@ -355,26 +355,26 @@ class Store(Accounts):
             out = []
             for lab, a, item, b, u in rows:
                 by_pos = ratings[lab.id]
-                rated = [by_pos[i] for i in range(len(texts[item.id]))]
-                ranking, ties = from_ranks([r.rank for r in rated])
-                scored = all(getattr(r, c) is not None for r in rated for c in CRITERIA)
+                label = _decode(lab, [by_pos[i] for i in range(len(texts[item.id]))])
                 out.append(LabelRecord(
                     label_id=lab.id, assignment_id=a.id, batch=b.name, item_id=item.id, item_key=item.key,
                     prompt=item.prompt, item_meta=item.meta, responses=texts[item.id], labeler=u.name,
-                    labeler_kind=u.kind, ranking=ranking, ties=ties,
-                    scores=[{c: getattr(r, c) for c in CRITERIA} for r in rated] if scored else None,
-                    unsafe=[r.unsafe for r in rated], comment=lab.comment, rewrite=lab.rewrite,
-                    revision=lab.revision, created_at=lab.created_at, updated_at=lab.updated_at,
-                    opened_at=a.opened_at))
+                    labeler_kind=u.kind, ranking=label.ranking, ties=label.ties, scores=label.scores,
+                    unsafe=label.unsafe, comment=lab.comment, rewrite=lab.rewrite, revision=lab.revision,
+                    created_at=lab.created_at, updated_at=lab.updated_at, opened_at=a.opened_at))
             return out
 
 
-def _label_in(row: Label, item: Item) -> LabelIn:
-    """A stored label as the :class:`LabelIn` that would store it (normalised, for comparison)."""
-    by_resp = {r.response_id: r for r in row.ratings}
-    rated = [by_resp[resp.id] for resp in item.responses]
+def _decode(row: Label, rated: list[Rating]) -> LabelIn:
+    """A stored label (its ratings in response order) as the :class:`LabelIn` that stores it."""
     ranking, ties = from_ranks([r.rank for r in rated])
     scored = all(getattr(r, c) is not None for r in rated for c in CRITERIA)
     return LabelIn(ranking=ranking, ties=ties, comment=row.comment, rewrite=row.rewrite,
                    scores=[{c: getattr(r, c) for c in CRITERIA} for r in rated] if scored else None,
-                   unsafe=[r.unsafe for r in rated]).normalized()
+                   unsafe=[r.unsafe for r in rated])
+
+
+def _label_in(row: Label, item: Item) -> LabelIn:
+    """A stored label, normalised (to compare with a new submission)."""
+    by_resp = {r.response_id: r for r in row.ratings}
+    return _decode(row, [by_resp[resp.id] for resp in item.responses]).normalized()
