@@ -6,8 +6,16 @@ import math
 import pytest
 import torch
 
-from lmforge.algos.reward_losses import (LOSSES, bradley_terry, centring, get_loss, logistic, plackett_luce,
-                                         ranking_pairs, regression)
+from lmforge.algos.reward_losses import (
+    LOSSES,
+    bradley_terry,
+    centring,
+    get_loss,
+    logistic,
+    plackett_luce,
+    ranking_pairs,
+    regression,
+)
 
 
 def sp(x: float) -> float:
