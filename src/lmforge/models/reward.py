@@ -1,0 +1,357 @@
+"""Reward models: a backbone with a scalar head, saved as a plain ``AutoModelForSequenceClassification`` folder.
+
+Backbones:
+
+- a causal LM (a folder, hub id or ``.gguf``; e.g. the world's pre-trained model or SmolLM2): becomes
+  ``<Arch>ForSequenceClassification`` with a linear ``score`` head; ``transformers`` reads the score at the
+  rightmost token that is not ``pad_token_id``, so a pad token is always set (EOS when the tokenizer has none)
+  and inputs are right-padded with it;
+- an encoder (BERT-style, e.g. all-MiniLM-L6-v2): ``BertForSequenceClassification`` (the [CLS] pooler plus a
+  linear ``classifier``), prompt and response encoded as a sentence pair;
+- an existing reward-model folder: trained further.
+
+Heads: ``num_labels = 1 + len(criteria)``; label 0 (``reward``) is the overall reward, label 1+i the i-th
+criterion's score. The names are ``config.id2label``, so the folder loads unchanged and a plain
+``model(**inputs).logits[:, 0]`` is the reward.
+
+Saved with the model (``config.json`` key ``reward`` and the same dict as ``reward.json``): the criteria, the
+reward mean and std on training responses (for RL to normalise), and the input format, so
+:func:`encode` can rebuild exactly the token sequences the model was trained on.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from ..config import Section
+from ..errors import InputError
+from ..world.text import render_transcript
+from .load import DTYPES, load_causal_lm, load_tokenizer, resolve
+
+ENCODER_TYPES = {"bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "xlm-roberta", "mpnet",
+                 "albert", "modernbert"}
+SIDECAR = "reward.json"
+
+
+class LoraSection(Section):
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="null: every linear layer of the blocks")
+
+
+class RewardModelSection(Section):
+    path: str = Field(description="backbone: a causal-LM or encoder folder, a .gguf file, a hub id, or a "
+                                  "reward-model folder to train further")
+    kind: Literal["auto", "causal", "encoder"] = Field("auto", description="auto: by the config's model_type")
+    lora: LoraSection = LoraSection()
+    top_layers: int | None = Field(None, ge=1, description="train only the last N blocks (full weights or "
+                                   "LoRA) plus the head; null: all blocks")
+    dropout: float | None = Field(0.0, ge=0, lt=1, description="set every dropout of the backbone; null: keep "
+                                  "the checkpoint's (reward models usually train without dropout)")
+    max_length: int = Field(512, ge=16, description="tokens per (prompt, response); the prompt is cut from "
+                            "the left, then the response from the right")
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+@dataclass
+class RewardMeta:
+    """What is saved beside the weights so the model can be used (and RL can normalise)."""
+    backbone: str
+    kind: str  # causal | encoder
+    input_format: str  # chat (the tokenizer's template) | transcript (User:/Assistant: lines) | pair (encoder)
+    max_length: int
+    criteria: list[str] = field(default_factory=list)
+    reward_mean: float = 0.0
+    reward_std: float = 1.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# ----------------------------------------------------------------------------------------- backbones
+
+def backbone_kind(path: str, kind: str = "auto") -> str:
+    if kind != "auto":
+        return kind
+    where, extra = resolve(path)
+    if extra.get("gguf_file"):
+        return "causal"
+    cfg_file = Path(where) / "config.json"
+    if not cfg_file.exists():
+        from transformers import AutoConfig
+
+        model_type = AutoConfig.from_pretrained(where).model_type
+    else:
+        model_type = json.loads(cfg_file.read_text()).get("model_type", "")
+    return "encoder" if model_type in ENCODER_TYPES else "causal"
+
+
+def _labels(criteria: list[str]) -> tuple[dict[int, str], dict[str, int]]:
+    names = ["reward", *criteria]
+    return dict(enumerate(names)), {n: i for i, n in enumerate(names)}
+
+
+def _set_dropout(config, p: float) -> None:
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout", "hidden_dropout",
+                "resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "classifier_dropout", "summary_first_dropout"):
+        if hasattr(config, key) and isinstance(getattr(config, key), (int, float)):
+            setattr(config, key, p)
+
+
+def ensure_pad(tokenizer, config) -> None:
+    """Right padding with a pad token; EOS doubles as pad when the tokenizer has none (the score is read at the
+    rightmost non-pad token, so a trailing EOS is then skipped — consistently in training and scoring)."""
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token_id is None:
+            raise InputError("the tokenizer has neither a pad nor an EOS token; cannot batch", field="model.path")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    config.pad_token_id = tokenizer.pad_token_id
+
+
+def create_reward_model(cfg: RewardModelSection, criteria: list[str]):
+    """(model, tokenizer, kind) with ``1 + len(criteria)`` heads on the backbone ``cfg.path``."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    kind = backbone_kind(cfg.path, cfg.kind)
+    tokenizer = load_tokenizer(cfg.path)
+    id2label, label2id = _labels(criteria)
+    where, extra = resolve(cfg.path)
+    config = AutoConfig.from_pretrained(where, **extra)
+    is_reward_model = "ForSequenceClassification" in str(getattr(config, "architectures", None))
+    if kind == "encoder" or is_reward_model:  # heads are re-initialised when their number differs
+        if cfg.dropout is not None:
+            _set_dropout(config, cfg.dropout)
+        config.num_labels, config.id2label, config.label2id = len(id2label), id2label, label2id
+        config.problem_type = "regression"
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                where, config=config, dtype=DTYPES[cfg.dtype], ignore_mismatched_sizes=True, **extra)
+        except OSError as e:
+            raise InputError(f"cannot load model ({e})", file=cfg.path) from None
+    else:
+        lm = load_causal_lm(cfg.path, dtype=cfg.dtype)
+        config = lm.config
+        if cfg.dropout is not None:
+            _set_dropout(config, cfg.dropout)
+        config.num_labels, config.id2label, config.label2id = len(id2label), id2label, label2id
+        config.problem_type = "regression"
+        config.architectures = None
+        model = AutoModelForSequenceClassification.from_config(config, dtype=DTYPES[cfg.dtype])
+        base = getattr(model, model.base_model_prefix)
+        missing, _ = base.load_state_dict(getattr(lm, lm.base_model_prefix).state_dict(), strict=False)
+        if missing:
+            raise InputError(f"backbone weights missing for {missing[:3]}", file=cfg.path)
+        del lm
+    ensure_pad(tokenizer, model.config)
+    return model, tokenizer, kind
+
+
+def head_module_names(model) -> list[str]:
+    return [n for n in ("score", "classifier") if hasattr(model, n)]
+
+
+def _blocks(model) -> torch.nn.ModuleList | None:
+    """The backbone's list of transformer blocks (llama ``model.layers``, BERT ``encoder.layer``...)."""
+    base = getattr(model, model.base_model_prefix, model)
+    for path in ("layers", "encoder.layer", "h", "transformer.layer", "layer"):
+        node = base
+        for part in path.split("."):
+            node = getattr(node, part, None)
+            if node is None:
+                break
+        if isinstance(node, torch.nn.ModuleList):
+            return node
+    return None
+
+
+def _block_linears(blocks) -> list[str] | str:
+    """Names of the linear layers inside the blocks (q_proj, ..., down_proj; query, ..., dense for BERT)."""
+    if blocks is None:
+        return "all-linear"
+    return sorted({name.rsplit(".", 1)[-1] for name, m in blocks.named_modules()
+                   if isinstance(m, torch.nn.Linear)})
+
+
+def prepare_trainable(model, cfg: RewardModelSection):
+    """Full fine-tuning (optionally of the last ``top_layers`` blocks) or LoRA adapters; the head always trains."""
+    blocks = _blocks(model)
+    n_blocks = len(blocks) if blocks is not None else None
+    if cfg.top_layers is not None and n_blocks is None:
+        raise InputError("model.top_layers: cannot find the backbone's blocks", field="model.top_layers")
+    top = min(cfg.top_layers, n_blocks) if cfg.top_layers is not None else None
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        lcfg = LoraConfig(task_type="SEQ_CLS", r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
+                          lora_dropout=cfg.lora.dropout,
+                          target_modules=cfg.lora.target_modules or _block_linears(blocks),
+                          layers_to_transform=list(range(n_blocks - top, n_blocks)) if top else None,
+                          modules_to_save=head_module_names(model) + (["pooler"] if hasattr(
+                              getattr(model, model.base_model_prefix, None), "pooler") else []))
+        return get_peft_model(model, lcfg)
+    if top is not None:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for block in list(blocks)[n_blocks - top:]:
+            for p in block.parameters():
+                p.requires_grad_(True)
+        base = getattr(model, model.base_model_prefix)
+        for name in ("norm", "final_layernorm", "ln_f", "pooler"):
+            if hasattr(base, name) and getattr(base, name) is not None:
+                for p in getattr(base, name).parameters():
+                    p.requires_grad_(True)
+        for name in head_module_names(model):
+            for p in getattr(model, name).parameters():
+                p.requires_grad_(True)
+    return model
+
+
+def plain_model(model):
+    """The trained model as a plain ``transformers`` model (LoRA adapters merged in)."""
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload()
+    return model
+
+
+# ----------------------------------------------------------------------------------------- inputs
+
+def input_format(tokenizer, kind: str) -> str:
+    if kind == "encoder":
+        return "pair"
+    return "chat" if getattr(tokenizer, "chat_template", None) else "transcript"
+
+
+def _chat_parts(tokenizer, prompt: list[dict[str, str]], response: str) -> tuple[str, str]:
+    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": response}], tokenize=False)
+    if full.startswith(head):
+        return head, full[len(head):]
+    return head, response + (tokenizer.eos_token or "")
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+    truncated: bool
+
+
+def encode_parts(tokenizer, fmt: str, prompt: list[dict[str, str]], response: str) -> tuple[list[int], list[int]]:
+    """Token ids of the prompt part and the response part, before truncation and special tokens."""
+    if fmt == "chat":
+        head, tail = _chat_parts(tokenizer, prompt, response)
+    elif fmt == "transcript":
+        head, tail = render_transcript(prompt, add_generation_prompt=True) + " ", response + (tokenizer.eos_token or "")
+    elif fmt == "pair":
+        head, tail = render_transcript(prompt, add_generation_prompt=True), response
+    else:
+        raise ValueError(f"unknown input format {fmt!r}")
+    enc = tokenizer([head, tail], add_special_tokens=False)["input_ids"]
+    return list(enc[0]), list(enc[1])
+
+
+def assemble(tokenizer, fmt: str, p: list[int], r: list[int], max_length: int) -> Encoded:
+    """Cut to ``max_length``: the prompt keeps at least a quarter of the budget (from its end), the response
+    the rest (from its start), then special tokens are added (``[CLS] p [SEP] r [SEP]`` for encoders)."""
+    specials = sum(len(x) for x in pair_template(tokenizer)[0]) if fmt == "pair" else 0
+    budget = max_length - specials
+    keep_p = min(len(p), max(budget // 4, budget - len(r)))
+    keep_r = min(len(r), budget - keep_p)
+    truncated = keep_p < len(p) or keep_r < len(r)
+    p, r = p[len(p) - keep_p:], r[:keep_r]
+    if fmt == "pair":
+        (pre, mid, post), (t_pre, t_mid, t_post) = pair_template(tokenizer)
+        ids = pre + p + mid + r + post
+        types = [t_pre] * (len(pre) + len(p)) + [t_mid] * len(mid) + [t_post] * (len(r) + len(post))
+        return Encoded(ids, types, truncated)
+    return Encoded(p + r, None, truncated)
+
+
+def pair_template(tokenizer) -> tuple[tuple[list[int], list[int], list[int]], tuple[int, int, int]]:
+    """The special tokens an encoder puts around a sentence pair (``[CLS] A [SEP] B [SEP]`` for BERT,
+    ``<s> A </s></s> B </s>`` for RoBERTa) and their token types, read off the tokenizer itself."""
+    cached = getattr(tokenizer, "_lmforge_pair_template", None)
+    if cached is not None:
+        return cached
+    a = tokenizer("a", add_special_tokens=False)["input_ids"]
+    b = tokenizer("b", add_special_tokens=False)["input_ids"]
+    enc = tokenizer("a", "b")
+    ids, types = enc["input_ids"], enc.get("token_type_ids") or [0] * len(enc["input_ids"])
+    i = next(k for k in range(len(ids)) if ids[k:k + len(a)] == a)
+    j = next(k for k in range(i + len(a), len(ids)) if ids[k:k + len(b)] == b)
+    out = ((ids[:i], ids[i + len(a):j], ids[j + len(b):]),
+           (types[i] if i < len(types) else 0, types[j - 1] if j > i + len(a) else types[j], types[j]))
+    tokenizer._lmforge_pair_template = out
+    return out
+
+
+def encode(tokenizer, fmt: str, prompt: list[dict[str, str]], response: str, max_length: int) -> Encoded:
+    p, r = encode_parts(tokenizer, fmt, prompt, response)
+    return assemble(tokenizer, fmt, p, r, max_length)
+
+
+def collate(rows: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids`` / ``attention_mask`` (and ``token_type_ids`` for encoders)."""
+    n = max(len(r.input_ids) for r in rows)
+    ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), n), dtype=torch.long)
+    types = torch.zeros((len(rows), n), dtype=torch.long) if rows[0].token_type_ids is not None else None
+    for i, r in enumerate(rows):
+        ids[i, :len(r.input_ids)] = torch.tensor(r.input_ids)
+        mask[i, :len(r.input_ids)] = 1
+        if types is not None:
+            types[i, :len(r.token_type_ids)] = torch.tensor(r.token_type_ids)
+    out = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        out["token_type_ids"] = types
+    return out
+
+
+def forward_scores(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[N, 1 + criteria]`` head outputs (column 0 is the reward)."""
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    return model(**{k: batch[k] for k in keys if k in batch}).logits.float()
+
+
+# ----------------------------------------------------------------------------------------- save / load
+
+def save_reward_model(run, model, tokenizer, meta: RewardMeta) -> Path | None:
+    """``run/final``: a plain HF sequence-classification folder, ``reward`` in config.json and reward.json."""
+    from .load import save_hf
+
+    if not run.main:
+        return None
+    model = plain_model(model)
+    model.config.reward = meta.as_dict()
+    tmp = run.staging_dir("final")
+    save_hf(model, tokenizer, tmp)
+    (tmp / SIDECAR).write_text(json.dumps(meta.as_dict(), indent=2) + "\n")
+    return run.commit_dir(tmp, "final")
+
+
+def load_reward_model(path: str | Path, dtype: str = "float32"):
+    """(model, tokenizer, meta) from a folder written by :func:`save_reward_model`."""
+    from transformers import AutoModelForSequenceClassification
+
+    path = Path(path)
+    side = path / SIDECAR
+    if not side.exists():
+        raise InputError(f"not an lmforge reward model folder (no {SIDECAR})", file=path)
+    meta = RewardMeta(**json.loads(side.read_text()))
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=DTYPES[dtype])
+    except OSError as e:
+        raise InputError(f"cannot load reward model ({e})", file=path) from None
+    tokenizer = load_tokenizer(str(path))
+    ensure_pad(tokenizer, model.config)
+    model.eval()
+    return model, tokenizer, meta
