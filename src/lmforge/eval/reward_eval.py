@@ -1,0 +1,196 @@
+"""Reward-model evaluation: held-out pairwise accuracy (overall, per criterion, per source) and calibration.
+
+Every held-out record becomes pairs the labels order (``better``, ``worse``):
+
+- a pair as given; a ranking's C(K,2) pairs (tied pairs and identical texts are not scored); a good and a bad
+  binary-labelled response of the same prompt — all about ``criterion`` (absent: the overall reward);
+- two responses of the same prompt with different Likert ratings on a criterion — one pair per criterion.
+
+A pair is scored with its criterion's head when the model has one, else with the overall reward; it is right
+when the better response gets the higher score (a tie counts half). ``heldout_pair_accuracy`` is over the
+overall pairs. Calibration bins the overall pairs by reward margin ``|Δr|`` and compares each bin's accuracy
+with the Bradley–Terry prediction ``σ(|Δr|)`` (a reliability diagram; ECE is the count-weighted gap).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.reward_data import Group
+from ..models.reward import Encoded, collate, encode, forward_scores
+
+OVERALL = "overall"
+
+
+@dataclass(frozen=True)
+class EvalPair:
+    group: int
+    better: int
+    worse: int
+    criterion: str | None
+    source: str
+
+
+def eval_pairs(groups: list[Group]) -> list[EvalPair]:
+    out: list[EvalPair] = []
+    for gi, g in enumerate(groups):
+        for n, (c, r, *_rest) in enumerate(g.pairs):
+            out.append(EvalPair(gi, c, r, g.criteria.get(f"p{n}"), g.sources.get(f"p{n}", "unknown")))
+        for n, (order, ties, *_rest) in enumerate(g.rankings):
+            for i in range(len(order)):
+                for j in range(i + 1, len(order)):
+                    if ties[i] != ties[j] and order[i] != order[j]:
+                        out.append(EvalPair(gi, order[i], order[j], g.criteria.get(f"r{n}"),
+                                            g.sources.get(f"r{n}", "unknown")))
+        good = [(i, n) for n, (i, y, _) in enumerate(g.binary) if y]
+        bad = [(i, n) for n, (i, y, _) in enumerate(g.binary) if not y]
+        for i, n in good:
+            for j, _ in bad:
+                if i != j:
+                    out.append(EvalPair(gi, i, j, g.criteria.get(f"b{n}"), g.sources.get(f"b{n}", "unknown")))
+        for a in range(len(g.ratings)):
+            for b in range(a + 1, len(g.ratings)):
+                (ia, sa, src), (ib, sb, _) = g.ratings[a], g.ratings[b]
+                if ia == ib:
+                    continue
+                for crit in sa.keys() & sb.keys():
+                    if sa[crit] != sb[crit]:
+                        better, worse = (ia, ib) if sa[crit] > sb[crit] else (ib, ia)
+                        out.append(EvalPair(gi, better, worse, crit, src))
+    return out
+
+
+@torch.no_grad()
+def score_encoded(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
+                  max_tokens: int | None = None) -> torch.Tensor:
+    """``[N, heads]`` scores for encoded sequences, batched by length (longest first) to pad little."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i].input_ids))
+    out: torch.Tensor | None = None
+    i = 0
+    was_training = model.training
+    model.eval()
+    try:
+        while i < len(order):
+            n = batch_size
+            if max_tokens:
+                n = max(1, min(batch_size, max_tokens // max(1, len(rows[order[i]].input_ids))))
+            idx = order[i:i + n]
+            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx], pad_id).items()}
+            scores = forward_scores(model, batch).cpu()
+            if out is None:
+                out = torch.zeros(len(rows), scores.shape[1])
+            out[idx] = scores
+            i += n
+    finally:
+        model.train(was_training)
+    return out if out is not None else torch.zeros(0, 1)
+
+
+def score_texts(model, tokenizer, fmt: str, max_length: int, items: list[tuple[list[dict], str]],
+                batch_size: int = 32) -> torch.Tensor:
+    rows = [encode(tokenizer, fmt, p, r, max_length) for p, r in items]
+    return score_encoded(model, rows, tokenizer.pad_token_id, batch_size)
+
+
+def group_scores(model, groups: list[Group], pad_id: int, batch_size: int = 32) -> list[torch.Tensor]:
+    """Scores of every response of every group (each distinct (prompt, response) scored once)."""
+    rows = [e for g in groups for e in g.encoded]
+    flat = score_encoded(model, rows, pad_id, batch_size)
+    out, k = [], 0
+    for g in groups:
+        out.append(flat[k:k + len(g.encoded)])
+        k += len(g.encoded)
+    return out
+
+
+def _acc(rights: list[float]) -> float | None:
+    return sum(rights) / len(rights) if rights else None
+
+
+def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor], criteria: list[str],
+                  bins: int = 10) -> dict[str, Any]:
+    """Accuracy overall / per criterion / per source, and the calibration table of the overall pairs."""
+    by_crit: dict[str, list[float]] = defaultdict(list)
+    by_src: dict[str, list[float]] = defaultdict(list)
+    margins: list[tuple[float, float]] = []  # (|Δr|, right) for overall pairs
+    for p in pairs:
+        head = 1 + criteria.index(p.criterion) if p.criterion in criteria else 0
+        s = scores[p.group]
+        d = float(s[p.better, head] - s[p.worse, head])
+        right = 1.0 if d > 0 else 0.5 if d == 0 else 0.0
+        name = p.criterion or OVERALL
+        by_crit[name].append(right)
+        if p.criterion is None:
+            by_src[p.source].append(right)
+            margins.append((abs(d), right))
+    overall = by_crit.get(OVERALL, [])
+    return {
+        "heldout_pair_accuracy": _acc(overall),
+        "heldout_pairs": len(overall),
+        "accuracy_by_criterion": {k: round(_acc(v), 4) for k, v in sorted(by_crit.items())},
+        "pairs_by_criterion": {k: len(v) for k, v in sorted(by_crit.items())},
+        "accuracy_by_source": {k: round(_acc(v), 4) for k, v in sorted(by_src.items())},
+        "calibration": calibration(margins, bins),
+    }
+
+
+def calibration(margins: list[tuple[float, float]], bins: int = 10) -> dict[str, Any]:
+    """Equal-count bins of ``|Δr|``: per bin the mean margin, accuracy, and predicted ``σ(|Δr|)``; ECE."""
+    if not margins:
+        return {"bins": [], "ece": None}
+    ordered = sorted(margins)
+    n = len(ordered)
+    rows, ece = [], 0.0
+    for b in range(min(bins, n)):
+        part = ordered[b * n // min(bins, n):(b + 1) * n // min(bins, n)]
+        if not part:
+            continue
+        m = sum(x for x, _ in part) / len(part)
+        acc = sum(y for _, y in part) / len(part)
+        pred = sum(1 / (1 + math.exp(-x)) for x, _ in part) / len(part)
+        rows.append({"margin_lo": round(part[0][0], 4), "margin_hi": round(part[-1][0], 4),
+                     "mean_margin": round(m, 4), "accuracy": round(acc, 4), "predicted": round(pred, 4),
+                     "pairs": len(part)})
+        ece += len(part) / n * abs(acc - pred)
+    return {"bins": rows, "ece": round(ece, 4)}
+
+
+def plot_calibration(table: dict[str, Any], path: Path, title: str = "reward-model calibration") -> Path | None:
+    """Accuracy against reward margin (points, per bin) with the Bradley–Terry curve σ(|Δr|)."""
+    if not table.get("bins"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [r["mean_margin"] for r in table["bins"]]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    top = max(xs) * 1.1 + 1e-6
+    grid = [top * i / 100 for i in range(101)]
+    ax.plot(grid, [1 / (1 + math.exp(-x)) for x in grid], "--", color="gray", label="σ(|Δr|) (calibrated)")
+    ax.plot(xs, [r["accuracy"] for r in table["bins"]], "o-", label="held-out accuracy")
+    ax.set_xlabel("reward margin |Δr| (bin mean)")
+    ax.set_ylabel("pairwise accuracy")
+    ax.set_ylim(0.0, 1.02)
+    ax.set_title(f"{title} (ECE {table['ece']:.3f})")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(run_path: Path, result: dict[str, Any]) -> dict[str, str]:
+    """``eval_report.json`` and ``calibration.png`` in the run folder."""
+    run_path = Path(run_path)
+    (run_path / "eval_report.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot = plot_calibration(result["calibration"], run_path / "calibration.png")
+    return {"eval_report": str(run_path / "eval_report.json"), **({"calibration_plot": str(plot)} if plot else {})}
