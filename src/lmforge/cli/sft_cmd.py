@@ -1,0 +1,48 @@
+"""``lmforge sft [CONFIG] [k=v ...]`` and ``lmforge sft inspect [CONFIG] [k=v ...]``."""
+from __future__ import annotations
+
+import typer
+
+from .common import (
+    CONFIG_ARGS,
+    OVERWRITE,
+    RESUME,
+    DefaultCommandGroup,
+    config_from_args,
+    print_summary,
+)
+
+
+def register(app: typer.Typer) -> None:
+    sft_app = typer.Typer(cls=DefaultCommandGroup, no_args_is_help=False, add_completion=False,
+                          help="Supervised fine-tuning: `lmforge sft [CONFIG.yaml] [KEY=VALUE ...]` trains; "
+                               "`lmforge sft inspect ...` shows which tokens carry loss.")
+
+    @sft_app.command("train")
+    def train_cmd(args: list[str] | None = CONFIG_ARGS, resume: bool = RESUME,
+                  overwrite: bool = OVERWRITE) -> None:
+        """Fine-tune a base model into an assistant (full or LoRA/DoRA/QLoRA adapter).
+
+        Keys: model.path=DIR|HUB_ID|FILE.gguf (required); data.sources=[{path: FILE, format: auto|messages|alpaca|prompt_completion|text, weight: 1.0} or {world: sft|safety|corpus, weight: 1.0}]; data.max_length=512; data.truncation=drop|truncate; data.packing=true; data.chat_template; peft.method=none|lora|dora|qlora, peft.r, peft.alpha, peft.target_modules, peft.merge; protect.freeze_embeddings=none|all|except_special; protect.freeze_layers=N; epochs=2 (null: train.steps); train.lr, train.batch_size, ...; eval.nshot=3, eval.heldout_facts; run.name=sft.
+
+        Writes runs/RUN_NAME/: config.yaml, data_report.json, metrics.jsonl, samples.jsonl, checkpoints/, final/ (model, or adapter for PEFT), merged/ (peft.merge=true), summary.json.
+        """
+        from ..stages.sft import SFTConfig, sft
+
+        cfg = config_from_args(SFTConfig, args)
+        summary = sft(cfg, resume=resume, overwrite=overwrite)
+        print_summary("sft", summary)
+
+    @sft_app.command("inspect")
+    def inspect_cmd(args: list[str] | None = CONFIG_ARGS,
+                    n: int = typer.Option(3, "-n", help="how many examples to show"),
+                    start: int = typer.Option(0, "--start", help="index of the first example shown")) -> None:
+        """Show, for a few examples of the mixture, the rendered template with the tokens that carry loss
+        highlighted (and the counts of dropped / truncated examples). Same config as training."""
+        from ..stages.sft import SFTConfig
+        from ..stages.sft_inspect import inspect
+
+        cfg = config_from_args(SFTConfig, args)
+        inspect(cfg, n=n, start=start)
+
+    app.add_typer(sft_app, name="sft")

@@ -1,0 +1,264 @@
+"""SFT recipe: chat data -> the model's chat template with assistant-only loss -> (packed) batches -> engine.
+
+A base model (a run's ``final/``, a HF folder, a hub id or a ``.gguf`` file) becomes an assistant, by full
+fine-tuning or a LoRA/DoRA/QLoRA adapter, with optional protections of what pre-training learned (frozen
+embeddings or layers, replay of pre-training text as another data source). On the built-in world it also
+evaluates the base model (zero-shot in chat form and k-shot in transcript form) and the tuned one on held-out
+facts, stopping format and safety. Writes ``runs/<name>/``: config.yaml, data_report.json, metrics.jsonl,
+samples.jsonl, checkpoints/, final/ (HF model, or the adapter folder), optionally merged/, summary.json.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..algos.lm import token_nll_sum
+from ..config import Section
+from ..data.chat import SourceSpec, load_mixture
+from ..data.packing import SFTBatches
+from ..data.sft_tokenize import set_chat_template, tokenize_examples
+from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
+from ..errors import InputError
+from ..models.peft import PeftSection
+from ..runs import Run, RunConfig, atomic_write_text
+
+
+class ModelSection(Section):
+    path: str | None = Field(None, description="base model: a run's final/ folder, a HF folder, a hub id or "
+                             "a .gguf file")
+    tokenizer: str | None = Field(None, description="null: the model's own")
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+class DataSection(Section):
+    sources: list[SourceSpec] = Field(default_factory=lambda: [SourceSpec(world="sft"), SourceSpec(world="safety")],
+                                      description="the mixture; default: the built-in world's SFT and safety data")
+    world_seed: int = Field(0, description="seed of the built-in world (must match the base model's corpus)")
+    max_length: int = Field(512, ge=8, description="tokens per example (and per packed row)")
+    truncation: Literal["drop", "truncate"] = Field(
+        "drop", description="longer examples: drop them, or keep their first max_length tokens (dropped if no "
+        "assistant token is left); both are counted in data_report.json and the log")
+    packing: bool = Field(True, description="several examples per row, attention kept inside each")
+    packing_attention: Literal["position_ids", "mask_4d"] = Field(
+        "position_ids", description="how packed rows are separated: restarting position ids (sdpa/flash "
+        "detect them) or an explicit 4-D block-causal mask")
+    chat_template: str | None = Field(None, description="null: the tokenizer's; 'chatml', 'lmforge' or a file")
+    loss_spans: Literal["auto", "generation", "prefix"] = Field(
+        "auto", description="how assistant turns are found: {% generation %} blocks or prefix rendering")
+
+
+class ProtectSection(Section):
+    """Ways to keep pre-trained knowledge (replay is a data source: ``{world: corpus, weight: ...}``)."""
+    freeze_embeddings: Literal["none", "all", "except_special"] = Field(
+        "none", description="freeze the (tied) embedding; except_special keeps the chat special-token rows "
+        "trainable")
+    freeze_layers: int = Field(0, ge=0, description="freeze the first N transformer blocks")
+
+
+class EvalSection(Section):
+    world: bool | None = Field(None, description="evaluate on the built-in world; null: when a source is the world")
+    heldout_facts: int | None = Field(None, ge=1, description="held-out fact prompts at the end; null: all")
+    seen_facts: int | None = Field(120, ge=0, description="seen-fact prompts at the end; 0: skip")
+    per_kind: int | None = Field(40, ge=0, description="held-out dialogues / harmful / false premises; 0: skip")
+    during: int = Field(48, ge=1, description="held-out fact prompts generated at each train.eval_every")
+    baseline: bool = Field(True, description="score the base model before training (zero-shot chat)")
+    nshot: int = Field(3, ge=0, description="k solved examples for the base model's transcript baseline; 0: off")
+    max_new_tokens: int = Field(40, ge=1)
+    batch_size: int = Field(96, ge=1)
+    samples: int = Field(4, ge=0, description="generations per suite logged to samples.jsonl")
+    threads: int | None = Field(1, ge=1, description="torch threads while generating (1 is fastest for small "
+                                "models on a shared CPU); null: unchanged")
+
+
+class SFTConfig(Section):
+    run: RunConfig = RunConfig(name="sft")
+    model: ModelSection = ModelSection()
+    data: DataSection = DataSection()
+    peft: PeftSection = PeftSection()
+    protect: ProtectSection = ProtectSection()
+    epochs: float | None = Field(2.0, gt=0, description="sets train.steps from the data size; null: use train.steps")
+    train: TrainConfig = TrainConfig(steps=100, batch_size=8, warmup_steps=10, weight_decay=0.0, log_every=10)
+    eval: EvalSection = EvalSection()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SFTConfig:
+        if self.protect.freeze_embeddings == "except_special" and self.train.weight_decay > 0:
+            raise ValueError("protect.freeze_embeddings=except_special needs train.weight_decay=0 (decay would "
+                             "move the frozen rows)")
+        if self.peft.method != "none" and self.protect.freeze_embeddings != "none":
+            raise ValueError("with an adapter the base is frozen already; use peft.train_special_tokens for "
+                             "the special-token rows")
+        return self
+
+    def resolved(self) -> SFTConfig:
+        if self.train.lr is None:
+            lr = 3e-4 if self.peft.method == "none" else 2e-3
+            return self.model_copy(update={"train": self.train.model_copy(update={"lr": lr})})
+        return self
+
+
+# ---------------------------------------------------------------------------- data
+
+def prepare_data(cfg: SFTConfig, tokenizer, run: Run) -> tuple[list, dict[str, Any]]:
+    """Mixture -> tokens + masks; the counts (read, used, dropped, truncated) go to data_report.json."""
+    examples, counts = load_mixture(cfg.data.sources, cfg.data.world_seed, cfg.train.seed)
+    tokens, stats = tokenize_examples(tokenizer, examples, cfg.data.max_length, cfg.data.truncation,
+                                      cfg.data.loss_spans)
+    report = {"sources": counts, **stats.as_dict()}
+    if not tokens:
+        raise InputError(f"no example fits data.max_length={cfg.data.max_length} ({stats.dropped_too_long} "
+                         "too long); raise it or set data.truncation=truncate", field="data.max_length")
+    if run.main:
+        atomic_write_text(run.path / "data_report.json", json.dumps(report, indent=1) + "\n")
+        run.log_metrics(0, {k: v for k, v in stats.as_dict().items()}, split="data")
+        if stats.dropped_too_long or stats.truncated or stats.dropped_no_target:
+            print(f"sft data: {stats.dropped_too_long} examples longer than {cfg.data.max_length} tokens dropped, "
+                  f"{stats.truncated} truncated, {stats.dropped_no_target} dropped with no assistant token left "
+                  f"(data.truncation={cfg.data.truncation}; see data_report.json)", file=sys.stderr, flush=True)
+    return tokens, report
+
+
+def special_token_ids(tokenizer) -> list[int]:
+    """The chat special tokens (role markers, end of turn, BOS...) whose rows SFT may need to learn."""
+    return sorted(set(tokenizer.all_special_ids))
+
+
+# ---------------------------------------------------------------------------- model
+
+def load_model(cfg: SFTConfig, tokenizer):
+    """The base model, quantised for QLoRA, with protections and the adapter applied."""
+    from ..models.freeze import freeze_embeddings, freeze_layers
+    from ..models.load import load_causal_lm
+    from ..models.peft import check_qlora_available, quantization_config
+
+    extra = {}
+    if cfg.peft.method == "qlora":
+        check_qlora_available()
+        extra = {"quantization_config": quantization_config(), "device_map": {"": 0}}
+    model = load_causal_lm(cfg.model.path, dtype=cfg.model.dtype, **extra)
+    if cfg.protect.freeze_embeddings != "none":
+        keep = special_token_ids(tokenizer) if cfg.protect.freeze_embeddings == "except_special" else None
+        freeze_embeddings(model, keep)
+    if cfg.protect.freeze_layers:
+        freeze_layers(model, cfg.protect.freeze_layers)
+    return model
+
+
+def wrap_adapter(cfg: SFTConfig, model, tokenizer):
+    from ..models.peft import apply_peft
+
+    if cfg.peft.method == "none":
+        return model
+    return apply_peft(model, cfg.peft, special_token_ids(tokenizer))
+
+
+def sft_loss(model, batch) -> LossOutput:
+    """Summed NLL of the assistant tokens (labels already shifted per example; IGNORE elsewhere).
+
+    ``use_cache=False`` matters: transformers builds the packed block mask from position ids only when no
+    KV cache is created, and ``config.use_cache`` is True for most models even in training.
+    """
+    extra = {k: batch[k] for k in ("attention_mask", "position_ids") if k in batch}
+    logits = model(input_ids=batch["input_ids"], use_cache=False, **extra).logits
+    loss, n = token_nll_sum(logits, batch["labels"])
+    return LossOutput(loss, float(n), batch["input_ids"].numel())
+
+
+# ---------------------------------------------------------------------------- the recipe
+
+def uses_world(cfg: SFTConfig) -> bool:
+    return cfg.eval.world if cfg.eval.world is not None else any(s.world for s in cfg.data.sources)
+
+
+def sft(cfg: SFTConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    from ..models.load import load_tokenizer
+    from .sft_eval import baseline_eval, make_evaluate
+
+    t0 = time.time()
+    if not cfg.model.path:
+        raise InputError("model.path is required (a run's final/ folder, a HF folder, a hub id or a .gguf)",
+                         field="model.path")
+    cfg = cfg.resolved()
+    info = init_distributed()
+    run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite, main=info.main)
+    seed_everything(cfg.train.seed)
+    tokenizer = load_tokenizer(cfg.model.tokenizer or cfg.model.path)
+    set_chat_template(tokenizer, cfg.data.chat_template)
+    tokens, report = prepare_data(cfg, tokenizer, run)
+    source = SFTBatches(tokens, cfg.data.max_length, cfg.train.micro(info.world_size), _pad_id(tokenizer),
+                        cfg.data.packing, info.rank, info.world_size, cfg.train.seed,
+                        mask_4d=cfg.data.packing_attention == "mask_4d")
+    if cfg.epochs is not None:
+        steps = max(1, math.ceil(cfg.epochs * source.n / cfg.train.batch_size))
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": steps})})
+    seed_everything(cfg.train.seed)
+    model = load_model(cfg, tokenizer)
+    world = uses_world(cfg)
+    summary: dict[str, Any] = {"stage": "sft", "method": cfg.peft.method}
+    if world and info.main:
+        summary.update(baseline_eval(cfg, run, model, tokenizer))
+    model = wrap_adapter(cfg, model, tokenizer)
+    evaluate = make_evaluate(cfg, run, tokenizer) if world else None
+    trainer = Trainer(model, cfg.train, run, sft_loss, source, info, evaluate, description="sft")
+    t_train = time.time()
+    result = trainer.fit(resume=resume)
+    train_and_eval_s = time.time() - t_train
+    from ..models.factory import count_params
+
+    params = count_params(trainer.raw_model)
+    trainable = count_params(trainer.raw_model, trainable_only=True)
+    final = save_outputs(cfg, run, trainer.raw_model, tokenizer)
+    summary.update({k: v for k, v in result.items() if not k.startswith("base_")})
+    summary.update({
+        "examples": report["kept"], "rows": source.n, "row_fill": round(source.fill(), 3),
+        "dropped_too_long": report["dropped_too_long"], "truncated": report["truncated"],
+        "epochs": cfg.epochs, "params": params, "trainable_params": trainable,
+        "train_and_eval_seconds": round(train_and_eval_s, 2), "seconds": round(time.time() - t0, 2), **final,
+    })
+    run.write_summary(summary)
+    return summary
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def save_outputs(cfg: SFTConfig, run: Run, model, tokenizer) -> dict[str, str]:
+    """final/ = the tuned model (full FT) or the adapter folder; merged/ = a plain merged model if asked."""
+    from ..models.load import save_final, save_hf
+    from ..models.peft import save_adapter
+
+    if cfg.peft.method == "none":
+        save_final(run, model, tokenizer)
+        return {"final": str(run.final), "model_dir": str(run.final)}
+    out = {"final": str(run.final), "adapter": str(run.final)}
+    if run.main:
+        tmp = run.staging_dir("final")
+        save_adapter(model, tokenizer, tmp, str(Path(cfg.model.path).resolve()) if Path(cfg.model.path).exists()
+                     else cfg.model.path)
+        run.commit_dir(tmp, "final")
+        if cfg.peft.merge:
+            tmp = run.staging_dir("merged")
+            save_hf(model.merge_and_unload(), tokenizer, tmp)
+            run.commit_dir(tmp, "merged")
+            out["model_dir"] = str(run.path / "merged")
+    return out
+
+
+# ---------------------------------------------------------------------------- the demo
+
+def demo_config(base_model_dir: str, run_root: str) -> SFTConfig:
+    """The measured recipe for the built-in world (see docs and the SFT table in the summary notes)."""
+    return SFTConfig(
+        run=RunConfig(name="sft", root=run_root),
+        model=ModelSection(path=base_model_dir),
+        protect=ProtectSection(freeze_embeddings="except_special"),
+        epochs=2.0,
+        train=TrainConfig(steps=100, batch_size=8, lr=3e-4, warmup_steps=10, weight_decay=0.0, log_every=10),
+    )

