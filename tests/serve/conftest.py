@@ -1,0 +1,65 @@
+"""The OpenAI-compatible server on the tiny chat model, running under uvicorn in a thread on a free port."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from tiny_chat import one_torch_thread, session_model
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ThreadServer:
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "ThreadServer":
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def chat_model_path(tmp_path_factory):
+    return session_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def engine(chat_model_path):
+    from lmforge.serve.engine import ChatEngine
+
+    return ChatEngine.load(str(chat_model_path), device="cpu", served_name="tiny-chat")
+
+
+@pytest.fixture(scope="module")
+def server(engine):
+    from lmforge.serve.openai_server import create_app
+
+    with ThreadServer(create_app(engine)) as live:
+        yield live

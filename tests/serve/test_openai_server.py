@@ -1,0 +1,104 @@
+"""The OpenAI-compatible server, exercised with the official ``openai`` client over real HTTP."""
+import math
+
+import httpx
+import openai
+import pytest
+
+QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is Paris the capital?"}]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=60) as c:
+        yield c
+
+
+def test_models(client, server):
+    assert [m.id for m in client.models.list().data] == ["tiny-chat"]
+    assert client.models.retrieve("tiny-chat").owned_by == "lmforge"
+    assert httpx.get(server.url + "/health").json() == {"status": "ok", "model": "tiny-chat"}
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-5")
+
+
+def test_greedy_completion_with_logprobs_and_usage(client, engine):
+    r = client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=0, max_tokens=6,
+                                       logprobs=True, top_logprobs=3)
+    assert r.object == "chat.completion" and r.model == "tiny-chat" and r.id.startswith("chatcmpl-")
+    choice = r.choices[0]
+    assert choice.message.role == "assistant" and choice.finish_reason in ("stop", "length")
+    tokens = choice.logprobs.content
+    assert "".join(t.token for t in tokens) == choice.message.content == "A"  # the model's verdict, then <|end|>
+    assert choice.finish_reason == "stop"
+    for t in tokens:  # greedy: the chosen token is the most likely one
+        assert len(t.top_logprobs) == 3 and t.logprob == pytest.approx(t.top_logprobs[0].logprob)
+        assert [x.logprob for x in t.top_logprobs] == sorted((x.logprob for x in t.top_logprobs), reverse=True)
+        assert t.bytes == list(t.token.encode())
+    assert r.usage.prompt_tokens == len(engine.prompt_ids(QUESTION))
+    assert r.usage.completion_tokens == len(tokens) == 1
+    assert r.usage.total_tokens == r.usage.prompt_tokens + 1
+    again = client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=0, max_tokens=6)
+    assert again.choices[0].message.content == "A" and again.choices[0].logprobs is None
+
+
+def test_sampling_seed_n_max_tokens_and_stop(client):
+    def sample(**kw):
+        return client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=1.5,
+                                              max_tokens=4, **kw)
+    one, two = sample(seed=7, n=3), sample(seed=7, n=3)
+    texts = [c.message.content for c in one.choices]
+    assert len(texts) == 3 and texts == [c.message.content for c in two.choices]  # same seed, same samples
+    assert {c.index for c in one.choices} == {0, 1, 2} and one.usage.completion_tokens <= 12
+    long = client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=1.5, top_p=0.9,
+                                          max_tokens=3, seed=1, logit_bias={}, user="ignored")
+    assert long.usage.completion_tokens <= 3
+    lengths = [c.finish_reason for c in sample(seed=3, n=8).choices]
+    assert set(lengths) <= {"stop", "length"}
+    # a stop sequence cuts the text before it, and the tokens with it
+    hot = {"temperature": 2.0, "max_tokens": 6, "seed": 0, "n": 4, "logprobs": True}
+    full = client.chat.completions.create(model="tiny-chat", messages=QUESTION, **hot)
+    picks = [(c.index, [t.token for t in c.logprobs.content]) for c in full.choices]
+    i, pieces = next((i, p) for i, p in picks if len(p) >= 2 and "\ufffd" not in "".join(p)
+                     and "".join(p[1:]) not in p[0] + "".join(p[1:])[:-1])
+    cut = client.chat.completions.create(model="tiny-chat", messages=QUESTION, stop=["".join(pieces[1:])], **hot)
+    c = cut.choices[i]
+    assert c.message.content == pieces[0] and c.finish_reason == "stop"
+    assert [t.token for t in c.logprobs.content] == pieces[:1] and cut.usage.completion_tokens <= 4 * 6
+
+
+def test_stop_truncates_text_and_tokens(engine):
+    from lmforge.serve.engine import SamplingParams
+
+    # temperature 0 with the verdict token as a stop string: nothing is left
+    (c,), _ = engine.complete(QUESTION, SamplingParams(temperature=0, max_tokens=4, stop=["A"], logprobs=True))
+    assert c.text == "" and c.finish_reason == "stop" and c.tokens == 0 and c.logprobs == []
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"model": "gpt-5"}, openai.NotFoundError, "does not exist"),
+    ({"stream": True}, openai.BadRequestError, "streaming is not supported"),
+    ({"top_logprobs": 2}, openai.BadRequestError, "top_logprobs requires logprobs"),
+    ({"temperature": 5}, openai.BadRequestError, "temperature"),
+    ({"max_tokens": 10**6}, openai.BadRequestError, "exceed this model's context"),
+    ({"n": 99}, openai.BadRequestError, "n"),
+    ({"messages": []}, openai.BadRequestError, "messages"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, openai.BadRequestError, "messages"),
+])
+def test_errors_in_openai_shape(client, kwargs, error, message):
+    args = {"model": "tiny-chat", "messages": QUESTION, "max_tokens": 2, **kwargs}
+    with pytest.raises(error, match=message) as exc:
+        client.chat.completions.create(**args)
+    body = exc.value.body
+    assert set(body) == {"message", "type", "param", "code"}  # the client unwraps {"error": {...}}
+
+
+def test_content_parts_and_developer_role(client):
+    parts = [{"role": "developer", "content": "Be brief."},
+             {"role": "user", "content": [{"type": "text", "text": "Is Paris "}, {"type": "text", "text": "it?"}]}]
+    r = client.chat.completions.create(model="tiny-chat", messages=parts, temperature=0, max_tokens=2,
+                                       logprobs=True)
+    assert r.choices[0].message.content == "A" and math.isfinite(r.choices[0].logprobs.content[0].logprob)
+    with pytest.raises(openai.BadRequestError, match="only text"):
+        client.chat.completions.create(model="tiny-chat", max_tokens=2, messages=[
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}])
