@@ -199,10 +199,14 @@ def judge_batch(store, batch: str | int, backend: Backend, *, rubric: Rubric, na
             progress(min(start + chunk, len(todo)), len(todo))
     p_a_n = counts.pop("_p_a_n", 0)
     p_a_sum = counts.pop("_p_a_sum", 0.0)
-    summary: dict[str, Any] = {"judge": f"ai:{user.name}", "prompts judged": len(todo), **counts}
-    if counts["pairs"]:
-        summary["order-consistent share"] = round(counts["order-consistent pairs"] / counts["pairs"], 4)
+    summary: dict[str, Any] = {"judge": f"ai:{user.name}", "prompts judged": len(todo)}
+    for key in ("created", "unchanged", "revised", "pairs", "decided pairs", "tied pairs"):
+        summary[key] = counts.pop(key, 0)
+    consistent = counts.pop("order-consistent pairs", 0)
+    if summary["pairs"]:
+        summary["order-consistent share"] = round(consistent / summary["pairs"], 4)
     if p_a_n:
         summary["mean P(A)"] = round(p_a_sum / p_a_n, 4)
+    summary.update(sorted(counts.items()))  # queries, undecided verdicts, unscored
     summary.update({f"backend: {k}": v for k, v in sorted(backend.stats.items())})
     return summary
