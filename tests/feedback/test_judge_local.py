@@ -55,13 +55,14 @@ def run(argv, capsys) -> tuple[int, str, str]:
 
 @torch.no_grad()
 def one_at_a_time(model, tok, query: Query) -> dict[str, float]:
-    """log P(choice) the plain way: one unpadded prompt, summing the choice's spellings' probabilities."""
+    """log P(choice) the plain way: one unpadded prompt, summing the probabilities of the choice's spellings
+    (itself, and " choice" when that is a single token)."""
     ids = tok.apply_chat_template(query.messages, tokenize=True, add_generation_prompt=True, return_dict=False)
     out = {}
     for c in query.choices:
         total = 0.0
-        for form in dict.fromkeys([tuple(tok.encode(c, add_special_tokens=False)),
-                                   tuple(tok.encode(" " + c, add_special_tokens=False))]):
+        spaced = tuple(tok.encode(" " + c, add_special_tokens=False))
+        for form in dict.fromkeys([tuple(tok.encode(c, add_special_tokens=False))] + [spaced] * (len(spaced) == 1)):
             seq = list(ids) + list(form)
             lp = torch.log_softmax(model(input_ids=torch.tensor([seq[:-1]])).logits[0].float(), -1)
             total += math.exp(sum(lp[len(ids) - 1 + t, tok_id].item() for t, tok_id in enumerate(form)))

