@@ -169,10 +169,12 @@ def test_rubric_files(tmp_path):
     assert r.name == "constitution" and r.principles == ("Choose the kinder response.",
                                                          "Choose the more honest response.")
     yml = tmp_path / "r.yaml"
-    yml.write_text("name: strict\ninstructions: Judge replies of a tutor.\ncriteria:\n  accuracy: Every number right?\n")
+    yml.write_text("name: strict\ninstructions: Judge replies of a tutor.\n"
+                   "criteria:\n  accuracy: Every number right?\n")
     r = load_rubric(yml)
     assert r.name == "strict" and r.instructions == "Judge replies of a tutor."
-    assert r.criteria["accuracy"] == "Every number right?" and r.criteria["honesty"] == default_rubric().criteria["honesty"]
+    assert r.criteria["accuracy"] == "Every number right?"
+    assert r.criteria["honesty"] == default_rubric().criteria["honesty"]
     assert r.principles[0] == "Accuracy: Every number right?"  # without principles the criteria decide
     (tmp_path / "l.yml").write_text("- Be safe.\n- Be right.\n")
     assert load_rubric(tmp_path / "l.yml").principles == ("Be safe.", "Be right.")

@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
                   model: Optional[str] = typer.Option(None, "--model", help="local judge: model folder, .gguf "
                                                       "file or hub id"),
                   endpoint: Optional[str] = typer.Option(None, "--endpoint", help="remote judge: URL of an "
-                                                         "OpenAI-compatible server: http://HOST:PORT or http://HOST:PORT/v1"),
+                                                         "OpenAI-compatible server: http://HOST:PORT or "
+                                                         "http://HOST:PORT/v1"),
                   api_model: Optional[str] = typer.Option(None, "--api-model", help="model name at the "
                                                           "endpoint [default: the only one it serves]"),
                   api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LMFORGE_JUDGE_API_KEY",
@@ -51,7 +52,8 @@ def register(app: typer.Typer) -> None:
                   limit: Optional[int] = typer.Option(None, "--limit", min=1, help="judge at most N prompts"),
                   tie_margin: float = typer.Option(0.05, "--tie-margin", min=0.0, max=0.5,
                                                    help="a pair with |p - 0.5| <= this is a tie"),
-                  batch_size: int = typer.Option(8, "--batch-size", min=1, help="local: judge queries per forward pass"),
+                  batch_size: int = typer.Option(8, "--batch-size", min=1,
+                                                 help="local: judge queries per forward pass"),
                   dtype: str = typer.Option("float32", help="local: float32, bfloat16 or float16"),
                   device: str = typer.Option("auto", help="local: auto, cpu, cuda, ..."),
                   concurrency: int = typer.Option(4, min=1, help="endpoint: requests in flight"),
@@ -88,8 +90,9 @@ def register(app: typer.Typer) -> None:
         if endpoint:
             from ..feedback.judge.endpoint import EndpointBackend
 
-            backend = EndpointBackend(endpoint, model=api_model, api_key=api_key or os.environ.get("OPENAI_API_KEY"),
-                                      timeout=timeout, retries=retries, concurrency=concurrency)
+            key = api_key or os.environ.get("OPENAI_API_KEY")
+            backend = EndpointBackend(endpoint, model=api_model, api_key=key, timeout=timeout, retries=retries,
+                                      concurrency=concurrency)
             backend.check()  # unreachable or wrong model: fail before anything is stored
         else:
             from ..feedback.judge.local import LocalBackend

@@ -82,7 +82,8 @@ def parse_verdict(text: str | None, choices: Sequence[str]) -> str | None:
     better = verdicts(rf"\b({alts})\b\s+is\s+(?:clearly\s+|much\s+|slightly\s+)?(?:the\s+)?better", re.IGNORECASE)
     if better:
         return better[0]
-    for pattern in (rf"(?:\[\[|\b(?:answer|verdict|rating|score|choice)\b\s*(?:is)?\s*[:=]?\s*[*\"'(\[]*)({alts})(?!\w)",
+    labels = r"\b(?:answer|verdict|rating|score|choice)\b\s*(?:is)?\s*[:=]?\s*"
+    for pattern in (rf"(?:\[\[|{labels}[*\"'(\[]*)({alts})(?!\w)",
                     rf"\b(?:response|output|assistant)\s+[*\"'(\[]*({alts})(?!\w)"):
         found = set(verdicts(pattern, re.IGNORECASE))
         if len(found) == 1:
