@@ -26,8 +26,14 @@ COMMAND_MODULES = [
     "data_cmd",
     "tokenizer_cmd",
     "pretrain_cmd",
+    "demo_cmd",
     "generate_cmd",
     "label_cmd",
+    "sft_cmd",
+    "export_cmd",
+    "rm_cmd",
+    "judge_cmd",
+    "serve_cmd",
 ]
 
 
