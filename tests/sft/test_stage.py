@@ -115,3 +115,16 @@ def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="model.path is required"):
         sft(load_config(SFTConfig, None, [f"run.root={tmp_path}"]))
+
+
+def test_default_lr_follows_width_and_method() -> None:
+    from types import SimpleNamespace
+
+    def lr(width: int, *extra: str) -> float:
+        model = SimpleNamespace(config=SimpleNamespace(hidden_size=width))
+        return load_config(SFTConfig, None, list(extra)).with_lr_for(model).train.lr
+
+    assert lr(192) == pytest.approx(1.04e-3, rel=0.01)  # the demo model's width: ~1e-3 measured best
+    assert lr(768) < lr(192)
+    assert lr(192, "peft.method=lora") == 2e-3
+    assert lr(192, "train.lr=5e-5") == 5e-5

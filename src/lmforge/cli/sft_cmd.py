@@ -37,12 +37,19 @@ def register(app: typer.Typer) -> None:
     def inspect_cmd(args: list[str] | None = CONFIG_ARGS,
                     n: int = typer.Option(3, "-n", help="how many examples to show"),
                     start: int = typer.Option(0, "--start", help="index of the first example shown")) -> None:
-        """Show, for a few examples of the mixture, the rendered template with the tokens that carry loss
-        highlighted (and the counts of dropped / truncated examples). Same config as training."""
+        """Show which tokens carry loss in a few rendered examples (same config as training).
+
+        Loss-bearing tokens are bold green and wrapped in [[ ]]; the counts of dropped and truncated examples
+        of the whole mixture follow."""
         from ..stages.sft import SFTConfig
         from ..stages.sft_inspect import inspect
 
         cfg = config_from_args(SFTConfig, args)
         inspect(cfg, n=n, start=start)
+
+    @sft_app.callback(invoke_without_command=True)
+    def default(ctx: typer.Context) -> None:
+        if ctx.invoked_subcommand is None:  # bare `lmforge sft`: train with the defaults (says what is missing)
+            train_cmd(args=None, resume=False, overwrite=False)
 
     app.add_typer(sft_app, name="sft")

@@ -116,9 +116,19 @@ def run_suites(model, tokenizer, world: World, suites: Iterable[Suite], *, mode:
         metrics[f"{prefix}{suite.name}_accuracy"] = s["accuracy"]
         metrics[f"{prefix}{suite.name}_format_ok"] = s["format_ok"]
         for it, o, ok in zip(suite.items, outs, correct):
-            records.append({"suite": prefix + suite.name, "id": it["id"], "prompt": it["messages"][-1]["content"],
-                            "completion": o["text"], "finished": o["finished"], "correct": ok})
+            records.append({"suite": prefix + suite.name, "id": it["id"], "category": it["category"],
+                            "prompt": it["messages"][-1]["content"], "completion": o["text"],
+                            "finished": o["finished"], "correct": ok})
     return metrics, records
+
+
+def by_category(records: list[dict[str, Any]], suite: str) -> dict[str, float]:
+    """Accuracy per item category (capital, animal_kind, ...) of one suite's records."""
+    hits: dict[str, list[bool]] = {}
+    for r in records:
+        if r["suite"] == suite:
+            hits.setdefault(r["category"], []).append(bool(r["correct"]))
+    return {c: round(sum(v) / len(v), 3) for c, v in sorted(hits.items())}
 
 
 def headline(metrics: dict[str, float], prefix: str = "") -> dict[str, float]:

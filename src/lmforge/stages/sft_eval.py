@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from ..eval.chat_eval import Suite, nshot_shots, run_suites, world_suites
+from ..eval.chat_eval import Suite, by_category, nshot_shots, run_suites, world_suites
 from ..runs import Run, atomic_write_text
 from ..world import World
 
@@ -50,6 +50,7 @@ def baseline_eval(cfg, run: Run, model, tokenizer) -> dict[str, Any]:
     if cfg.eval.baseline:
         metrics, records = run_suites(model, tokenizer, world, suites, mode="chat", prefix="base_", **kw)
         out.update(_headline(metrics, "base_"))
+        out["base_heldout_fact_by_category"] = by_category(records, "base_heldout_fact")
         _log(run, 0, records, cfg.eval.samples)
     if cfg.eval.nshot:
         shots = nshot_shots(world, cfg.eval.nshot)
@@ -80,6 +81,7 @@ def make_evaluate(cfg, run: Run, tokenizer):
         out = _headline(metrics)
         if final:
             out["format_ok_all"] = sum(r["finished"] and ok for r, ok in _fmt(records)) / max(len(records), 1)
+            out["heldout_fact_by_category"] = by_category(records, "heldout_fact")
             out["eval_seconds"] = round(time.time() - t0, 2)
         return out
 
