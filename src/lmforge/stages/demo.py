@@ -12,14 +12,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..runs import RunConfig, atomic_write_text
+from .demo_stages import _finished, stage_feedback, stage_reward_model, stage_sft
 
 # The measured demo recipe for pre-training (see docs/demo.md for the experiments behind it).
 PRETRAIN_OVERRIDES = dict(steps=1500, batch_size=4, warmup_steps=50, eval_every=500, log_every=25)
-
-
-def _finished(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def stage_pretrain(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +49,9 @@ def stage_pretrain(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> d
 
 STAGES: dict[str, Callable[[Path, int, bool, dict[str, Any]], dict[str, Any]]] = {
     "pretrain": stage_pretrain,
+    "sft": stage_sft,
+    "feedback": stage_feedback,
+    "reward_model": stage_reward_model,
 }
 
 
