@@ -128,3 +128,15 @@ def test_default_lr_follows_width_and_method() -> None:
     assert lr(768) < lr(192)
     assert lr(192, "peft.method=lora") == 2e-3
     assert lr(192, "train.lr=5e-5") == 5e-5
+
+
+def test_demo_config_uses_the_base_runs_world(tmp_path: Path) -> None:
+    from lmforge.stages.sft import demo_config
+
+    (tmp_path / "pretrain" / "final").mkdir(parents=True)
+    (tmp_path / "pretrain" / "config.yaml").write_text("data:\n  world_seed: 3\ntrain:\n  seed: 5\n")
+    cfg = demo_config(str(tmp_path / "pretrain" / "final"), str(tmp_path))
+    assert (cfg.data.world_seed, cfg.train.seed) == (3, 5)
+    assert cfg.protect.freeze_embeddings == "except_special" and cfg.peft.method == "none"
+    assert cfg.run.path == tmp_path / "sft"
+    assert demo_config(str(tmp_path / "nowhere"), str(tmp_path)).data.world_seed == 0
