@@ -2,8 +2,7 @@
 
 Documents are tokenised, each prefixed with BOS, and concatenated into flat ``uint16`` (or ``uint32`` for
 vocabularies over 65,535) files with an ``index.json``. Training reads fixed windows of ``seq_len + 1``
-tokens in a seeded random order, one epoch permutation after another; the position is a single counter, so
-resume is exact and every process of a data-parallel run reads its own slice of the same global batch.
+tokens in the shared seeded order of :mod:`lmforge.data.sampler`.
 """
 from __future__ import annotations
 
@@ -15,6 +14,8 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
+
+from .sampler import EpochSampler
 
 SHARD_TOKENS = 50_000_000
 
@@ -103,42 +104,24 @@ class TokenShards:
 
 
 class PackedBatches:
-    """Micro-batches of ``[micro, seq_len + 1]`` windows for one process, in a seeded shuffled order.
-
-    The global batch of step s is windows ``order[s*B : (s+1)*B]``; it is cut into ``world x accum``
-    micro-batches and process r takes micro-batches r, r + world, ... So 2 processes see exactly the windows
-    that 1 process sees with twice the accumulation.
-    """
+    """Micro-batches of ``[micro, seq_len + 1]`` windows for one process, in the shared seeded order
+    (:class:`~lmforge.data.sampler.EpochSampler`)."""
 
     def __init__(self, shards: TokenShards, seq_len: int, micro: int, rank: int = 0, world: int = 1,
                  seed: int = 0):
-        self.shards, self.seq_len, self.micro = shards, seq_len, micro
-        self.rank, self.world, self.seed = rank, world, seed
-        self.n = shards.windows(seq_len)
-        if self.n < micro * world:
-            raise ValueError(f"only {self.n} windows of {seq_len} tokens; need at least {micro * world}")
-        self.cursor = 0  # global window counter, identical on every process
-        self._perm_epoch, self._perm = -1, np.arange(0)
-
-    def _order(self, k: int) -> int:
-        epoch, pos = divmod(k, self.n)
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            self._perm_epoch = epoch
-        return int(self._perm[pos])
+        self.shards, self.seq_len = shards, seq_len
+        self.sampler = EpochSampler(shards.windows(seq_len), micro, rank, world, seed)
 
     def next_batch(self) -> dict[str, Any]:
-        start = self.cursor + self.rank * self.micro
-        rows = [self.shards.window(self._order(start + j), self.seq_len) for j in range(self.micro)]
-        self.cursor += self.micro * self.world
+        rows = [self.shards.window(i, self.seq_len) for i in self.sampler.next_indices()]
         data = torch.from_numpy(np.stack(rows))
         return {"input_ids": data[:, :-1].contiguous(), "labels": data[:, 1:].contiguous()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"cursor": self.cursor, "seed": self.seed}
+        return self.sampler.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.cursor = int(state["cursor"])
+        self.sampler.load_state_dict(state)
 
 
 def eval_windows(shards: TokenShards, seq_len: int, max_windows: int) -> torch.Tensor:
