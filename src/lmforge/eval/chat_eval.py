@@ -130,11 +130,3 @@ def by_category(records: list[dict[str, Any]], suite: str) -> dict[str, float]:
             hits.setdefault(r["category"], []).append(bool(r["correct"]))
     return {c: round(sum(v) / len(v), 3) for c, v in sorted(hits.items())}
 
-
-def headline(metrics: dict[str, float], prefix: str = "") -> dict[str, float]:
-    """The demo's headline names: ``{prefix}heldout_fact_accuracy`` and ``{prefix}format_ok`` (held-out facts)."""
-    out = {}
-    if f"{prefix}heldout_fact_accuracy" in metrics:
-        out[f"{prefix}heldout_fact_accuracy"] = metrics[f"{prefix}heldout_fact_accuracy"]
-        out[f"{prefix}format_ok"] = metrics[f"{prefix}heldout_fact_format_ok"]
-    return out
