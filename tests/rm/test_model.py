@@ -39,6 +39,9 @@ def test_causal_backbone_reads_the_last_non_pad_token(tiny_lm: Path) -> None:
         for i, t in enumerate(TEXTS):  # right padding in the batch does not change any score
             alone = forward_scores(model, batch_of(tok, "chat", [t]))
             assert torch.allclose(alone[0], together[i], atol=1e-5)
+        # length-sorted chunks of a few tokens give the same scores as one padded pass
+        chunked = forward_scores(model, batch_of(tok, "chat", TEXTS), max_tokens=40)
+        assert torch.allclose(chunked, together, atol=1e-5)
     # the backbone's weights came from the LM
     from transformers import AutoModelForCausalLM
 

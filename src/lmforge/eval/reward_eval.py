@@ -99,10 +99,11 @@ def score_texts(model, tokenizer, fmt: str, max_length: int, items: list[tuple[l
     return score_encoded(model, rows, tokenizer.pad_token_id, batch_size)
 
 
-def group_scores(model, groups: list[Group], pad_id: int, batch_size: int = 32) -> list[torch.Tensor]:
+def group_scores(model, groups: list[Group], pad_id: int, batch_size: int = 32,
+                 max_tokens: int | None = None) -> list[torch.Tensor]:
     """Scores of every response of every group (each distinct (prompt, response) scored once)."""
     rows = [e for g in groups for e in g.encoded]
-    flat = score_encoded(model, rows, pad_id, batch_size)
+    flat = score_encoded(model, rows, pad_id, batch_size, max_tokens)
     out, k = [], 0
     for g in groups:
         out.append(flat[k:k + len(g.encoded)])

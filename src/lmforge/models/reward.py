@@ -53,11 +53,21 @@ class RewardModelSection(Section):
     lora: LoraSection = LoraSection()
     top_layers: int | None = Field(None, ge=1, description="train only the last N blocks (full weights or "
                                    "LoRA) plus the head; null: all blocks")
+    freeze_embeddings: Literal["none", "all", "except_special"] = Field(
+        "none", description="full fine-tuning: freeze the input embedding (except_special: all but the special "
+        "tokens' rows, which a pre-trained-only model never learned) to keep facts the backbone read in prose")
     dropout: float | None = Field(0.0, ge=0, lt=1, description="set every dropout of the backbone; null: keep "
                                   "the checkpoint's (reward models usually train without dropout)")
     max_length: int = Field(512, ge=16, description="tokens per (prompt, response); the prompt is cut from "
                             "the left, then the response from the right")
     dtype: Literal["float32", "bfloat16"] = "float32"
+    input_format: Literal["auto", "chat", "transcript", "pair"] = Field(
+        "auto", description="how (prompt, response) becomes text: chat (the tokenizer's chat template), "
+        "transcript (User:/Assistant: lines + EOS), pair (encoders: [CLS] prompt [SEP] response [SEP]); auto: "
+        "pair for encoders, else chat when the tokenizer has a template")
+    forward_tokens: int | None = Field(4096, ge=16, description="padded tokens per forward pass: a micro-batch "
+                                       "runs length-sorted in chunks of at most this many (less padding, same "
+                                       "gradients); null: one pass")
 
 
 @dataclass
@@ -181,7 +191,7 @@ def _block_linears(blocks) -> list[str] | str:
                    if isinstance(m, torch.nn.Linear)})
 
 
-def prepare_trainable(model, cfg: RewardModelSection):
+def prepare_trainable(model, cfg: RewardModelSection, tokenizer=None):
     """Full fine-tuning (optionally of the last ``top_layers`` blocks) or LoRA adapters; the head always trains."""
     blocks = _blocks(model)
     n_blocks = len(blocks) if blocks is not None else None
@@ -198,6 +208,12 @@ def prepare_trainable(model, cfg: RewardModelSection):
                           modules_to_save=head_module_names(model) + (["pooler"] if hasattr(
                               getattr(model, model.base_model_prefix, None), "pooler") else []))
         return get_peft_model(model, lcfg)
+    if cfg.freeze_embeddings != "none":
+        from .freeze import freeze_embeddings
+
+        keep = sorted(set(tokenizer.all_special_ids)) if (cfg.freeze_embeddings == "except_special"
+                                                          and tokenizer is not None) else None
+        freeze_embeddings(model, keep)
     if top is not None:
         for p in model.parameters():
             p.requires_grad_(False)
@@ -224,9 +240,21 @@ def plain_model(model):
 
 # ----------------------------------------------------------------------------------------- inputs
 
-def input_format(tokenizer, kind: str) -> str:
+def input_format(tokenizer, kind: str, wanted: str = "auto") -> str:
+    """``pair`` for encoders; for causal LMs ``chat`` (the tokenizer's template) when it has one, else
+    ``transcript`` (``User: ...`` / ``Assistant: ...`` lines, the format a pre-trained-only model has read)."""
     if kind == "encoder":
+        if wanted not in ("auto", "pair"):
+            raise InputError(f"an encoder reads (prompt, response) as a sentence pair, not {wanted!r}",
+                             field="model.input_format")
         return "pair"
+    if wanted == "pair":
+        raise InputError("input format 'pair' is for encoders", field="model.input_format")
+    if wanted == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise InputError("the tokenizer has no chat template; use model.input_format=transcript",
+                         field="model.input_format")
+    if wanted != "auto":
+        return wanted
     return "chat" if getattr(tokenizer, "chat_template", None) else "transcript"
 
 
@@ -316,10 +344,27 @@ def collate(rows: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def forward_scores(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``[N, 1 + criteria]`` head outputs (column 0 is the reward)."""
-    keys = ("input_ids", "attention_mask", "token_type_ids")
-    return model(**{k: batch[k] for k in keys if k in batch}).logits.float()
+def forward_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None = None) -> torch.Tensor:
+    """``[N, 1 + criteria]`` head outputs (column 0 is the reward).
+
+    With ``max_tokens``, the sequences are sorted by length and run in chunks of at most that many padded
+    tokens, each cut to its own longest sequence (right padding keeps every real token in the first columns),
+    so a micro-batch mixing short and long responses does not pay for padding every row to the longest. The
+    scores — and so the gradients — are those of one padded forward pass.
+    """
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch]
+    n, width = batch["input_ids"].shape
+    if not max_tokens or n * width <= max_tokens:
+        return model(**{k: batch[k] for k in keys}).logits.float()
+    lengths = batch["attention_mask"].sum(-1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    parts, i = [], 0
+    while i < n:
+        longest = max(1, int(lengths[order[i]]))
+        idx = order[i:i + max(1, max_tokens // longest)]
+        parts.append(model(**{k: batch[k][idx, :longest] for k in keys}).logits.float())
+        i += len(idx)
+    return torch.cat(parts)[torch.argsort(order)]
 
 
 # ----------------------------------------------------------------------------------------- save / load
