@@ -1,0 +1,348 @@
+"""Reward-model recipe: preference records (any mix of pairs, rankings, Likert, binary) -> a scalar-head model.
+
+Feedback is learned as it was given (:mod:`lmforge.algos.reward_losses`): pairs by Bradley–Terry (optionally
+with Llama 2's margin), rankings by InstructGPT's K-wise pair loss or listwise Plackett–Luce, Likert ratings by
+regression (a head per criterion and/or the overall reward on their weighted sum), binary labels by logistic
+loss, plus a reward-centring term. Every prompt's responses sit in one micro-batch; each record is one unit,
+so the engine averages over records however the steps are accumulated or distributed.
+
+Writes ``<run.root>/<run.name>/``: config.yaml, metrics.jsonl (train loss parts, held-out accuracy at each
+eval), checkpoints/, final/ (HF ``AutoModelForSequenceClassification`` + ``reward.json``), eval_report.json,
+calibration.png, summary.json.
+"""
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from ..algos.reward_losses import bradley_terry, centring, logistic, plackett_luce, ranking_pairs, regression
+from ..config import Section, dump_config
+from ..data.preference import Ranking
+from ..data.reward_data import (
+    KINDS,
+    DataReport,
+    GroupBatches,
+    HeadSpec,
+    build_groups,
+    criteria_in,
+    read_preference_files,
+    split_heldout,
+    steps_for_epochs,
+    tokenize_groups,
+)
+from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
+from ..eval.reward_eval import eval_pairs, group_scores, pair_accuracy, write_report
+from ..models.factory import count_params
+from ..models.load import load_tokenizer
+from ..models.reward import (
+    RewardMeta,
+    RewardModelSection,
+    backbone_kind,
+    create_reward_model,
+    forward_scores,
+    input_format,
+    prepare_trainable,
+    save_reward_model,
+)
+from ..runs import Run, RunConfig, atomic_write_text
+
+Kind = Literal["pair", "ranking", "likert", "binary"]
+
+
+class DataSection(Section):
+    train: list[str] = Field(min_length=1, description="preference JSONL files (lmforge.data.preference)")
+    eval: list[str] = Field(default_factory=list, description="held-out preference files; empty: hold out "
+                            "eval_fraction of the training prompts")
+    eval_fraction: float = Field(0.05, ge=0, lt=1)
+    kinds: list[Kind] = Field(default_factory=lambda: list(KINDS), description="kinds of records to learn from")
+    on_invalid: Literal["error", "skip"] = Field("error", description="a record the format rejects: stop with "
+                                                 "file:line (error) or skip it and count the reason (skip)")
+    max_prompts: int | None = Field(None, ge=1, description="use only the first N training prompts")
+
+
+class KindWeights(Section):
+    pair: float = Field(1.0, ge=0)
+    ranking: float = Field(1.0, ge=0)
+    likert: float = Field(1.0, ge=0)
+    binary: float = Field(1.0, ge=0)
+
+
+class LikertSection(Section):
+    mode: Literal["sum", "heads", "both"] = Field("both", description="sum: the reward regresses on the "
+                                                  "weighted sum of the ratings; heads: a head per criterion; both")
+    weights: dict[str, float] | None = Field(None, description="criterion weights of the sum; null: equal")
+    scale: float = Field(2.0, gt=0, description="ratings map linearly from their scale to [-scale, scale]")
+
+
+class LossSection(Section):
+    ranking: Literal["pairs", "plackett_luce"] = Field("pairs", description="pairs: InstructGPT's C(K,2) "
+                                                       "pairs weighted 1/C(K,2); plackett_luce: listwise")
+    margin: float = Field(0.0, ge=0, description="Llama 2 margin: subtract margin x the pair's 'margin' field")
+    centring: float = Field(0.01, ge=0, description="weight of the per-prompt (mean reward)^2 term")
+    heads: bool = Field(True, description="a head per criterion found in the training data")
+    weights: KindWeights = KindWeights()
+    likert: LikertSection = LikertSection()
+
+    @model_validator(mode="after")
+    def _heads(self) -> LossSection:
+        if not self.heads and self.likert.mode != "sum":
+            raise ValueError("loss.heads=false leaves no criterion heads: set loss.likert.mode=sum")
+        return self
+
+
+class EvalSection(Section):
+    batch_size: int = Field(32, ge=1, description="sequences per scoring forward pass")
+    calibration_bins: int = Field(10, ge=1)
+    stats_responses: int = Field(512, ge=1, description="training responses scored for the saved reward "
+                                 "mean/std")
+
+
+class RMConfig(Section):
+    run: RunConfig = RunConfig(name="rm")
+    model: RewardModelSection
+    data: DataSection
+    loss: LossSection = LossSection()
+    epochs: float | None = Field(1.0, gt=0, description="sets train.steps from the number of training prompts; "
+                                 "null: use train.steps")
+    train: TrainConfig = TrainConfig(steps=1000, batch_size=16, warmup_steps=10, log_every=10, grad_clip=1.0)
+    eval: EvalSection = EvalSection()
+
+    def resolved(self, n_prompts: int) -> RMConfig:
+        upd: dict[str, Any] = {}
+        if self.epochs is not None:
+            upd["steps"] = steps_for_epochs(n_prompts, self.train.batch_size, self.epochs)
+        if self.train.lr is None:
+            upd["lr"] = 2e-4 if self.model.lora.enabled else 3e-5
+        return self.model_copy(update={"train": self.train.model_copy(update=upd)}) if upd else self
+
+
+# ---------------------------------------------------------------------------- loss
+
+def make_loss(cfg: LossSection, forward_tokens: int | None = None):
+    rank_fn = ranking_pairs if cfg.ranking == "pairs" else plackett_luce
+    kw = cfg.weights
+
+    def loss_fn(model, batch) -> LossOutput:
+        s = forward_scores(model, batch, forward_tokens)
+        total = s.new_zeros(())
+        m: dict[str, torch.Tensor | float] = {}
+        right = s.new_zeros(())
+        if batch["pair_c"].numel():
+            h = batch["pair_h"]
+            rc, rr = s[batch["pair_c"], h], s[batch["pair_r"], h]
+            margin = cfg.margin * batch["pair_m"] if cfg.margin else None
+            part = (batch["pair_w"] * bradley_terry(rc, rr, margin)).sum()
+            total = total + kw.pair * part
+            m["loss_pair"] = part.detach()
+            right = right + (batch["pair_w"] * (rc > rr).float()).sum().detach()
+        if batch["rank_idx"].numel():
+            ranked = s[batch["rank_idx"], batch["rank_h"].unsqueeze(-1)]
+            part = (batch["rank_w"] * rank_fn(ranked, batch["rank_tie"], batch["rank_valid"])).sum()
+            total = total + kw.ranking * part
+            m["loss_ranking"] = part.detach()
+            right = right + (batch["rank_w"] * _ranking_right(ranked.detach(), batch["rank_tie"],
+                                                              batch["rank_valid"])).sum()
+        if batch["lik_idx"].numel():
+            part = (batch["lik_w"] * regression(s[batch["lik_idx"]], batch["lik_t"], batch["lik_m"])).sum()
+            total = total + kw.likert * part
+            m["loss_likert"] = part.detach()
+        if batch["bin_idx"].numel():
+            part = (batch["bin_w"] * logistic(s[batch["bin_idx"], 0], batch["bin_y"])).sum()
+            total = total + kw.binary * part
+            m["loss_binary"] = part.detach()
+        if cfg.centring:
+            part = centring(s[batch["cent_idx"], 0], batch["cent_valid"]).sum()
+            total = total + cfg.centring * part
+            m["centring"] = part.detach()
+        m["ordered_right"] = right
+        return LossOutput(total, float(batch["count"]), int(batch["tokens"]), m)
+
+    return loss_fn
+
+
+def _ranking_right(ranked: torch.Tensor, tie: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per ranking: the fraction of its comparable pairs the rewards order correctly."""
+    from ..algos.reward_losses import comparable
+
+    mask = comparable(tie, valid)
+    ok = (ranked.unsqueeze(-1) > ranked.unsqueeze(-2)) & mask
+    return ok.sum((-1, -2)).float() / mask.sum((-1, -2)).clamp(min=1).float()
+
+
+# ---------------------------------------------------------------------------- data
+
+def load_data(cfg: RMConfig, tokenizer, fmt: str, criteria: list[str] | None = None):
+    """(train groups, eval groups, head spec, report)."""
+    report = DataReport()
+    train_records = read_preference_files(cfg.data.train, report, cfg.data.on_invalid, cfg.data.kinds)
+    if criteria is None:
+        criteria = criteria_in(train_records) if cfg.loss.heads else []
+    heads = HeadSpec(criteria, cfg.loss.likert.mode, cfg.loss.likert.weights, cfg.loss.likert.scale)
+    train = build_groups(train_records, heads, report)
+    if cfg.data.eval:
+        ev_report = DataReport()
+        ev_records = read_preference_files(cfg.data.eval, ev_report, cfg.data.on_invalid)
+        held = build_groups(ev_records, heads, ev_report)
+        for k, v in ev_report.counts.items():
+            report.add(f"eval: {k}", v)
+        from ..data.reward_data import prompt_key
+
+        train_keys = {prompt_key(g.prompt) for g in train}
+        overlap = sum(prompt_key(g.prompt) in train_keys for g in held)
+        if overlap:
+            report.add("eval prompts also in train", overlap)
+    else:
+        train, held = split_heldout(train, cfg.data.eval_fraction, cfg.train.seed)
+        report.add("eval prompts held out of train", len(held))
+    if cfg.data.max_prompts:
+        train = train[:cfg.data.max_prompts]
+    tokenize_groups(train, tokenizer, fmt, cfg.model.max_length, report)
+    ev = DataReport()
+    tokenize_groups(held, tokenizer, fmt, cfg.model.max_length, ev)
+    if ev.counts:
+        report.add("eval: sequences truncated to max_length", ev.counts["sequences truncated to max_length"])
+    return train, held, heads, report
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+def make_evaluate(cfg: RMConfig, held, heads: HeadSpec, pad_id: int, last: dict[str, Any]):
+    pairs = eval_pairs(held)
+
+    def evaluate(model, step: int) -> dict[str, float]:
+        if not pairs:
+            return {}
+        scores = group_scores(model, held, pad_id, cfg.eval.batch_size, cfg.model.forward_tokens)
+        result = pair_accuracy(pairs, scores, heads.criteria, cfg.eval.calibration_bins)
+        last.clear()
+        last.update(result)
+        flat = {"heldout_pair_accuracy": result["heldout_pair_accuracy"], "heldout_pairs": result["heldout_pairs"],
+                "calibration_ece": result["calibration"]["ece"]}
+        flat.update({f"accuracy/{k}": v for k, v in result["accuracy_by_criterion"].items()})
+        return {k: v for k, v in flat.items() if v is not None}
+
+    return evaluate
+
+
+def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, float]:
+    """Mean and std of the reward over a seeded sample of training responses (for RL to normalise)."""
+    from ..eval.reward_eval import score_encoded
+
+    rows = [e for g in train for e in g.encoded]
+    sample = random.Random(cfg.train.seed).sample(rows, min(len(rows), cfg.eval.stats_responses))
+    r = score_encoded(model, sample, pad_id, cfg.eval.batch_size, cfg.model.forward_tokens)[:, 0]
+    std = float(r.std()) if len(r) > 1 else 1.0
+    return {"reward_mean": float(r.mean()), "reward_std": std if std > 0 else 1.0, "responses": len(r)}
+
+
+# ---------------------------------------------------------------------------- the recipe
+
+def train_rm(cfg: RMConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    t0 = time.time()
+    info = init_distributed()
+    run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite, main=info.main)
+    seed_everything(cfg.train.seed)
+    kind = backbone_kind(cfg.model.path, cfg.model.kind)
+    tokenizer = load_tokenizer(cfg.model.path)
+    fmt = input_format(tokenizer, kind, cfg.model.input_format)
+    train, held, heads, report = load_data(cfg, tokenizer, fmt)
+    cfg = cfg.resolved(len(train))
+    if run.main:
+        atomic_write_text(run.path / "config.yaml", dump_config(cfg))
+    seed_everything(cfg.train.seed)
+    model, tokenizer, kind = create_reward_model(cfg.model, heads.criteria)
+    model = prepare_trainable(model, cfg.model, tokenizer)
+    pad_id = tokenizer.pad_token_id
+    source = GroupBatches(train, cfg.train.micro(info.world_size), pad_id, heads.n_heads, info.rank,
+                          info.world_size, seed=cfg.train.seed)
+    last: dict[str, Any] = {}
+    evaluate = make_evaluate(cfg, held, heads, pad_id, last)
+    trainer = Trainer(model, cfg.train, run, make_loss(cfg.loss, cfg.model.forward_tokens), source, info, evaluate,
+                      description="rm")
+    result = trainer.fit(resume=resume)
+    raw = trainer.raw_model
+    stats = reward_stats(raw, train, pad_id, cfg)
+    meta = RewardMeta(backbone=cfg.model.path, kind=kind, input_format=fmt, max_length=cfg.model.max_length,
+                      criteria=heads.criteria, reward_mean=round(stats["reward_mean"], 6),
+                      reward_std=round(stats["reward_std"], 6),
+                      stats={"from": f"{stats['responses']} training responses",
+                             "heldout_pair_accuracy": last.get("heldout_pair_accuracy")})
+    files = write_report(run.path, last) if (run.main and last) else {}
+    summary = {
+        "stage": "rm", "backbone": cfg.model.path, "kind": kind, "lora": cfg.model.lora.enabled,
+        "heldout_pair_accuracy": last.get("heldout_pair_accuracy"), "heldout_pairs": last.get("heldout_pairs"),
+        "accuracy_by_criterion": last.get("accuracy_by_criterion"),
+        "accuracy_by_source": last.get("accuracy_by_source"),
+        "calibration_ece": (last.get("calibration") or {}).get("ece"),
+        "reward_mean": meta.reward_mean, "reward_std": meta.reward_std, "criteria": heads.criteria,
+        "train_prompts": len(train), "eval_prompts": len(held), "data": report.as_dict(),
+        "params": count_params(raw), "trainable_params": count_params(raw, trainable_only=True),
+        "steps": result["steps"], "epochs": round(source.epochs(), 3), "train_loss": result["train_loss"],
+        "tokens": result["tokens"], "train_seconds": result["train_seconds"],
+    }
+    final = save_reward_model(run, raw, tokenizer, meta)
+    summary.update({"final": str(final), **files, "seconds": round(time.time() - t0, 2)})
+    run.write_summary(summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------- the built-in world
+
+def world_rankings(world, split: str, n_prompts: int, k: int, seed: int, noise: float, labeler_seed: int,
+                   source: str | None = None) -> list[Ranking]:
+    """One ranking per prompt of ``k`` world candidate responses by a simulated labeler (noise-free: pairs
+    whose overall scores are equal are marked tied, so they are not scored)."""
+    from ..world import SimulatedLabeler
+    from ..world.text import rng_for
+
+    labeler = SimulatedLabeler(world, noise=noise, seed=labeler_seed)
+    out = []
+    for item in world.eval_prompts(split, n=n_prompts, seed=seed):
+        responses = world.candidate_responses(item, k, rng_for("rm-candidates", world.seed, seed, item["id"]))
+        if noise == 0:
+            overall = [labeler.overall(item, r) for r in responses]
+            ranking = sorted(range(len(responses)), key=lambda i: (-overall[i], i))
+            groups: dict[float, list[int]] = {}
+            for i in ranking:
+                groups.setdefault(round(overall[i], 9), []).append(i)
+            ties = [g for g in groups.values() if len(g) > 1]
+        else:
+            ranking, ties = labeler.label(item, responses)["ranking"], []
+        out.append(Ranking(prompt=item["messages"], responses=responses, ranking=ranking, ties=ties,
+                           source=source or f"world-{split}:{item['kind']}", split=split, id=item["id"],
+                           labeler=labeler.name, meta={"kind": item["kind"]}))
+    return out
+
+
+def world_heldout_eval(world, n_prompts: int, k: int, seed: int) -> list[Ranking]:
+    """Held-out prompts, world candidate responses, the noise-free simulated labeler's ranking (equal overall
+    scores tied, so not scored); ``source`` is ``world-heldout:<prompt kind>``."""
+    return world_rankings(world, "heldout", n_prompts, k, seed, noise=0.0, labeler_seed=0)
+
+
+def world_train_feedback(world, n_prompts: int = 300, k: int = 4, labelers: int = 3, noise: float = 0.5,
+                         seed: int = 0) -> list[Ranking]:
+    """Stand-in for the feedback export of the demo: ``labelers`` noisy simulated labelers each rank the same
+    ``k`` world candidates of ``n_prompts`` train-split prompts (source ``simulated:sim-<i>``)."""
+    out: list[Ranking] = []
+    for i in range(labelers):
+        out += world_rankings(world, "train", n_prompts, k, seed, noise=noise, labeler_seed=seed * 100 + i,
+                              source=f"simulated:sim-{i + 1}")
+    return out
+
+
+def demo_config(base_model_dir: str, train_path: str, eval_path: str, run_root: str) -> RMConfig:
+    """The measured demo recipe (see BENCHMARKS.md, reward model): full fine-tuning of the pre-trained world
+    model on the simulated labelers' feedback, InstructGPT ranking loss, ~2 minutes on 2 CPU cores."""
+    return RMConfig(
+        run=RunConfig(name="reward_model", root=run_root),
+        model=RewardModelSection(path=base_model_dir, max_length=256),
+        data=DataSection(train=[train_path], eval=[eval_path]),
+        loss=LossSection(ranking="pairs", centring=0.01),
+        epochs=6,
+        train=TrainConfig(steps=1000, batch_size=16, lr=3e-4, warmup_steps=10, log_every=10, min_lr_ratio=0.1),
+    )

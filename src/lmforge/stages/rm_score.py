@@ -1,0 +1,72 @@
+"""Score a JSONL of (prompt, response) with a trained reward model, in batches.
+
+Input rows: ``{"prompt": str | [messages], "response": str}`` or ``{"prompt": ..., "responses": [str, ...]}``
+(other fields are kept). Output: the same rows with ``reward`` (a number, or a list for ``responses``), with
+``scores`` (every head by name) when the model has criterion heads, and ``reward_normalized`` =
+(reward - mean) / std with ``--normalize``. Rows are written in input order; the output is written atomically.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..data.preference import Message, as_messages
+from ..data.readers import read_records, write_jsonl_atomic
+from ..errors import InputError
+from ..eval.reward_eval import score_encoded
+from ..models.reward import encode, load_reward_model
+
+
+def _prompt(rec) -> list[dict[str, str]]:
+    raw = rec.get("prompt", (str, list))
+    try:
+        msgs = [Message(**m).model_dump() for m in as_messages(raw)]
+    except (TypeError, ValueError) as e:
+        raise rec.error(f"prompt is not text or a list of chat messages ({e})", "prompt") from None
+    if not msgs or msgs[-1]["role"] != "user":
+        raise rec.error("prompt must end with a user message", "prompt")
+    return msgs
+
+
+def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None = None, batch_size: int = 32,
+               normalize: bool = False) -> dict[str, Any]:
+    t0 = time.time()
+    model, tokenizer, meta = load_reward_model(model_dir)
+    rows, spans, encoded = [], [], []
+    truncated = 0
+    for rec in read_records(inputs):
+        prompt = _prompt(rec)
+        if "responses" in rec.data:
+            texts = rec.get("responses", list)
+        else:
+            texts = [rec.get("response", str)]
+        if not all(isinstance(t, str) for t in texts):
+            raise rec.error("responses must be strings", "responses")
+        start = len(encoded)
+        for t in texts:
+            e = encode(tokenizer, meta.input_format, prompt, t, meta.max_length)
+            truncated += e.truncated
+            encoded.append(e)
+        rows.append(rec.data)
+        spans.append((start, len(encoded), "responses" in rec.data))
+    if not rows:
+        raise InputError("no rows to score", file=inputs)
+    scores = score_encoded(model, encoded, tokenizer.pad_token_id, batch_size)
+    names = [model.config.id2label[i] for i in range(scores.shape[1])]
+    out_rows = []
+    for row, (a, b, many) in zip(rows, spans):
+        rewards = [round(float(x), 6) for x in scores[a:b, 0]]
+        new = dict(row)
+        new["reward"] = rewards if many else rewards[0]
+        if normalize:
+            z = [round((r - meta.reward_mean) / meta.reward_std, 6) for r in rewards]
+            new["reward_normalized"] = z if many else z[0]
+        if len(names) > 1:
+            per = [{n: round(float(scores[i, h]), 6) for h, n in enumerate(names)} for i in range(a, b)]
+            new["scores"] = per if many else per[0]
+        out_rows.append(new)
+    out = Path(out) if out else Path(inputs).with_suffix(".scored.jsonl")
+    write_jsonl_atomic(out, out_rows)
+    return {"rows": len(rows), "responses": len(encoded), "truncated": truncated, "out": str(out),
+            "seconds": round(time.time() - t0, 2)}
