@@ -11,13 +11,13 @@
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..engine.threads import torch_threads
 from ..rollout.generate import SamplingConfig, generate
 from ..world import World, render_transcript
 from ..world.judge import RAMBLE, head
@@ -73,23 +73,6 @@ def score(correct: list[bool], outputs: list[dict[str, Any]]) -> dict[str, float
     """Accuracy and format_ok of one suite."""
     n = max(len(outputs), 1)
     return {"accuracy": sum(correct) / n, "format_ok": sum(format_ok(o) for o in outputs) / n}
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Temporarily use ``n`` intra-op threads (None: leave as is).
-
-    Greedy decoding of a tiny model is a long chain of small matrix products; on a CPU shared with other
-    processes, OpenMP threads waiting for each other made it ~5-10x slower with 2 threads than with 1
-    (measured: 96 prompts x 40 tokens, 15.3 s vs 3.2 s at load average 9.7 on 2 cores).
-    """
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def run_suites(model, tokenizer, world: World, suites: Iterable[Suite], *, mode: str = "chat",

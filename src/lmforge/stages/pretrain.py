@@ -19,6 +19,7 @@ from ..config import Section
 from ..data.shards import PackedBatches, TokenShards, eval_windows, write_shards
 from ..engine import LossOutput, Trainer, TrainConfig, init_distributed, seed_everything
 from ..engine.distributed import barrier
+from ..engine.threads import torch_threads
 from ..eval.probes import capital_recall
 from ..models.factory import ModelConfig, count_params, create_model
 from ..models.load import load_causal_lm, load_tokenizer, save_final
@@ -58,6 +59,8 @@ class PretrainConfig(Section):
     train: TrainConfig = TrainConfig(steps=1500, batch_size=4, warmup_steps=50, weight_decay=0.0,
                                      eval_every=500, log_every=25)
     eval: EvalSection = EvalSection()
+    threads: int | None = Field(None, ge=1, description="torch CPU threads for this stage; null: torch's "
+                                "default (one per core). 1 is faster for tiny models on a busy machine")
 
     @model_validator(mode="after")
     def _consistent(self) -> "PretrainConfig":
@@ -187,6 +190,11 @@ def build_model(cfg: PretrainConfig, tokenizer):
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    with torch_threads(cfg.threads):
+        return _pretrain(cfg, resume, overwrite)
+
+
+def _pretrain(cfg: PretrainConfig, resume: bool, overwrite: bool) -> dict:
     t0 = time.time()
     cfg = cfg.resolved()
     info = init_distributed()

@@ -187,7 +187,7 @@ def sft(cfg: SFTConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     if not cfg.model.path:
         raise InputError("model.path is required (a run's final/ folder, a HF folder, a hub id or a .gguf)",
                          field="model.path")
-    from ..eval.chat_eval import torch_threads
+    from ..engine.threads import torch_threads
 
     with torch_threads(cfg.threads):
         return _sft(cfg, resume, overwrite)
