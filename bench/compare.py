@@ -1,0 +1,107 @@
+"""Side-by-side throughput against TRL 1.16 on the shared tiny Llama, alternating runs in one session.
+
+    python bench/compare.py lm     --rounds 3   # lmforge pretrain  vs SFTTrainer on plain text
+    python bench/compare.py sft    --rounds 3   # lmforge sft       vs SFTTrainer (completion-only loss)
+    python bench/compare.py reward --rounds 3   # lmforge rm        vs RewardTrainer
+
+Same model (../shared/bench/make_tiny.py), rows (../shared/bench/data.py), batch, max length, lr and steps.
+Each run is a fresh process; rounds alternate TRL and lmforge. Reports median tokens/s (non-pad tokens of
+training forwards per second of training loop), the ratio to TRL's best mode, CPU utilisation
+(6 x params x tokens/s / fp32 matmul FLOP/s measured around each run), final loss and peak RSS.
+Rows are appended to bench/results/<task>.jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LR = {"lm": 2e-5, "sft": 2e-5, "reward": 1e-4}  # TRL's defaults per trainer
+
+
+def sh(cmd: list[str], env: dict | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+DUMP = """
+import json, sys
+sys.path.insert(0, {shared!r})
+import data
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained({model!r})
+with open({out!r}, "w") as f:
+    if {task!r} == "lm":  # the SFT rows as plain text through the chat template
+        for r in data.sft_dataset():
+            f.write(json.dumps({{"text": tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=False)}}) + "\\n")
+    elif {task!r} == "sft":
+        for r in data.sft_dataset():
+            f.write(json.dumps({{"prompt": r["prompt"], "completion": r["completion"]}}) + "\\n")
+    else:
+        for r in data.preference_dataset():
+            f.write(json.dumps({{"prompt": r["prompt"], "chosen": r["chosen"][0]["content"],
+                                "rejected": r["rejected"][0]["content"]}}) + "\\n")
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("task", choices=("lm", "sft", "reward"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "bench"))
+    args = ap.parse_args()
+    shared = Path(args.shared)
+    if not (shared / "trl_bench.py").exists():
+        sys.exit(f"the shared TRL harness is not at {shared} (pass --shared)")
+    work = Path(sh(["bash", str(HERE / "setup_trl.sh")]).strip().splitlines()[-1])
+    trl_py, model = str(work / "trl-env" / "bin" / "python"), work / "tiny_llama"
+    data = work / f"{args.task}_rows.jsonl"
+    if not data.exists():
+        sh([trl_py, "-c", DUMP.format(shared=str(shared), model=str(model), out=str(data), task=args.task)])
+    common = ["--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq)]
+    ours = [sys.executable, str(HERE / "lmforge_side.py"), args.task, "--model", str(model), "--data", str(data),
+            "--shared", str(shared), "--lr", str(LR[args.task]), *common]
+    if args.task == "reward":
+        peers = {"trl": [trl_py, str(shared / "trl_bench.py"), "reward", "--model", str(model), *common]}
+    else:
+        peer = [trl_py, str(HERE / "trl_side.py"), args.task, "--model", str(model), "--data", str(data),
+                "--shared", str(shared), "--lr", str(LR[args.task]), *common]
+        peers = {"trl": peer, "trl_packing": peer + ["--packing"]}
+    runs = {**peers, "lmforge": ours}
+    results: dict[str, list[dict]] = {k: [] for k in runs}
+    out = HERE / "results" / f"{args.task}.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    for r in range(args.rounds):
+        for name, cmd in runs.items():
+            row = json.loads(sh(cmd).strip().splitlines()[-1])
+            row.setdefault("calib_gflops", row.get("calib_gflops_before"))
+            row.setdefault("params", None)
+            row.update(name=name, round=r, command=" ".join(Path(c).name if "/" in c else c for c in cmd[1:]))
+            results[name].append(row)
+            with open(out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    params = next(x["params"] for x in results["lmforge"])
+    med = {k: statistics.median(x["tokens_per_s"] for x in v) for k, v in results.items()}
+    best_peer = max(v for k, v in med.items() if k != "lmforge")
+    print(f"| {args.task} | tokens/s (median of {args.rounds}) | vs best TRL | CPU utilisation | final loss | "
+          "peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for k, v in results.items():
+        util = statistics.median(6 * params * x["tokens_per_s"] / (x["calib_gflops"] * 1e9) for x in v)
+        print(f"| {k} | {med[k]:,.0f} | {med[k] / best_peer:.2f}x | {util:.0%} | {v[-1]['final_loss']} | "
+              f"{max(x['peak_rss_mb'] for x in v):,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""lmforge side of the benchmarks: the same model, data, batch, length, lr and steps as the TRL side.
+Prints one JSON line with the same fields. Seconds are the engine's training-loop time (batches, forward,
+backward, optimizer), like TRL's on_train_begin..on_train_end.
+
+    python lmforge_side.py lm|sft|reward --model DIR --data FILE ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+
+os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+
+# TRL's defaults, matched: linear decay to 0, no warmup, AdamW betas (0.9, 0.999), wd 0, clip 1.0, fused.
+TRAIN = ["train.schedule=linear", "train.min_lr_ratio=0", "train.warmup_steps=0", "train.eval_every=0",
+         "train.log_every=10", "train.betas=[0.9,0.999]", "train.weight_decay=0"]
+
+
+def lm(args, root: str) -> dict:
+    from lmforge.config import load_config
+    from lmforge.stages.pretrain import PretrainConfig, pretrain
+
+    cfg = load_config(PretrainConfig, None, [
+        f"run.root={root}", "run.name=lm", f"data.paths=[{args.data}]", "data.clean=false",
+        f"data.seq_len={args.seq}", "data.val_fraction=0.01", f"tokenizer.path={args.model}",
+        f"model.init_from={args.model}", f"train.steps={args.steps}", f"train.batch_size={args.batch}",
+        f"train.lr={args.lr}", *TRAIN, "eval.max_windows=1", "eval.sample_tokens=1"])
+    return pretrain(cfg)
+
+
+def sft(args, root: str) -> dict:
+    from lmforge.config import load_config
+    from lmforge.stages.sft import SFTConfig, sft as run_sft
+
+    cfg = load_config(SFTConfig, None, [
+        f"run.root={root}", "run.name=sft", f"model.path={args.model}", f"data.sources=[{{path: {args.data}}}]",
+        f"data.max_length={args.seq}", "data.truncation=truncate", "epochs=null", f"train.steps={args.steps}",
+        f"train.batch_size={args.batch}", f"train.lr={args.lr}", *TRAIN, "eval.world=false"])
+    return run_sft(cfg)
+
+
+def reward(args, root: str) -> dict:
+    from lmforge.config import load_config
+    from lmforge.stages.rm import RMConfig, train_rm
+
+    cfg = load_config(RMConfig, None, [
+        f"run.root={root}", "run.name=rm", f"model.path={args.model}/reward_model", f"model.max_length={args.seq}",
+        f"data.train=[{args.data}]", "data.eval_fraction=0.01", "epochs=null", f"train.steps={args.steps}",
+        f"train.batch_size={args.batch}", f"train.lr={args.lr}", *TRAIN, "loss.centring=0"])
+    return train_rm(cfg)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("task", choices=("lm", "sft", "reward"))
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--shared", required=True)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=2e-5)
+    args = ap.parse_args()
+    sys.path.insert(0, args.shared)
+    real_stdout, sys.stdout = sys.stdout, sys.stderr
+    from trl_bench import calib_gflops
+
+    calib_before = calib_gflops()
+    summary = {"lm": lm, "sft": sft, "reward": reward}[args.task](args, tempfile.mkdtemp(prefix="lmforge_bench_"))
+    calib_after = calib_gflops()
+    sys.stdout = real_stdout
+    print(json.dumps({
+        "impl": "lmforge", "task": args.task, "packing": args.task != "reward", "steps": summary["steps"],
+        "train_tokens": summary["tokens"], "seconds": summary["train_seconds"],
+        "tokens_per_s": round(summary["tokens"] / summary["train_seconds"], 1),
+        "final_loss": round(summary["train_loss"], 5),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "calib_gflops": round((calib_before + calib_after) / 2, 1), "params": summary["params"],
+    }))
+
+
+if __name__ == "__main__":
+    main()

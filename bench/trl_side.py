@@ -1,0 +1,71 @@
+"""TRL 1.16 side of the benchmarks (runs in the TRL venv made by setup_trl.sh). Prints one JSON line.
+
+    python trl_side.py lm  --packing ...   SFTTrainer on plain text (the peer for `lmforge pretrain`)
+    python trl_side.py sft --packing ...   SFTTrainer, conversational prompt/completion, completion-only loss
+
+Token counting, timing (on_train_begin..on_train_end) and the matmul probe come from the shared TRL harness
+(../shared/bench/trl_bench.py); the reward benchmark calls that harness directly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                  HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false", WANDB_DISABLED="true")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("task", choices=("lm", "sft"))
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, help="JSONL: {'text'} for lm, {'prompt','completion'} for sft")
+    ap.add_argument("--shared", required=True)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--packing", action="store_true")
+    ap.add_argument("--lr", type=float, default=2e-5)
+    args = ap.parse_args()
+    sys.path.insert(0, args.shared)
+    real_stdout, sys.stdout = sys.stdout, sys.stderr
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    import trl_bench as tb
+
+    rows = [json.loads(line) for line in open(args.data)]
+    ds = Dataset.from_list(rows)
+    tok = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    task_kw = ({"dataset_text_field": "text", "completion_only_loss": False} if args.task == "lm"
+               else {"completion_only_loss": True})
+    cfg = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=args.steps, per_device_train_batch_size=args.batch,
+                    gradient_accumulation_steps=1, bf16=False, fp16=False, use_cpu=True,
+                    gradient_checkpointing=False, logging_strategy="no", save_strategy="no", eval_strategy="no",
+                    report_to="none", disable_tqdm=True, dataloader_num_workers=0, seed=0, data_seed=0,
+                    learning_rate=args.lr, max_length=args.seq, packing=args.packing, **task_kw)
+    trainer = tb.instrument(SFTTrainer)(model=model, args=cfg, train_dataset=ds, processing_class=tok,
+                                        callbacks=[tb.make_timer_callback()])
+    calib_before = tb.calib_gflops()
+    out = trainer.train()
+    calib_after = tb.calib_gflops()
+    seconds = tb.S.t_end - tb.S.t_begin
+    sys.stdout = real_stdout
+    print(json.dumps({
+        "impl": "trl", "task": args.task, "packing": args.packing, "steps": trainer.state.global_step,
+        "train_tokens": tb.S.train_tokens, "seconds": round(seconds, 3),
+        "tokens_per_s": round(tb.S.train_tokens / seconds, 1), "final_loss": round(float(tb.S.last_loss), 5),
+        "mean_loss": round(float(out.training_loss), 5), "peak_rss_mb": round(tb._peak_rss_mb(), 1),
+        "calib_gflops": round((calib_before + calib_after) / 2, 1),
+        "params": sum(p.numel() for p in model.parameters()),
+    }))
+
+
+if __name__ == "__main__":
+    main()
