@@ -92,3 +92,20 @@ def test_bad_record_is_a_one_line_error_with_file_and_line(tiny_lm: Path, tmp_pa
     assert code == 2 and f"{bad}:2" in err and "not a permutation" in err and "on_invalid=skip" in err
     assert cli(["rm", f"data.train=[{bad}]", f"run.root={tmp_path}", "run.name=nomodel"]) == 2
     assert "model" in capsys.readouterr().err
+
+
+def test_a_label_export_trains_a_reward_model_without_conversion(tiny_lm: Path, tmp_path: Path) -> None:
+    """generate -> label (simulated) -> label export -> rm: the export file is the rm input as it is."""
+    db = ["--db", str(tmp_path / "fb")]
+    assert cli(["generate", "model=world", "prompts=world", "k=3", "world.n=8", f"run.root={tmp_path}",
+                "run.name=g"]) == 0
+    assert cli(["label", "init", *db]) == 0
+    assert cli(["label", "add-batch", str(tmp_path / "g"), *db]) == 0
+    assert cli(["label", "simulate", "g", "--labelers", "2", "--noise", "0.3", *db]) == 0
+    prefs = tmp_path / "prefs.jsonl"
+    assert cli(["label", "export", "g", "--out", str(prefs), *db]) == 0
+    assert cli(rm_args(tiny_lm, prefs, prefs, tmp_path, "from-export", "epochs=2")) == 0
+    summary = json.loads((tmp_path / "from-export" / "summary.json").read_text())
+    assert summary["steps"] >= 2
+    assert {"read ranking", "read pair", "read likert", "read binary"} <= set(summary["data"]), summary["data"]
+    assert {"simulated:sim-1", "simulated:sim-2"} <= set(summary["accuracy_by_source"])
