@@ -36,3 +36,11 @@ def test_resume_continues_the_same_order() -> None:
 def test_too_few_items_is_an_error() -> None:
     with pytest.raises(ValueError, match="only 3 items"):
         EpochSampler(3, micro=2, world=2)
+
+
+def test_allow_short_wraps_into_the_next_epoch() -> None:
+    s = EpochSampler(3, micro=2, world=2, seed=5, allow_short=True)
+    seen = s.next_indices() + EpochSampler(3, micro=2, rank=1, world=2, seed=5, allow_short=True).next_indices()
+    assert sorted(seen[:3]) == [0, 1, 2]
+    with pytest.raises(ValueError, match="no items"):
+        EpochSampler(0, micro=1, allow_short=True)

@@ -10,16 +10,17 @@ token of one example never predicts the first token of the next.
 
 Rows are formed once (first-fit decreasing, Johnson 1973) and visited in a seeded random order, one epoch
 permutation after another; the position is a single counter, so resume is exact and data-parallel ranks take
-disjoint slices of the same global batch (as :class:`lmforge.data.shards.PackedBatches`).
+disjoint slices of the same global batch (:class:`lmforge.data.sampler.EpochSampler`, as
+:class:`lmforge.data.shards.PackedBatches`).
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..algos.lm import IGNORE
+from .sampler import EpochSampler
 from .sft_tokenize import Tokenized
 
 
@@ -99,40 +100,30 @@ class SFTBatches:
                  rank: int = 0, world: int = 1, seed: int = 0, mask_4d: bool = False):
         if not examples:
             raise ValueError("no SFT examples to train on")
-        self.examples, self.micro, self.pad_id, self.packed = examples, micro, pad_id, packed
-        self.max_length = max_length
-        self.rank, self.world, self.seed, self.mask_4d = rank, world, seed, mask_4d
+        self.examples, self.pad_id, self.packed = examples, pad_id, packed
+        self.max_length, self.mask_4d = max_length, mask_4d
         if packed:
             self.rows = first_fit_decreasing([len(e) for e in examples], max_length)
         else:
             self.rows = [[i] for i in range(len(examples))]
         self.n = len(self.rows)
-        self.cursor = 0
-        self._perm_epoch, self._perm = -1, np.arange(0)
+        # fewer rows than one global micro-batch (small data, tight packing) is allowed: the order wraps
+        self.sampler = EpochSampler(self.n, micro, rank, world, seed, allow_short=True)
 
     def fill(self) -> float:
         """Share of row slots holding real tokens (1.0 = no padding), for the run log."""
         tokens = sum(len(e) for e in self.examples)
         return tokens / (self.max_length * self.n) if self.packed else 1.0
 
-    def _order(self, k: int) -> int:
-        epoch, pos = divmod(k, self.n)
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            self._perm_epoch = epoch
-        return int(self._perm[pos])
-
     def next_batch(self) -> dict[str, Any]:
-        start = self.cursor + self.rank * self.micro
-        rows = [[self.examples[i] for i in self.rows[self._order(start + j)]] for j in range(self.micro)]
-        self.cursor += self.micro * self.world
+        rows = [[self.examples[i] for i in self.rows[r]] for r in self.sampler.next_indices()]
         return collate(rows, self.pad_id, self.packed, self.mask_4d)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"cursor": self.cursor, "seed": self.seed, "rows": self.n}
+        return {**self.sampler.state_dict(), "rows": self.n}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state.get("rows", self.n)) != self.n:
             raise ValueError(f"the checkpoint was written with {state['rows']} rows of data, this run has {self.n}: "
                              "the data or its settings changed, so the run cannot resume exactly")
-        self.cursor = int(state["cursor"])
+        self.sampler.load_state_dict(state)

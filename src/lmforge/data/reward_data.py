@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import InputError
 from ..models.reward import Encoded, assemble, collate, encode_parts
 from .preference import Binary, Feedback, Likert, Pair, Ranking, parse_feedback
 from .readers import read_records
+from .sampler import EpochSampler
 
 KINDS = ("pair", "ranking", "likert", "binary")
 
@@ -296,42 +296,32 @@ class GroupBatches:
     """Micro-batches of ``micro`` whole prompt groups for one process, in a seeded order reshuffled each epoch.
 
     The global batch of step s is groups ``order[s*B : (s+1)*B]``, cut into ``world x accum`` micro-batches;
-    process r takes micro-batches r, r + world, ... (as :class:`~lmforge.data.shards.PackedBatches`), so the
-    position is one counter and resuming is exact.
+    process r takes micro-batches r, r + world, ... (:class:`~lmforge.data.sampler.EpochSampler`, as
+    :class:`~lmforge.data.shards.PackedBatches`), so the position is one counter and resuming is exact.
     """
 
     def __init__(self, groups: list[Group], micro: int, pad_id: int, n_heads: int, rank: int = 0, world: int = 1,
                  seed: int = 0):
-        if len(groups) < micro * world:
+        try:
+            self.sampler = EpochSampler(len(groups), micro, rank, world, seed)
+        except ValueError:
             raise InputError(f"only {len(groups)} training prompts; need at least {micro * world} "
-                             "(one micro-batch per process)", field="data.train")
-        self.groups, self.micro, self.pad_id, self.n_heads = groups, micro, pad_id, n_heads
-        self.rank, self.world, self.seed = rank, world, seed
+                             "(one micro-batch per process)", field="data.train") from None
+        self.groups, self.pad_id, self.n_heads = groups, pad_id, n_heads
         self.n = len(groups)
-        self.cursor = 0
-        self._perm_epoch, self._perm = -1, np.arange(0)
-
-    def _order(self, k: int) -> int:
-        epoch, pos = divmod(k, self.n)
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            self._perm_epoch = epoch
-        return int(self._perm[pos])
 
     def next_batch(self) -> dict[str, Any]:
-        start = self.cursor + self.rank * self.micro
-        chosen = [self.groups[self._order(start + j)] for j in range(self.micro)]
-        self.cursor += self.micro * self.world
+        chosen = [self.groups[i] for i in self.sampler.next_indices()]
         return collate_groups(chosen, self.pad_id, self.n_heads)
 
     def epochs(self) -> float:
-        return self.cursor / self.n
+        return self.sampler.epochs()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"cursor": self.cursor, "seed": self.seed}
+        return self.sampler.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.cursor = int(state["cursor"])
+        self.sampler.load_state_dict(state)
 
 
 def steps_for_epochs(n_groups: int, batch_size: int, epochs: float) -> int:

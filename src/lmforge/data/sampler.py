@@ -13,8 +13,14 @@ import numpy as np
 
 
 class EpochSampler:
-    def __init__(self, n: int, micro: int, rank: int = 0, world: int = 1, seed: int = 0):
-        if n < micro * world:
+    """``allow_short`` accepts fewer than ``micro x world`` items (at least one): a micro-batch then runs on into
+    the next epoch's permutation, so an item can appear in it more than once."""
+
+    def __init__(self, n: int, micro: int, rank: int = 0, world: int = 1, seed: int = 0, *,
+                 allow_short: bool = False):
+        if n < 1:
+            raise ValueError("no items to sample from")
+        if n < micro * world and not allow_short:
             raise ValueError(f"only {n} items; need at least {micro * world} (one micro-batch per process)")
         self.n, self.micro, self.rank, self.world, self.seed = n, micro, rank, world, seed
         self.cursor = 0
