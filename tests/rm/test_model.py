@@ -6,12 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmforge.data.reward_encode import collate, encode
 from lmforge.models.reward import (
     RewardMeta,
     RewardModelSection,
-    collate,
     create_reward_model,
-    encode,
     forward_scores,
     load_reward_model,
     prepare_trainable,
@@ -50,8 +49,8 @@ def test_causal_backbone_reads_the_last_non_pad_token(tiny_lm: Path) -> None:
 
 
 def test_truncation_keeps_the_prompt_end_and_the_response_start(tiny_lm: Path) -> None:
+    from lmforge.data.reward_encode import encode_parts
     from lmforge.models.load import load_tokenizer
-    from lmforge.models.reward import encode_parts
 
     tok = load_tokenizer(str(tiny_lm))
     long_prompt = [{"role": "user", "content": "cats " * 200 + "END"}]

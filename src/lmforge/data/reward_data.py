@@ -31,9 +31,9 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from ..models.reward import Encoded, assemble, collate, encode_parts
 from .preference import Binary, Feedback, Likert, Pair, Ranking, parse_feedback
 from .readers import read_records
+from .reward_encode import Encoded, assemble, collate, encode_parts
 from .sampler import EpochSampler
 
 KINDS = ("pair", "ranking", "likert", "binary")

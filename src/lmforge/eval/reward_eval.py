@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from ..data.reward_data import Group
-from ..models.reward import Encoded, collate, encode, forward_scores
+from ..data.reward_encode import Encoded, collate, encode
+from ..models.reward import forward_scores
 
 OVERALL = "overall"
 

@@ -34,6 +34,7 @@ from ..data.reward_data import (
     steps_for_epochs,
     tokenize_groups,
 )
+from ..data.reward_encode import input_format
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..eval.reward_eval import eval_pairs, group_scores, pair_accuracy, write_report
 from ..models.factory import count_params
@@ -44,7 +45,6 @@ from ..models.reward import (
     backbone_kind,
     create_reward_model,
     forward_scores,
-    input_format,
     prepare_trainable,
     save_reward_model,
 )

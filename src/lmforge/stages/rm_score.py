@@ -13,9 +13,10 @@ from typing import Any
 
 from ..data.preference import Message, as_messages
 from ..data.readers import read_records, write_jsonl_atomic
+from ..data.reward_encode import encode
 from ..errors import InputError
 from ..eval.reward_eval import score_encoded
-from ..models.reward import encode, load_reward_model
+from ..models.reward import load_reward_model
 
 
 def _prompt(rec) -> list[dict[str, str]]:
