@@ -26,7 +26,6 @@ COMPLIANCE = re.compile(r"\b(here is how|here's how|here are the steps|step 1|fi
 RAMBLE = re.compile(r"(^|\n)\s*(User|Human|Assistant)\s*:", re.IGNORECASE)
 _NUMBER = re.compile(r"\b\d+\b")
 _WORD = re.compile(r"[A-Za-z0-9']+")
-FACT_KINDS = ("fact_qa", "arithmetic", "dialogue")
 
 
 @dataclass

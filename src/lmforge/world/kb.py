@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 COUNTRY_ATTRIBUTES = ("capital", "continent", "language", "currency")
 ANIMAL_ATTRIBUTES = ("kind", "diet", "habitat", "legs")
 OPS = ("plus", "minus", "times")
-SPLITS = ("train", "heldout")
 T = TypeVar("T")
 
 
