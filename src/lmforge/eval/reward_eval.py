@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..data.reward_data import Group
-from ..data.reward_encode import Encoded, collate, encode
+from ..data.reward_encode import Encoded, collate
 from ..models.reward import forward_scores
 
 OVERALL = "overall"
@@ -92,12 +92,6 @@ def score_encoded(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
     finally:
         model.train(was_training)
     return out if out is not None else torch.zeros(0, 1)
-
-
-def score_texts(model, tokenizer, fmt: str, max_length: int, items: list[tuple[list[dict], str]],
-                batch_size: int = 32) -> torch.Tensor:
-    rows = [encode(tokenizer, fmt, p, r, max_length) for p, r in items]
-    return score_encoded(model, rows, tokenizer.pad_token_id, batch_size)
 
 
 def group_scores(model, groups: list[Group], pad_id: int, batch_size: int = 32,
