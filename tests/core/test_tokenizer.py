@@ -46,3 +46,19 @@ def test_special_tokens_and_chat_template(saved_tokenizer: Path) -> None:
     assert tok.decode(marked) == "Hello.<|end|>Bye.<|end|>"  # both assistant turns, each with its EOS
     role_ids = {tok.convert_tokens_to_ids(t) for t in ("<|user|>", "<|assistant|>", "<|system|>")}
     assert len(role_ids) == 3 and all(i not in (None, tok.unk_token_id) for i in role_ids)
+
+
+def test_cli_trains_a_tokenizer_that_transformers_loads(tmp_path: Path, corpus_file: Path, capsys) -> None:
+    from transformers import AutoTokenizer
+
+    from lmforge.cli.main import main
+
+    out = tmp_path / "tok"
+    with pytest.raises(SystemExit) as exc:
+        main(["tokenizer", "train", str(corpus_file), "--out", str(out), "--vocab-size", "300"])
+    assert exc.value.code in (0, None) and "saved 300-token tokenizer" in capsys.readouterr().out
+    assert not (tmp_path / "tok.tmp").exists()
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.pad_token != tok.eos_token and tok.pad_token == PAD and tok.eos_token == EOS
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert "hi" in text

@@ -14,7 +14,7 @@ DB = typer.Option(None, "--db", envvar="LMFORGE_DB", show_default=False,
                        "postgresql+psycopg://user:pw@host/db  [default: runs/feedback]")
 
 EXPORT_HELP = "\n\n".join([
-    "Export labels as preference data (lmforge.data.preference) for the reward-model and DPO trainers.",
+    "Export labels as preference data (lmforge.data.preference): lmforge rm reads it as it is.",
     "Rules:",
     "- ranking: one record per label, as the labeler ordered the K responses; source is <kind>:<labeler> "
     "(human:ana, ai:judge, simulated:sim-1).",

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-tokenizer_app = typer.Typer(help="Train and inspect tokenizers.", no_args_is_help=True)
+tokenizer_app = typer.Typer(help="Train tokenizers (byte-level BPE with chat tokens and template).", no_args_is_help=True)
 
 
 @tokenizer_app.command("train")
@@ -20,19 +20,10 @@ def train_cmd(inputs: Optional[list[Path]] = typer.Argument(None, help="text fil
 
     The folder loads with transformers.AutoTokenizer; apply_chat_template works on it.
     """
-    from ..data.tokenizer import train_bpe
-    from ..stages.corpus import load_documents
+    from ..stages.tokenizer import train_tokenizer
 
-    docs, _ = load_documents([str(p) for p in inputs or []], text_field, world_seed, clean=False)
-    tok = train_bpe(docs, vocab_size=vocab_size)
-    tmp = out.with_name(out.name + ".tmp")
-    tok.save_pretrained(tmp)
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)
-    sample = docs[0][:80]
+    tok, first = train_tokenizer([str(p) for p in inputs or []], out, vocab_size, text_field, world_seed)
+    sample = first[:80]
     ids = tok(sample)["input_ids"]
     typer.echo(f"saved {len(tok)}-token tokenizer to {out}; {len(sample)} chars -> {len(ids)} tokens")
 
