@@ -93,3 +93,9 @@ def test_batches_resume_exactly_and_split_across_ranks() -> None:
         assert [unpadded(r0.next_batch())[0], unpadded(r1.next_batch())[0]] == unpadded({"input_ids": seen[step]})
     with pytest.raises(ValueError, match="cannot resume exactly"):
         SFTBatches(exs[:-3], 32, micro=2, pad_id=0).load_state_dict(b.state_dict())
+
+
+def test_throughput_counts_real_tokens_not_padding() -> None:
+    batch = collate([examples((4, 3)), examples((2,))], 0, packed=True)
+    assert batch["input_ids"].numel() == 14 and batch["tokens"] == 9
+    assert collate([examples((4,)), examples((2,))], 0, packed=False)["tokens"] == 6

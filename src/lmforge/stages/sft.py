@@ -173,7 +173,7 @@ def sft_loss(model, batch) -> LossOutput:
     extra = {k: batch[k] for k in ("attention_mask", "position_ids") if k in batch}
     logits = model(input_ids=batch["input_ids"], use_cache=False, **extra).logits
     loss, n = token_nll_sum(logits, batch["labels"])
-    return LossOutput(loss, float(n), batch["input_ids"].numel())
+    return LossOutput(loss, float(n), batch.get("tokens", batch["input_ids"].numel()))
 
 
 # ---------------------------------------------------------------------------- the recipe
