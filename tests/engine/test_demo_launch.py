@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from lmforge.config import load_config
+from lmforge.errors import InputError
 from lmforge.stages import demo
 from lmforge.stages.pretrain import PretrainConfig
 
@@ -45,3 +48,6 @@ def test_processes_follow_the_cores_and_the_override(monkeypatch) -> None:
     assert demo.demo_processes() == 4
     monkeypatch.setenv("LMFORGE_DEMO_PROCESSES", "1")
     assert demo.demo_processes() == 1
+    monkeypatch.setenv("LMFORGE_DEMO_PROCESSES", "two")
+    with pytest.raises(InputError, match="LMFORGE_DEMO_PROCESSES"):
+        demo.demo_processes()

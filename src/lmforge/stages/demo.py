@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import InputError
 from ..runs import RunConfig, atomic_write_text
 from .demo_stages import _finished, stage_feedback, stage_reward_model, stage_sft
 
@@ -57,9 +58,12 @@ def stage_pretrain(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> d
 def demo_processes() -> int:
     """Processes for the demo's pre-training: one single-threaded process per core (1, 2 or 4; the batch of 4
     must split evenly). Measured on 2 cores: 2 processes x 1 thread (DDP, gloo) 4,500 tokens/s against 3,500
-    for 1 process x 2 threads, and no slowdown cliff when another program is busy (see docs/demo.md)."""
-    if os.environ.get("LMFORGE_DEMO_PROCESSES"):  # e.g. 1 keeps it in this process
-        return int(os.environ["LMFORGE_DEMO_PROCESSES"])
+    for 1 process x 2 threads, as single-threaded processes never wait on OpenMP threads (see docs/demo.md)."""
+    wanted = os.environ.get("LMFORGE_DEMO_PROCESSES")  # e.g. 1 keeps it in this process
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise InputError(f"LMFORGE_DEMO_PROCESSES must be a positive whole number, not {wanted!r}")
+        return int(wanted)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 4 if cores >= 4 else 2 if cores >= 2 else 1
 
