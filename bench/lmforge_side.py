@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--save", default=None, help="copy the trained final/ model here (bench/sft_loss_parity.py)")
     args = ap.parse_args()
     sys.path.insert(0, args.shared)
     real_stdout, sys.stdout = sys.stdout, sys.stderr
@@ -72,6 +73,10 @@ def main() -> None:
     calib_before = calib_gflops()
     summary = {"lm": lm, "sft": sft, "reward": reward}[args.task](args, tempfile.mkdtemp(prefix="lmforge_bench_"))
     calib_after = calib_gflops()
+    if args.save:
+        import shutil
+
+        shutil.copytree(summary["final"], args.save, dirs_exist_ok=True)
     sys.stdout = real_stdout
     print(json.dumps({
         "impl": "lmforge", "task": args.task, "packing": args.task != "reward", "steps": summary["steps"],

@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--packing", action="store_true")
     ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--save", default=None, help="save the trained model here (for bench/sft_loss_parity.py)")
     args = ap.parse_args()
     sys.path.insert(0, args.shared)
     real_stdout, sys.stdout = sys.stdout, sys.stderr
@@ -56,6 +57,9 @@ def main() -> None:
     out = trainer.train()
     calib_after = tb.calib_gflops()
     seconds = tb.S.t_end - tb.S.t_begin
+    if args.save:
+        trainer.save_model(args.save)
+        tok.save_pretrained(args.save)
     sys.stdout = real_stdout
     print(json.dumps({
         "impl": "trl", "task": args.task, "packing": args.packing, "steps": trainer.state.global_step,

@@ -99,3 +99,25 @@ def test_throughput_counts_real_tokens_not_padding() -> None:
     batch = collate([examples((4, 3)), examples((2,))], 0, packed=True)
     assert batch["input_ids"].numel() == 14 and batch["tokens"] == 9
     assert collate([examples((4,)), examples((2,))], 0, packed=False)["tokens"] == 6
+
+
+@pytest.mark.parametrize("packed,mask_4d", [(True, False), (True, True), (False, False)])
+def test_length_chunked_forward_gives_the_same_loss_and_gradients(packed, mask_4d) -> None:
+    from lmforge.stages.sft import sft_loss
+
+    torch.manual_seed(0)
+    model = tiny("llama").train()
+    rows = [examples((9, 5)), examples((3,)), examples((12,)), examples((4, 2))]
+    if not packed:
+        rows = [[r[0]] for r in rows]
+    batch = collate(rows, 0, packed=packed, mask_4d=mask_4d)
+    whole = sft_loss(model, batch)
+    whole.loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    chunked = sft_loss(model, batch, chunk_tokens=20)  # 12-token rows: one per chunk, then shorter ones
+    chunked.loss.backward()
+    assert chunked.count == whole.count and chunked.tokens == whole.tokens
+    assert torch.allclose(chunked.loss, whole.loss, atol=1e-5)
+    for g, p in zip(grads, model.parameters()):
+        assert torch.allclose(g, p.grad, atol=1e-6)

@@ -83,8 +83,8 @@ def collate(examples: list[list[Tokenized]], pad_id: int, packed: bool, mask_4d:
             at += n
         seq[r, at:] = len(row)  # padding: its own block
         pos[r, at:] = torch.arange(width - at)
-    # real (non-padding) tokens, for throughput; an int so it never travels to the device
-    batch: dict[str, Any] = {"input_ids": ids, "labels": labels, "tokens": int(attn.sum())}
+    # real (non-padding) tokens, for throughput (an int, so it never travels to the device), and per row
+    batch: dict[str, Any] = {"input_ids": ids, "labels": labels, "tokens": int(attn.sum()), "lengths": attn.sum(-1)}
     if not packed:
         batch["attention_mask"] = attn
         return batch

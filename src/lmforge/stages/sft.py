@@ -9,6 +9,7 @@ samples.jsonl, checkpoints/, final/ (HF model, or the adapter folder), optionall
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from pydantic import Field, model_validator
 
 from ..algos.lm import token_nll_sum
@@ -45,6 +47,9 @@ class DataSection(Section):
         "drop", description="longer examples: drop them, or keep their first max_length tokens (dropped if no "
         "assistant token is left); both are counted in data_report.json and the log")
     packing: bool = Field(True, description="several examples per row, attention kept inside each")
+    chunk_tokens: int | None = Field(1024, ge=1, description="forward rows sorted by length in chunks of at most "
+                                     "this many padded tokens (same loss, no work on short rows' padding); "
+                                     "null: one pass per micro-batch")
     packing_attention: Literal["position_ids", "mask_4d"] = Field(
         "position_ids", description="how packed rows are separated: restarting position ids (sdpa/flash "
         "detect them) or an explicit 4-D block-causal mask")
@@ -164,16 +169,40 @@ def wrap_adapter(cfg: SFTConfig, model, tokenizer):
     return apply_peft(model, cfg.peft, special_token_ids(tokenizer))
 
 
-def sft_loss(model, batch) -> LossOutput:
+def sft_loss(model, batch, chunk_tokens: int | None = None) -> LossOutput:
     """Summed NLL of the assistant tokens (labels already shifted per example; IGNORE elsewhere).
 
+    With ``chunk_tokens``, rows are sorted by length and run in chunks of at most that many padded tokens,
+    each cut to its own longest row: the same loss and gradients as one padded pass (rows are right-padded
+    and no real token attends to padding), without computing the padding of short rows.
     ``use_cache=False`` matters: transformers builds the packed block mask from position ids only when no
     KV cache is created, and ``config.use_cache`` is True for most models even in training.
     """
-    extra = {k: batch[k] for k in ("attention_mask", "position_ids") if k in batch}
-    logits = model(input_ids=batch["input_ids"], use_cache=False, **extra).logits
-    loss, n = token_nll_sum(logits, batch["labels"])
-    return LossOutput(loss, float(n), batch.get("tokens", batch["input_ids"].numel()))
+    n_rows, width = batch["input_ids"].shape
+    tokens = batch.get("tokens", batch["input_ids"].numel())
+    if not chunk_tokens or "lengths" not in batch or n_rows * width <= chunk_tokens:
+        loss, n = _rows_nll(model, batch, slice(None), width)
+        return LossOutput(loss, float(n), tokens)
+    lengths = batch["lengths"]
+    order = torch.argsort(lengths, descending=True, stable=True)
+    loss, n, i = 0.0, 0, 0
+    while i < n_rows:
+        longest = max(1, int(lengths[order[i]]))
+        idx = order[i:i + max(1, chunk_tokens // longest)]
+        part, k = _rows_nll(model, batch, idx, longest)
+        loss, n, i = loss + part, n + k, i + len(idx)
+    return LossOutput(loss, float(n), tokens)
+
+
+def _rows_nll(model, batch, rows, width: int):
+    extra = {}
+    if "position_ids" in batch:
+        extra["position_ids"] = batch["position_ids"][rows, :width]
+    if "attention_mask" in batch:
+        mask = batch["attention_mask"]
+        extra["attention_mask"] = mask[rows, :width] if mask.dim() == 2 else mask[rows][:, :, :width, :width]
+    logits = model(input_ids=batch["input_ids"][rows, :width], use_cache=False, **extra).logits
+    return token_nll_sum(logits, batch["labels"][rows, :width])
 
 
 # ---------------------------------------------------------------------------- the recipe
@@ -221,7 +250,8 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
         summary.update(baseline_eval(cfg, run, model, tokenizer))
     model = wrap_adapter(cfg, model, tokenizer)
     evaluate = make_evaluate(cfg, run, tokenizer) if world else None
-    trainer = Trainer(model, cfg.train, run, sft_loss, source, info, evaluate, description="sft")
+    loss_fn = functools.partial(sft_loss, chunk_tokens=cfg.data.chunk_tokens)
+    trainer = Trainer(model, cfg.train, run, loss_fn, source, info, evaluate, description="sft")
     t_train = time.time()
     result = trainer.fit(resume=resume)
     train_and_eval_s = time.time() - t_train
