@@ -20,26 +20,31 @@ TRAIN = ["train.schedule=linear", "train.min_lr_ratio=0", "train.warmup_steps=0"
          "train.log_every=10", "train.betas=[0.9,0.999]", "train.weight_decay=0"]
 
 
+def same_run(args, root: str, name: str) -> list[str]:
+    """Overrides every side shares: where the run goes and the training the TRL side also gets."""
+    return [f"run.root={root}", f"run.name={name}", f"train.steps={args.steps}", f"train.batch_size={args.batch}",
+            f"train.lr={args.lr}", *TRAIN]
+
+
 def lm(args, root: str) -> dict:
     from lmforge.config import load_config
     from lmforge.stages.pretrain import PretrainConfig, pretrain
 
     cfg = load_config(PretrainConfig, None, [
-        f"run.root={root}", "run.name=lm", f"data.paths=[{args.data}]", "data.clean=false",
-        f"data.seq_len={args.seq}", "data.val_fraction=0.01", f"tokenizer.path={args.model}",
-        f"model.init_from={args.model}", f"train.steps={args.steps}", f"train.batch_size={args.batch}",
-        f"train.lr={args.lr}", *TRAIN, "eval.max_windows=1", "eval.sample_tokens=1"])
+        *same_run(args, root, "lm"), f"data.paths=[{args.data}]", "data.clean=false", f"data.seq_len={args.seq}",
+        "data.val_fraction=0.01", f"tokenizer.path={args.model}", f"model.init_from={args.model}",
+        "eval.max_windows=1", "eval.sample_tokens=1"])
     return pretrain(cfg)
 
 
 def sft(args, root: str) -> dict:
     from lmforge.config import load_config
-    from lmforge.stages.sft import SFTConfig, sft as run_sft
+    from lmforge.stages.sft import SFTConfig
+    from lmforge.stages.sft import sft as run_sft
 
     cfg = load_config(SFTConfig, None, [
-        f"run.root={root}", "run.name=sft", f"model.path={args.model}", f"data.sources=[{{path: {args.data}}}]",
-        f"data.max_length={args.seq}", "data.truncation=truncate", "epochs=null", f"train.steps={args.steps}",
-        f"train.batch_size={args.batch}", f"train.lr={args.lr}", *TRAIN, "eval.world=false"])
+        *same_run(args, root, "sft"), f"model.path={args.model}", f"data.sources=[{{path: {args.data}}}]",
+        f"data.max_length={args.seq}", "data.truncation=truncate", "epochs=null", "eval.world=false"])
     return run_sft(cfg)
 
 
@@ -48,9 +53,8 @@ def reward(args, root: str) -> dict:
     from lmforge.stages.rm import RMConfig, train_rm
 
     cfg = load_config(RMConfig, None, [
-        f"run.root={root}", "run.name=rm", f"model.path={args.model}/reward_model", f"model.max_length={args.seq}",
-        f"data.train=[{args.data}]", "data.eval_fraction=0.01", "epochs=null", f"train.steps={args.steps}",
-        f"train.batch_size={args.batch}", f"train.lr={args.lr}", *TRAIN, "loss.centring=0"])
+        *same_run(args, root, "rm"), f"model.path={args.model}/reward_model", f"model.max_length={args.seq}",
+        f"data.train=[{args.data}]", "data.eval_fraction=0.01", "epochs=null", "loss.centring=0"])
     return train_rm(cfg)
 
 

@@ -17,6 +17,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+def world_train_feedback(world, n_prompts: int = 300, k: int = 4, labelers: int = 3, noise: float = 0.5,
+                         seed: int = 0) -> list:
+    """Rankings like the demo's feedback export: ``labelers`` noisy simulated labelers each rank the same
+    ``k`` world candidates of ``n_prompts`` train-split prompts (source ``simulated:sim-<i>``)."""
+    from lmforge.stages.rm import world_rankings
+
+    out = []
+    for i in range(labelers):
+        out += world_rankings(world, "train", n_prompts, k, seed, noise=noise, labeler_seed=seed * 100 + i,
+                              source=f"simulated:sim-{i + 1}")
+    return out
+
+
 def export_records(world, n_prompts: int, k: int, labelers: int, noise: float, seed: int):
     from lmforge.feedback.export import build_records
     from lmforge.feedback.labels import LabelRecord
@@ -56,7 +69,7 @@ def main() -> None:
 
     from lmforge.config import load_config
     from lmforge.data.preference import write_feedback
-    from lmforge.stages.rm import RMConfig, demo_config, train_rm, world_heldout_eval, world_train_feedback
+    from lmforge.stages.rm import RMConfig, demo_config, train_rm, world_heldout_eval
     from lmforge.world import World
 
     world = World(args.world_seed)

@@ -22,7 +22,6 @@ from typing import Annotated, Any, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from ..errors import InputError
 from .readers import Record, read_records
 
 CRITERIA = ("accuracy", "relevance", "coherence", "harmlessness", "honesty")

@@ -37,8 +37,12 @@ class ModelConfig(Section):
         return int(math.ceil(8 * self.width() / 3 / 32) * 32)
 
     def default_lr(self) -> float:
-        """Peak AdamW lr: 3e-3 at width 256, scaled by 1/sqrt(width) (nanochat's dmodel_lr_scale)."""
-        return 3e-3 * (256 / self.width()) ** 0.5
+        return lr_for_width(self.width())
+
+
+def lr_for_width(width: int) -> float:
+    """Peak AdamW lr for pre-training: 3e-3 at width 256, scaled by 1/sqrt(width) (nanochat's dmodel_lr_scale)."""
+    return 3e-3 * (256 / width) ** 0.5
 
 
 def build_config(cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int):

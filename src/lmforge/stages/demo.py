@@ -18,10 +18,11 @@ from ..errors import InputError
 from ..runs import RunConfig, atomic_write_text
 from .demo_stages import _finished, stage_feedback, stage_reward_model, stage_sft
 
+
 def stage_pretrain(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[str, Any]:
+    from ..eval.probes import capital_recall
     from ..models.load import load_causal_lm, load_tokenizer
     from ..world import World
-    from ..eval.probes import capital_recall
     from .pretrain import PretrainConfig, pretrain
 
     run_dir = out / "pretrain"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from pathlib import Path
 from typing import Literal
 
 import torch

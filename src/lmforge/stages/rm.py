@@ -324,17 +324,6 @@ def world_heldout_eval(world, n_prompts: int, k: int, seed: int) -> list[Ranking
     return world_rankings(world, "heldout", n_prompts, k, seed, noise=0.0, labeler_seed=0)
 
 
-def world_train_feedback(world, n_prompts: int = 300, k: int = 4, labelers: int = 3, noise: float = 0.5,
-                         seed: int = 0) -> list[Ranking]:
-    """Stand-in for the feedback export of the demo: ``labelers`` noisy simulated labelers each rank the same
-    ``k`` world candidates of ``n_prompts`` train-split prompts (source ``simulated:sim-<i>``)."""
-    out: list[Ranking] = []
-    for i in range(labelers):
-        out += world_rankings(world, "train", n_prompts, k, seed, noise=noise, labeler_seed=seed * 100 + i,
-                              source=f"simulated:sim-{i + 1}")
-    return out
-
-
 def demo_config(base_model_dir: str, train_path: str, eval_path: str, run_root: str) -> RMConfig:
     """The measured demo recipe (see BENCHMARKS.md, reward model): full fine-tuning of the pre-trained world
     model on the simulated labelers' feedback, InstructGPT ranking loss, ~2 minutes on 2 CPU cores."""

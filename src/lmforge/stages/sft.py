@@ -105,12 +105,14 @@ class SFTConfig(Section):
 
     def with_lr_for(self, model) -> SFTConfig:
         """Fill ``train.lr`` when unset: adapters 2e-3; full fine-tuning 0.3 x the pre-training default for the
-        model's width (:meth:`ModelConfig.default_lr`, lr ∝ 1/sqrt(width)): 1e-3 at width 192 (measured best on
-        the built-in world), 6e-4 at SmolLM2's 576."""
+        model's width (:func:`lmforge.models.factory.lr_for_width`, lr ∝ 1/sqrt(width)): 1e-3 at width 192
+        (measured best on the built-in world), 6e-4 at SmolLM2's 576."""
+        from ..models.factory import lr_for_width
+
         if self.train.lr is not None:
             return self
         width = int(getattr(model.config, "hidden_size", 256) or 256)
-        lr = 2e-3 if self.peft.method != "none" else round(0.3 * 3e-3 * (256 / width) ** 0.5, 6)
+        lr = 2e-3 if self.peft.method != "none" else round(0.3 * lr_for_width(width), 6)
         return self.model_copy(update={"train": self.train.model_copy(update={"lr": lr})})
 
 
