@@ -34,6 +34,7 @@ from ..errors import InputError
 from .preference import Binary, Feedback, Likert, Pair, Ranking, parse_feedback
 from .readers import read_records
 from .reward_encode import Encoded, assemble, collate, encode_parts
+from .reward_pack import pack
 from .sampler import EpochSampler
 
 KINDS = ("pair", "ranking", "likert", "binary")
@@ -245,9 +246,10 @@ def split_heldout(groups: list[Group], fraction: float, seed: int) -> tuple[list
 
 # --------------------------------------------------------------------------------------------- batches
 
-def collate_groups(groups: list[Group], pad_id: int, n_heads: int) -> dict[str, Any]:
-    """One micro-batch: every response of the groups, right-padded, and each kind's records as index tensors
-    into the batch's sequences."""
+def collate_groups(groups: list[Group], pad_id: int, n_heads: int, row_tokens: int | None = None) -> dict[str, Any]:
+    """One micro-batch: every response of the groups, right-padded — or, with ``row_tokens``, packed with each
+    prompt once (:mod:`lmforge.data.reward_pack`) — and each kind's records as index tensors into the batch's
+    sequences (the responses of the groups in turn, either way)."""
     rows: list[Encoded] = []
     pairs, rankings, likert, binary, cent = [], [], [], [], []
     for g in groups:
@@ -258,8 +260,11 @@ def collate_groups(groups: list[Group], pad_id: int, n_heads: int) -> dict[str, 
         rankings += [([off + i for i in order], ties, w, h) for order, ties, w, h in g.rankings]
         likert += [(off + i, t, m, w) for i, t, m, w in g.likert]
         binary += [(off + i, y, w) for i, y, w in g.binary]
-    batch: dict[str, Any] = collate(rows, pad_id)
-    batch["tokens"] = int(batch["attention_mask"].sum())
+    if row_tokens:
+        batch: dict[str, Any] = pack([g.encoded for g in groups], pad_id, row_tokens)
+    else:
+        batch = collate(rows, pad_id)
+        batch["tokens"] = batch["sequence_tokens"] = int(batch["attention_mask"].sum())
     batch["count"] = sum(g.n_records for g in groups)
     batch["pair_c"] = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     batch["pair_r"] = torch.tensor([p[1] for p in pairs], dtype=torch.long)
@@ -298,21 +303,23 @@ class GroupBatches:
     The global batch of step s is groups ``order[s*B : (s+1)*B]``, cut into ``world x accum`` micro-batches;
     process r takes micro-batches r, r + world, ... (:class:`~lmforge.data.sampler.EpochSampler`, as
     :class:`~lmforge.data.shards.PackedBatches`), so the position is one counter and resuming is exact.
+    With ``row_tokens``, batches are prefix-shared packed rows of about that many tokens (packing is a
+    function of the chosen groups alone, so it changes nothing about the order or resuming).
     """
 
     def __init__(self, groups: list[Group], micro: int, pad_id: int, n_heads: int, rank: int = 0, world: int = 1,
-                 seed: int = 0):
+                 seed: int = 0, row_tokens: int | None = None):
         try:
             self.sampler = EpochSampler(len(groups), micro, rank, world, seed)
         except ValueError:
             raise InputError(f"only {len(groups)} training prompts; need at least {micro * world} "
                              "(one micro-batch per process)", field="data.train") from None
-        self.groups, self.pad_id, self.n_heads = groups, pad_id, n_heads
+        self.groups, self.pad_id, self.n_heads, self.row_tokens = groups, pad_id, n_heads, row_tokens
         self.n = len(groups)
 
     def next_batch(self) -> dict[str, Any]:
         chosen = [self.groups[i] for i in self.sampler.next_indices()]
-        return collate_groups(chosen, self.pad_id, self.n_heads)
+        return collate_groups(chosen, self.pad_id, self.n_heads, self.row_tokens)
 
     def epochs(self) -> float:
         return self.sampler.epochs()

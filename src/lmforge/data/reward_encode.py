@@ -45,6 +45,7 @@ class Encoded:
     input_ids: list[int]
     token_type_ids: list[int] | None
     truncated: bool
+    prompt_len: int | None = None  # causal formats: input_ids[:prompt_len] is the (kept) prompt part
 
 
 def encode_parts(tokenizer, fmt: str, prompt: list[dict[str, str]], response: str) -> tuple[list[int], list[int]]:
@@ -75,7 +76,7 @@ def assemble(tokenizer, fmt: str, p: list[int], r: list[int], max_length: int) -
         ids = pre + p + mid + r + post
         types = [t_pre] * (len(pre) + len(p)) + [t_mid] * len(mid) + [t_post] * (len(r) + len(post))
         return Encoded(ids, types, truncated)
-    return Encoded(p + r, None, truncated)
+    return Encoded(p + r, None, truncated, len(p))
 
 
 def pair_template(tokenizer) -> tuple[tuple[list[int], list[int], list[int]], tuple[int, int, int]]:

@@ -67,6 +67,9 @@ class RewardModelSection(Section):
     forward_tokens: int | None = Field(4096, ge=16, description="padded tokens per forward pass: a micro-batch "
                                        "runs length-sorted in chunks of at most this many (less padding, same "
                                        "gradients); null: one pass")
+    share_prompt: bool = Field(True, description="causal backbones: forward each prompt once, packed with all "
+                               "of its responses behind a block mask (the same scores and gradients; checked on "
+                               "a few training groups at start, else the padded path); ignored for encoders")
 
 
 @dataclass
@@ -245,8 +248,14 @@ def forward_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None
     With ``max_tokens``, the sequences are sorted by length and run in chunks of at most that many padded
     tokens, each cut to its own longest sequence (right padding keeps every real token in the first columns),
     so a micro-batch mixing short and long responses does not pay for padding every row to the longest. The
-    scores — and so the gradients — are those of one padded forward pass.
+    scores — and so the gradients — are those of one padded forward pass. A prefix-shared packed batch
+    (:func:`lmforge.data.reward_pack.pack`) gives the same scores through
+    :func:`~lmforge.data.reward_pack.packed_scores`.
     """
+    if "score_row" in batch:
+        from ..data.reward_pack import packed_scores
+
+        return packed_scores(model, batch, max_tokens)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch]
     n, width = batch["input_ids"].shape
     if not max_tokens or n * width <= max_tokens:
@@ -260,6 +269,19 @@ def forward_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None
         parts.append(model(**{k: batch[k][idx, :longest] for k in keys}).logits.float())
         i += len(idx)
     return torch.cat(parts)[torch.argsort(order)]
+
+
+def prompt_rows(model, cfg: RewardModelSection, fmt: str, groups, pad_id: int) -> tuple[int | None, str]:
+    """(row length for prefix-shared packing, or None for padded rows; why): on when asked, the input format is
+    causal and the packed scores of a few training groups equal the padded ones."""
+    from ..data.reward_pack import check_sharing
+
+    if not cfg.share_prompt:
+        return None, "off (model.share_prompt=false)"
+    if fmt == "pair":
+        return None, "off (encoder: prompt and response read as a sentence pair)"
+    ok, why = check_sharing(model, groups, pad_id, cfg.max_length, cfg.forward_tokens)
+    return (cfg.max_length, why) if ok else (None, why)
 
 
 # ----------------------------------------------------------------------------------------- save / load
