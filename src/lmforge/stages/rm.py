@@ -46,6 +46,7 @@ from ..models.reward import (
     create_reward_model,
     forward_scores,
     prepare_trainable,
+    prompt_rows,
     save_reward_model,
 )
 from ..runs import Run, RunConfig, atomic_write_text
@@ -257,8 +258,9 @@ def train_rm(cfg: RMConfig, resume: bool = False, overwrite: bool = False) -> di
     model, tokenizer, kind = create_reward_model(cfg.model, heads.criteria)
     model = prepare_trainable(model, cfg.model, tokenizer)
     pad_id = tokenizer.pad_token_id
+    rows, sharing = prompt_rows(model, cfg.model, fmt, train, pad_id)
     source = GroupBatches(train, cfg.train.micro(info.world_size), pad_id, heads.n_heads, info.rank,
-                          info.world_size, seed=cfg.train.seed)
+                          info.world_size, seed=cfg.train.seed, row_tokens=rows)
     last: dict[str, Any] = {}
     evaluate = make_evaluate(cfg, held, heads, pad_id, last)
     trainer = Trainer(model, cfg.train, run, make_loss(cfg.loss, cfg.model.forward_tokens), source, info, evaluate,
@@ -283,6 +285,7 @@ def train_rm(cfg: RMConfig, resume: bool = False, overwrite: bool = False) -> di
         "params": count_params(raw), "trainable_params": count_params(raw, trainable_only=True),
         "steps": result["steps"], "epochs": round(source.epochs(), 3), "train_loss": result["train_loss"],
         "tokens": result["tokens"], "train_seconds": result["train_seconds"],
+        "prompt_sharing": sharing,  # on: `tokens` counts tokens forwarded, each shared prompt once
     }
     final = save_reward_model(run, raw, tokenizer, meta)
     summary.update({"final": str(final), **files, "seconds": round(time.time() - t0, 2)})
