@@ -9,6 +9,10 @@ Each run is a fresh process; rounds alternate TRL and lmforge. Reports median to
 training forwards per second of training loop), the ratio to TRL's best mode, CPU utilisation
 (6 x params x tokens/s / fp32 matmul FLOP/s measured around each run), final loss and peak RSS.
 Rows are appended to bench/results/<task>.jsonl.
+
+reward: lmforge forwards each prompt once for all of its responses (model.share_prompt), so its forwarded tokens
+are fewer than the same pairs' tokens as TRL counts them (prompt in both sequences). The table gives pairs/s
+(the same data processed per second; the ratio column), forwarded tokens/s and pair-equivalent tokens/s.
 """
 from __future__ import annotations
 
@@ -91,6 +95,8 @@ def main() -> None:
             with open(out, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), file=sys.stderr, flush=True)
+    if args.task == "reward":
+        return reward_table(results, args.rounds)
     params = next(x["params"] for x in results["lmforge"])
     med = {k: statistics.median(x["tokens_per_s"] for x in v) for k, v in results.items()}
     best_peer = max(v for k, v in med.items() if k != "lmforge")
@@ -101,6 +107,26 @@ def main() -> None:
         util = statistics.median(6 * params * x["tokens_per_s"] / (x["calib_gflops"] * 1e9) for x in v)
         print(f"| {k} | {med[k]:,.0f} | {med[k] / best_peer:.2f}x | {util:.0%} | {v[-1]['final_loss']} | "
               f"{max(x['peak_rss_mb'] for x in v):,.0f} |")
+
+
+def reward_table(results: dict[str, list[dict]], rounds: int) -> None:
+    """pairs/s (the ratio column), forwarded and pair-equivalent tokens/s, medians over rounds."""
+    params = next(x["params"] for x in results["lmforge"])
+
+    def fields(x: dict) -> tuple[float, float, float]:
+        if x.get("impl") == "lmforge":
+            return x["pairs_per_s"], x["tokens_per_s"], x["sequence_tokens_per_s"]
+        pairs = x["sequences"] / 2  # TRL: two sequences per pair; its train_tokens count the prompt twice
+        return pairs / x["seconds"], x["tokens_per_s"], x["tokens_per_s"]
+
+    med = {k: [statistics.median(fields(x)[i] for x in v) for i in range(3)] for k, v in results.items()}
+    print(f"| reward | pairs/s (median of {rounds}) | vs TRL (pairs/s) | forwarded tokens/s | pair-equivalent "
+          "tokens/s | CPU utilisation (forwarded) | final loss | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k, v in results.items():
+        util = statistics.median(6 * params * fields(x)[1] / (x["calib_gflops"] * 1e9) for x in v)
+        print(f"| {k} | {med[k][0]:.2f} | {med[k][0] / med['trl'][0]:.2f}x | {med[k][1]:,.0f} | {med[k][2]:,.0f} | "
+              f"{util:.0%} | {v[-1]['final_loss']} | {max(x['peak_rss_mb'] for x in v):,.0f} |")
 
 
 if __name__ == "__main__":

@@ -54,8 +54,28 @@ def reward(args, root: str) -> dict:
 
     cfg = load_config(RMConfig, None, [
         *same_run(args, root, "rm"), f"model.path={args.model}/reward_model", f"model.max_length={args.seq}",
-        f"data.train=[{args.data}]", "data.eval_fraction=0.01", "epochs=null", "loss.centring=0"])
-    return train_rm(cfg)
+        f"data.train=[{args.data}]", "data.eval_fraction=0.01", "epochs=null", "loss.centring=0",
+        f"model.share_prompt={str(not args.no_share).lower()}"])
+    summary = train_rm(cfg)
+    summary.update(replay_counts(cfg, summary["steps"]))
+    return summary
+
+
+def replay_counts(cfg, steps: int) -> dict:
+    """What the run trained on, by replaying its (seeded, deterministic) batches after the timed loop: records
+    (pairs here) and the tokens of those sequences unpacked — each prompt counted once per response, TRL's
+    ``train_tokens`` — next to the tokens the trainer forwarded (a shared prompt once)."""
+    from lmforge.data.reward_data import GroupBatches
+    from lmforge.data.reward_encode import input_format
+    from lmforge.models.load import load_tokenizer
+    from lmforge.stages.rm import load_data
+
+    tok = load_tokenizer(cfg.model.path)
+    train, _, heads, _ = load_data(cfg, tok, input_format(tok, "causal", cfg.model.input_format))
+    cfg = cfg.resolved(len(train))
+    src = GroupBatches(train, cfg.train.micro(1), tok.pad_token_id, heads.n_heads, seed=cfg.train.seed)
+    batches = [src.next_batch() for _ in range(steps * cfg.train.grad_accum(1))]
+    return {"records": sum(b["count"] for b in batches), "sequence_tokens": sum(b["tokens"] for b in batches)}
 
 
 def main() -> None:
@@ -68,6 +88,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--no-share", action="store_true", help="reward: model.share_prompt=false (padded rows)")
     ap.add_argument("--save", default=None, help="copy the trained final/ model here (bench/sft_loss_parity.py)")
     args = ap.parse_args()
     sys.path.insert(0, args.shared)
@@ -82,13 +103,21 @@ def main() -> None:
 
         shutil.copytree(summary["final"], args.save, dirs_exist_ok=True)
     sys.stdout = real_stdout
+    extra = {}
+    if args.task == "reward":  # tokens: forwarded; sequence_tokens: as TRL counts them; records: pairs here
+        secs = summary["train_seconds"]
+        extra = {"sequence_tokens": summary["sequence_tokens"], "pairs": summary["records"],
+                 "pairs_per_s": round(summary["records"] / secs, 3),
+                 "sequence_tokens_per_s": round(summary["sequence_tokens"] / secs, 1),
+                 "prompt_sharing": summary["prompt_sharing"]}
     print(json.dumps({
-        "impl": "lmforge", "task": args.task, "packing": args.task != "reward", "steps": summary["steps"],
+        "impl": "lmforge", "task": args.task, "packing": args.task != "reward" or not args.no_share,
+        "steps": summary["steps"],
         "train_tokens": summary["tokens"], "seconds": summary["train_seconds"],
         "tokens_per_s": round(summary["tokens"] / summary["train_seconds"], 1),
         "final_loss": round(summary["train_loss"], 5),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "calib_gflops": round((calib_before + calib_after) / 2, 1), "params": summary["params"],
+        "calib_gflops": round((calib_before + calib_after) / 2, 1), "params": summary["params"], **extra,
     }))
 
 
