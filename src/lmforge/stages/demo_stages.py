@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-FEEDBACK_PROMPTS = 300  # train-split prompts labeled per batch
+FEEDBACK_PROMPTS = 300  # train-split prompts the SFT model answers K times
+WORLD_PROMPTS = 1800  # train-split prompts with K world candidates: more distinct prompts is what helped most
 FEEDBACK_K = 4
 LABELERS, LABELER_NOISE = 3, 0.5
 RM_EVAL_PROMPTS, RM_EVAL_K = 200, 4
@@ -40,13 +41,13 @@ def stage_sft(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[s
                         "heldout_refusal_rate", "false_premise_correction_rate", "steps", "seconds"))
 
 
-def _generate(out: Path, name: str, model: str, seed: int) -> Path:
+def _generate(out: Path, name: str, model: str, seed: int, n: int) -> Path:
     from ..runs import RunConfig
     from .generate import GenerateConfig, SamplingSection, WorldPromptsSection, generate_batch
 
     cfg = GenerateConfig(run=RunConfig(name=name, root=str(out / "feedback")), model=model, prompts="world",
                          k=FEEDBACK_K, batch_size=64,
-                         world=WorldPromptsSection(seed=seed, split="train", n=FEEDBACK_PROMPTS, sample_seed=seed),
+                         world=WorldPromptsSection(seed=seed, split="train", n=n, sample_seed=seed),
                          sampling=SamplingSection(max_new_tokens=48, temperature=1.0, top_p=0.95, seed=seed))
     generate_batch(cfg, overwrite=True)
     return cfg.run.path / "batch.jsonl"
@@ -68,9 +69,10 @@ def stage_feedback(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> d
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             path.unlink(missing_ok=True)
         store = Store.open(str(db))
-        sources = {"sft-samples": ctx.get("sft_model", str(out / "sft" / "final")), "world-candidates": "world"}
-        for batch, model in sources.items():
-            store.add_batch(batch, list(read_batch(_generate(out, f"generate-{batch}", model, seed))))
+        sources = {"sft-samples": (ctx.get("sft_model", str(out / "sft" / "final")), FEEDBACK_PROMPTS),
+                   "world-candidates": ("world", WORLD_PROMPTS)}
+        for batch, (model, n) in sources.items():
+            store.add_batch(batch, list(read_batch(_generate(out, f"generate-{batch}", model, seed, n))))
             simulate(store, batch, labelers=LABELERS, noise=LABELER_NOISE, seed=seed, world_seed=seed)
         labels = store.labels()
         records, report = build_records(labels, ExportRules(kinds=("ranking",)))
