@@ -163,10 +163,19 @@ def test_sharing_is_checked_and_off_for_pairs_or_when_asked(rm) -> None:
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_shared_prompts(tiny_lm: Path, tmp_path: Path) -> None:
     """The packed forward runs through the DDP wrapper, so gradients are synchronised as usual."""
-    rng = random.Random(0)  # pairs only (every process logs the same loss parts), two pairs per prompt: K = 3
-    train = write_jsonl(tmp_path / "train.jsonl", [
-        {"type": "pair", "prompt": prompt(i), "chosen": good(rng, 4 + i % 5), "rejected": bad(rng, 2 + i % 3)}
-        for i in range(32) for _ in range(2)])
+    rng = random.Random(0)  # mixed kinds, so the two processes' micro-batches hold different kinds of records
+    rows = []
+    for i in range(32):
+        if i % 3 == 0:
+            rows += [{"type": "pair", "prompt": prompt(i), "chosen": good(rng, 4 + i % 5),
+                      "rejected": bad(rng, 2 + i % 3)} for _ in range(2)]
+        elif i % 3 == 1:
+            rows.append({"type": "ranking", "prompt": prompt(i), "ranking": [0, 1, 2],
+                         "responses": [good(rng, 5), good(rng, 2) + " " + bad(rng, 2), bad(rng, 3)]})
+        else:
+            rows += [{"type": "binary", "prompt": prompt(i), "response": good(rng, 4), "label": True},
+                     {"type": "binary", "prompt": prompt(i), "response": bad(rng, 4), "label": False}]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
     common = ["rm", f"model.path={tiny_lm}", f"data.train=[{train}]", "data.eval_fraction=0", "epochs=null",
               "train.steps=4", "train.batch_size=8", "train.log_every=1", "train.lr=3e-3", "model.max_length=64",
               f"run.root={tmp_path}"]

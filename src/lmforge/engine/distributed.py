@@ -75,7 +75,10 @@ def wrap(model: torch.nn.Module, info: DistInfo, strategy: str) -> torch.nn.Modu
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [info.local_rank] if info.device.type == "cuda" else None
-    return DDP(model, device_ids=ids)
+    # no buffer broadcast: it is a collective at every forward, and recipes may run a different number of
+    # forwards per step on each process (length-chunked micro-batches); the models' buffers (rotary tables)
+    # are computed identically on every process anyway
+    return DDP(model, device_ids=ids, broadcast_buffers=False)
 
 
 def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:

@@ -123,6 +123,9 @@ class RMConfig(Section):
 
 # ---------------------------------------------------------------------------- loss
 
+LOSS_PARTS = ("loss_pair", "loss_ranking", "loss_likert", "loss_binary")
+
+
 def make_loss(cfg: LossSection, forward_tokens: int | None = None):
     rank_fn = ranking_pairs if cfg.ranking == "pairs" else plackett_luce
     kw = cfg.weights
@@ -130,7 +133,11 @@ def make_loss(cfg: LossSection, forward_tokens: int | None = None):
     def loss_fn(model, batch) -> LossOutput:
         s = forward_scores(model, batch, forward_tokens)
         total = s.new_zeros(())
-        m: dict[str, torch.Tensor | float] = {}
+        # every part is always reported (0 when a micro-batch has none of its kind): data-parallel processes
+        # all-reduce one vector of metrics, so each must send the same keys whatever kinds its records are
+        m: dict[str, torch.Tensor | float] = {k: 0.0 for k in LOSS_PARTS}
+        if cfg.centring:
+            m["centring"] = 0.0
         right = s.new_zeros(())
         if batch["pair_c"].numel():
             h = batch["pair_h"]
