@@ -114,6 +114,17 @@ def prefix_mask(seg: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
     return block_causal_mask(seg) & own[:, None]
 
 
+def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The boolean mask as 0 / dtype-min added to the attention logits: the same attention (no row is fully
+    masked), and PyTorch's CPU sdpa runs a float mask about 1.5x faster than a boolean one (fwd + bwd,
+    [8, 4, 256, 64], torch 2.13) — attention is a third of a packed forward here."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+
+
+def _dtype(model) -> torch.dtype:
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
 def _head(model) -> torch.nn.Module:
     """The model's scalar head (``score``), through DDP and PEFT wrappers."""
     inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
@@ -135,7 +146,7 @@ def packed_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None 
     lengths = batch["pack_len"].cpu()
     chunked = bool(max_tokens) and n_rows * width > max_tokens
     order = torch.argsort(lengths, descending=True, stable=True) if chunked else torch.arange(n_rows)
-    head = _head(model)
+    head, dtype = _head(model), _dtype(model)
     parts: list[torch.Tensor] = []
     i = 0
     while i < n_rows:
@@ -146,7 +157,7 @@ def packed_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None 
         handle = head.register_forward_hook(lambda _m, _i, out: kept.append(out))
         try:
             model(input_ids=ids[idx, :longest], position_ids=pos[idx, :longest],
-                  attention_mask=prefix_mask(seg[idx, :longest], part[idx, :longest]))
+                  attention_mask=additive(prefix_mask(seg[idx, :longest], part[idx, :longest]), dtype))
         finally:
             handle.remove()
         parts.append(torch.nn.functional.pad(kept[-1], (0, 0, 0, width - longest)))
