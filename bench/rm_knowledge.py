@@ -65,14 +65,21 @@ def lm_read(lm, tok, item, text):
     return float(lp.mean()), [h[0, -1] for h in out.hidden_states[1:]]
 
 
-@torch.no_grad()
 def rm_scores(path, groups):
-    from lmforge.data.reward_encode import collate, encode
+    """The reward (head 0) of every candidate, through the same scoring path as the rm stage's evaluation."""
+    from lmforge.data.reward_encode import encode
+    from lmforge.eval.reward_eval import score_encoded
     from lmforge.models.reward import load_reward_model
 
     model, tok, meta = load_reward_model(path)
-    return [model(**collate([encode(tok, meta.input_format, it["messages"], t, meta.max_length) for _, t in typed],
-                            tok.pad_token_id)).logits[:, 0].tolist() for it, typed, _ in groups]
+    rows = [encode(tok, meta.input_format, it["messages"], t, meta.max_length) for it, typed, _ in groups
+            for _, t in typed]
+    flat = score_encoded(model, rows, tok.pad_token_id)[:, 0].tolist()
+    out, at = [], 0
+    for _, typed, _ in groups:
+        out.append(flat[at:at + len(typed)])
+        at += len(typed)
+    return out
 
 
 def fact_pairs(world, split: str, seed: int = 0):
@@ -89,13 +96,13 @@ def fact_pairs(world, split: str, seed: int = 0):
 
 def probe(lm, tok, world) -> dict:
     def feats(pairs):
-        lp_right, diffs = 0, None
+        """(share ordered right by mean log-prob, per layer [pairs, hidden] of last-token state differences)."""
+        lp_right, per_pair = 0, []
         for item, good, bad in pairs:
             (lg, hg), (lb, hb) = lm_read(lm, tok, item, good), lm_read(lm, tok, item, bad)
             lp_right += lg > lb
-            d = [a - b for a, b in zip(hg, hb)]
-            diffs = [[x] for x in d] if diffs is None else [acc + [x] for acc, x in zip(diffs, d)]
-        return lp_right / len(pairs), [torch.stack(x) for x in diffs]
+            per_pair.append([a - b for a, b in zip(hg, hb)])
+        return lp_right / len(pairs), [torch.stack(layer) for layer in zip(*per_pair)]
 
     tr, te = fact_pairs(world, "train"), fact_pairs(world, "heldout")
     lp_tr, x_tr = feats(tr)
