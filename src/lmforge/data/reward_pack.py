@@ -10,9 +10,10 @@ prompt followed by the responses that share it::
 with a 4-D attention mask (:func:`prefix_mask`, handed to the model as an additive float mask): prompt tokens
 attend causally within the prompt; a response token attends to the whole prompt and to its own earlier tokens,
 never to another response or another segment; position ids continue from the prompt for each response. Every
-response token therefore sees exactly the keys, values and positions it has in its own unpacked sequence, so its hidden states — and the score read at
-its last token — are those of the unpacked forward (to float rounding: tests/rm/test_pack.py checks scores and
-gradients). Segments are placed in rows first-fit decreasing (several prompts per row) to remove padding too.
+response token therefore sees exactly the keys, values and positions it has in its own unpacked sequence, so its
+hidden states — and the score read at its last token — are those of the unpacked forward (to float rounding:
+tests/rm/test_pack.py checks scores and gradients). Segments are placed in rows first-fit decreasing (several
+prompts per row) to remove padding too.
 
 Which responses share: those whose *kept* prompt ids are identical. :func:`~lmforge.data.reward_encode.assemble`
 cuts a long prompt from the left with a budget that depends on the response length, so two responses of one
