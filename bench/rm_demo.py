@@ -3,9 +3,14 @@
 Training data stands in for the demo's feedback export: 3 noisy simulated labelers (noise 0.5) label K=4 world
 candidate responses for 300 train-split prompts. ``--data ranking`` writes their rankings only;
 ``--data export`` runs the real export rules (:func:`lmforge.feedback.export.build_records`: rankings, Borda
-pairs, Likert medians, binary) on the same labels. Held-out: :func:`lmforge.stages.rm.world_heldout_eval`.
+pairs, Likert medians, binary) on the same labels; ``--train FILE`` trains on an existing feedback file instead
+(e.g. the demo's own export, ``runs/demo/feedback/preferences.jsonl``). Held-out:
+:func:`lmforge.stages.rm.world_heldout_eval`; ``--breakdown`` adds the accuracy per pair of candidate types
+(``reference>hedge``) from ``bench/rm_knowledge.py``.
 
     python bench/rm_demo.py --base runs/demo/pretrain/final --seeds 0 1 [--data export] [KEY=VALUE ...]
+    python bench/rm_demo.py --base runs/demo/pretrain/final --train runs/demo/feedback/preferences.jsonl \
+        --n-eval 200 --breakdown [KEY=VALUE ...]
 """
 from __future__ import annotations
 
@@ -53,6 +58,17 @@ def export_records(world, n_prompts: int, k: int, labelers: int, noise: float, s
     return records, report.as_dict()
 
 
+def breakdown(world, rm_dir: Path, n_eval: int, k: int, seed: int) -> dict:
+    """Accuracy per (better type > worse type) on the same held-out candidates as ``world_heldout_eval``."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from rm_knowledge import by_type_pair, heldout_groups, rm_scores
+
+    groups = heldout_groups(world, n_eval, k, seed)
+    return by_type_pair(groups, rm_scores(str(rm_dir), groups))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="the pre-trained world model folder")
@@ -63,12 +79,14 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=300)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--noise", type=float, default=0.5, help="the simulated labelers' noise")
+    ap.add_argument("--train", help="train on this feedback file instead of generated rankings")
+    ap.add_argument("--breakdown", action="store_true", help="also report accuracy per pair of candidate types")
     ap.add_argument("--out", default="runs/bench_rm_demo")
     ap.add_argument("overrides", nargs="*", help="RMConfig overrides applied to demo_config")
     args = ap.parse_intermixed_args()
 
     from lmforge.config import load_config
-    from lmforge.data.preference import write_feedback
+    from lmforge.data.preference import read_feedback, write_feedback
     from lmforge.stages.rm import RMConfig, demo_config, train_rm, world_heldout_eval
     from lmforge.world import World
 
@@ -78,7 +96,9 @@ def main() -> None:
     for seed in args.seeds:
         data = out / f"data-{args.data}-{seed}"
         data.mkdir(parents=True, exist_ok=True)
-        if args.data == "ranking":
+        if args.train:
+            records, rep = list(read_feedback(args.train)), {"from": args.train}
+        elif args.data == "ranking":
             records, rep = world_train_feedback(world, args.n_train, args.k, 3, args.noise, seed=seed), {}
         else:
             records, rep = export_records(world, args.n_train, args.k, 3, args.noise, seed)
@@ -95,6 +115,8 @@ def main() -> None:
                      "seconds": s["seconds"], "cpu_seconds": round(time.process_time() - c0, 1),
                      "wall": round(time.time() - t0, 1), "load": round(os.getloadavg()[0], 2), "export": rep,
                      "overrides": args.overrides})
+        if args.breakdown:
+            rows[-1]["by_type_pair"] = breakdown(world, cfg.run.path / "final", args.n_eval, args.k, seed)
         print(json.dumps(rows[-1]), flush=True)
 
 
