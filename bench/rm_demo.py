@@ -86,7 +86,7 @@ def main() -> None:
     args = ap.parse_intermixed_args()
 
     from lmforge.config import load_config
-    from lmforge.data.preference import read_feedback, write_feedback
+    from lmforge.data.preference import write_feedback
     from lmforge.stages.rm import RMConfig, demo_config, train_rm, world_heldout_eval
     from lmforge.world import World
 
@@ -96,15 +96,17 @@ def main() -> None:
     for seed in args.seeds:
         data = out / f"data-{args.data}-{seed}"
         data.mkdir(parents=True, exist_ok=True)
-        if args.train:
-            records, rep = list(read_feedback(args.train)), {"from": args.train}
+        train = args.train or str(data / "train.jsonl")
+        if args.train:  # the rm stage reads (and validates) the file itself
+            rep = {"from": args.train}
         elif args.data == "ranking":
             records, rep = world_train_feedback(world, args.n_train, args.k, 3, args.noise, seed=seed), {}
         else:
             records, rep = export_records(world, args.n_train, args.k, 3, args.noise, seed)
-        write_feedback(data / "train.jsonl", records)
+        if not args.train:
+            write_feedback(train, records)
         write_feedback(data / "eval.jsonl", world_heldout_eval(world, args.n_eval, args.k, seed=seed))
-        base = demo_config(args.base, str(data / "train.jsonl"), str(data / "eval.jsonl"), str(out))
+        base = demo_config(args.base, train, str(data / "eval.jsonl"), str(out))
         cfg = load_config(RMConfig, None, [f"run.name=rm-{args.data}-{seed}", f"train.seed={seed}", *args.overrides],
                           base=base.model_dump(mode="json"))
         t0, c0 = time.time(), time.process_time()
