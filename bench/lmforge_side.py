@@ -75,7 +75,7 @@ def replay_counts(cfg, steps: int) -> dict:
     cfg = cfg.resolved(len(train))
     src = GroupBatches(train, cfg.train.micro(1), tok.pad_token_id, heads.n_heads, seed=cfg.train.seed)
     batches = [src.next_batch() for _ in range(steps * cfg.train.grad_accum(1))]
-    return {"records": sum(b["count"] for b in batches), "sequence_tokens": sum(b["tokens"] for b in batches)}
+    return {"records": sum(b["count"] for b in batches), "sequence_tokens": sum(b["sequence_tokens"] for b in batches)}
 
 
 def main() -> None:
