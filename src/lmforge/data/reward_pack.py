@@ -194,7 +194,7 @@ def check_sharing(model, groups, pad_id: int, row_tokens: int, max_tokens: int |
             packed = packed_scores(model, pack(sample, pad_id, row_tokens), max_tokens)
     finally:
         model.train(was_training)
-    tol = 1e-4 if next(model.parameters()).dtype == torch.float32 else 3e-2
+    tol = 1e-4 if _dtype(model) == torch.float32 else 3e-2
     err = float((padded - packed).abs().max())
     if err > tol * max(1.0, float(padded.abs().max())):
         return False, f"off (packed scores differ from padded ones by {err:.2g} on this model)"
