@@ -21,15 +21,16 @@ import random
 import torch
 
 
-def heldout_groups(world, n: int = 200, k: int = 4, seed: int = 0):
-    """(item, [(type, text)], noise-free overall) for the demo's held-out evaluation (same candidates)."""
+def heldout_groups(world, n: int = 200, k: int = 4, seed: int = 0, split: str = "heldout"):
+    """(item, [(type, text)], noise-free overall) for the demo's held-out evaluation (same candidates); with
+    ``split="train"`` the same draw on train-split prompts."""
     from lmforge.world import SimulatedLabeler
     from lmforge.world.responses import typed_candidates
     from lmforge.world.text import rng_for
 
     lab = SimulatedLabeler(world, 0.0, 0)
     out = []
-    for item in world.eval_prompts("heldout", n=n, seed=seed):
+    for item in world.eval_prompts(split, n=n, seed=seed):
         typed = typed_candidates(world, item, k, rng_for("rm-candidates", world.seed, seed, item["id"]))
         out.append((item, typed, [lab.overall(item, t) for _, t in typed]))
     return out
