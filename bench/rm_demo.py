@@ -63,9 +63,9 @@ def breakdown(world, rm_dir: Path, n_eval: int, k: int, seed: int) -> dict:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from rm_knowledge import by_type_pair, heldout_groups, rm_scores
+    from rm_knowledge import by_type_pair, candidate_groups, rm_scores
 
-    groups = heldout_groups(world, n_eval, k, seed)
+    groups = candidate_groups(world, n_eval, k, seed)
     return by_type_pair(groups, rm_scores(str(rm_dir), groups))
 
 

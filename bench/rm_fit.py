@@ -23,16 +23,14 @@ KNOWLEDGE = ("wrong_entity", "wrong_attribute", "wrong_correction", "accepts_pre
 
 
 def by_category(groups, scores) -> dict[str, dict[str, float]]:
+    from rm_knowledge import ordered_pairs
+
     acc: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
-    for (item, typed, overall), s in zip(groups, scores):
-        for i in range(len(typed)):
-            for j in range(len(typed)):
-                if overall[i] > overall[j] + 1e-9:
-                    ok = 1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0
-                    cat = "knowledge" if typed[i][0] in KNOWLEDGE or typed[j][0] in KNOWLEDGE else "format"
-                    for key in ("all", cat, f"{cat}:{item['kind']}"):
-                        acc[key][0] += ok
-                        acc[key][1] += 1
+    for item, better, worse, ok in ordered_pairs(groups, scores):
+        cat = "knowledge" if better in KNOWLEDGE or worse in KNOWLEDGE else "format"
+        for key in ("all", cat, f"{cat}:{item['kind']}"):
+            acc[key][0] += ok
+            acc[key][1] += 1
     return {k: {"accuracy": round(a / n, 3), "pairs": n} for k, (a, n) in sorted(acc.items())}
 
 
@@ -46,11 +44,11 @@ def main() -> None:
     ap.add_argument("--world-seed", type=int, default=0)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from rm_knowledge import heldout_groups, rm_scores
+    from rm_knowledge import candidate_groups, rm_scores
 
     from lmforge.world import World
 
-    groups = heldout_groups(World(args.world_seed), args.n, args.k, args.seed, args.split)
+    groups = candidate_groups(World(args.world_seed), args.n, args.k, args.seed, args.split)
     print(json.dumps({"rm": args.rm, "split": args.split, **by_category(groups, rm_scores(args.rm, groups))},
                      indent=1))
 

@@ -21,7 +21,7 @@ import random
 import torch
 
 
-def heldout_groups(world, n: int = 200, k: int = 4, seed: int = 0, split: str = "heldout"):
+def candidate_groups(world, n: int = 200, k: int = 4, seed: int = 0, split: str = "heldout"):
     """(item, [(type, text)], noise-free overall) for the demo's held-out evaluation (same candidates); with
     ``split="train"`` the same draw on train-split prompts."""
     from lmforge.world import SimulatedLabeler
@@ -36,19 +36,24 @@ def heldout_groups(world, n: int = 200, k: int = 4, seed: int = 0, split: str = 
     return out
 
 
-def by_type_pair(groups, scores) -> dict:
-    """Overall and per (better type > worse type) accuracy; a tie of scores counts half."""
-    by: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
-    right = total = 0.0
-    for (_, typed, ov), sc in zip(groups, scores):
+def ordered_pairs(groups, scores):
+    """``(item, better type, worse type, 1 / 0.5 / 0)`` for every pair the noise-free labeler orders (equal
+    overall scores skipped); a tie of rewards counts half."""
+    for (item, typed, ov), sc in zip(groups, scores):
         for i in range(len(typed)):
             for j in range(len(typed)):
                 if ov[i] > ov[j] + 1e-9:
-                    ok = 1.0 if sc[i] > sc[j] else 0.5 if sc[i] == sc[j] else 0.0
-                    key = f"{typed[i][0]}>{typed[j][0]}"
-                    by[key][0] += ok
-                    by[key][1] += 1
-                    right, total = right + ok, total + 1
+                    yield item, typed[i][0], typed[j][0], 1.0 if sc[i] > sc[j] else 0.5 if sc[i] == sc[j] else 0.0
+
+
+def by_type_pair(groups, scores) -> dict:
+    """Overall and per (better type > worse type) accuracy."""
+    by: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
+    right = total = 0.0
+    for _, better, worse, ok in ordered_pairs(groups, scores):
+        by[f"{better}>{worse}"][0] += ok
+        by[f"{better}>{worse}"][1] += 1
+        right, total = right + ok, total + 1
     rows = sorted(by.items(), key=lambda kv: -(kv[1][1] - kv[1][0]))
     return {"accuracy": round(right / total, 4), "pairs": int(total),
             "worst": {k: f"{a:g}/{n}" for k, (a, n) in rows[:12]}}
@@ -140,7 +145,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     world = World(args.world_seed)
-    groups = heldout_groups(world)
+    groups = candidate_groups(world)
     tok, lm = load_tokenizer(args.base), load_causal_lm(args.base).eval()
     result = {}
     if args.rm:
