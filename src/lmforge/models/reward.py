@@ -67,7 +67,7 @@ class RewardModelSection(Section):
     forward_tokens: int | None = Field(1024, ge=16, description="padded tokens per forward pass: a micro-batch "
                                        "runs length-sorted in chunks of at most this many (less padding, same "
                                        "gradients); null: one pass. 1024 measured fastest on CPU (1.3x over "
-                                       "4096, BENCHMARKS.md); a GPU wants more")
+                                       "4096, BENCHMARKS.md); not measured on a GPU")
     share_prompt: bool = Field(True, description="causal backbones: forward each prompt once, packed with all "
                                "of its responses behind a block mask (the same scores and gradients; checked on "
                                "a few training groups at start, else the padded path); ignored for encoders")
