@@ -44,9 +44,8 @@ def main() -> None:
     ap.add_argument("--world-seed", type=int, default=0)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from rm_knowledge import candidate_groups, rm_scores
-
     from lmforge.world import World
+    from rm_knowledge import candidate_groups, rm_scores
 
     groups = candidate_groups(World(args.world_seed), args.n, args.k, args.seed, args.split)
     print(json.dumps({"rm": args.rm, "split": args.split, **by_category(groups, rm_scores(args.rm, groups))},

@@ -122,7 +122,7 @@ def probe(lm, tok, world) -> dict:
         w = torch.zeros(a.shape[1], requires_grad=True)
         opt = torch.optim.LBFGS([w], max_iter=200)
 
-        def closure():
+        def closure(opt=opt, xs=xs, ys=ys, w=w):  # bound now: LBFGS calls it inside this iteration
             opt.zero_grad()
             loss = torch.nn.functional.binary_cross_entropy_with_logits(xs @ w, ys) + 1e-2 * w.square().sum()
             loss.backward()

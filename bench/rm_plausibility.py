@@ -73,11 +73,11 @@ def main() -> None:
     ap.add_argument("--slot", choices=["any", "last"], default="last")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from rm_knowledge import fact_pairs
     from transformers import AutoModelForSequenceClassification
 
     from lmforge.models.load import load_causal_lm, load_tokenizer
     from lmforge.world import World
+    from rm_knowledge import fact_pairs
 
     torch.manual_seed(0)
     rng, world, t0 = random.Random(0), World(0), time.time()

@@ -34,11 +34,10 @@ def main() -> None:
     sys.path.insert(0, args.shared)
     real_stdout, sys.stdout = sys.stdout, sys.stderr
     import torch
+    import trl_bench as tb
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
-
-    import trl_bench as tb
 
     rows = [json.loads(line) for line in open(args.data)]
     ds = Dataset.from_list(rows)

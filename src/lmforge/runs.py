@@ -63,7 +63,7 @@ class Run:
 
     @classmethod
     def create(cls, path: str | Path, config: BaseModel | None = None, *, resume: bool = False,
-               overwrite: bool = False, main: bool = True) -> "Run":
+               overwrite: bool = False, main: bool = True) -> Run:
         """Make (or reopen with ``resume``) a run folder and write the resolved config."""
         run = cls(path, main=main)
         if main:

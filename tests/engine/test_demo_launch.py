@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_PRETRAIN
 from lmforge.config import load_config
 from lmforge.errors import InputError
 from lmforge.stages import demo
 from lmforge.stages.pretrain import PretrainConfig
-
-from conftest import TINY_PRETRAIN
 
 
 def tiny_cfg(root: Path, corpus: Path) -> PretrainConfig:

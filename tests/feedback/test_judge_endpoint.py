@@ -9,13 +9,13 @@ import time
 
 import httpx
 import pytest
-from tiny_chat import one_torch_thread, session_model
 
 from lmforge.errors import InputError
 from lmforge.feedback.judge import default_rubric, item_queries, judge_batch
 from lmforge.feedback.judge.core import choice_probs
 from lmforge.feedback.judge.endpoint import EndpointBackend, endpoint_urls
 from lmforge.feedback.store import Store
+from tiny_chat import one_torch_thread, session_model
 
 from .conftest import free_port, make_items
 from .test_judge_local import run

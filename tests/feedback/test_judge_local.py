@@ -6,7 +6,6 @@ import socket
 
 import pytest
 import torch
-from tiny_chat import one_torch_thread, session_model
 
 from lmforge.cli.main import main
 from lmforge.data.preference import read_feedback
@@ -14,10 +13,10 @@ from lmforge.feedback.judge import default_rubric, item_queries
 from lmforge.feedback.judge.local import LocalBackend
 from lmforge.feedback.judge.prompts import Query
 from lmforge.feedback.store import Store
+from tiny_chat import one_torch_thread, session_model
 
 from .conftest import FAST_HASHER, make_items
 from .test_judge import world_like_items
-
 
 
 @pytest.fixture(autouse=True, scope="module")

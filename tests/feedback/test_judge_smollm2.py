@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_chat import one_torch_thread
 
 from lmforge.feedback.batchfile import BatchItem
 from lmforge.feedback.store import Store
+from tiny_chat import one_torch_thread
 
 from .test_judge_local import run
 

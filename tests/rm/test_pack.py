@@ -16,7 +16,13 @@ import torch
 from lmforge.data.reward_data import DataReport, Group, collate_groups, tokenize_groups
 from lmforge.data.reward_encode import Encoded
 from lmforge.data.reward_pack import check_sharing, pack, prefix_mask, segments
-from lmforge.models.reward import RewardModelSection, create_reward_model, forward_scores, prepare_trainable, prompt_rows
+from lmforge.models.reward import (
+    RewardModelSection,
+    create_reward_model,
+    forward_scores,
+    prepare_trainable,
+    prompt_rows,
+)
 
 from .conftest import bad, good, prompt, write_jsonl
 

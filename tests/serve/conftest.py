@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from tiny_chat import one_torch_thread, session_model
 
 
@@ -25,7 +26,7 @@ class ThreadServer:
                                                     lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "ThreadServer":
+    def __enter__(self) -> ThreadServer:
         self.thread.start()
         deadline = time.time() + 20
         while not self.server.started:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tests.conftest import SHARED
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]

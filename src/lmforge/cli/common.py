@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import typer
-from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from ..config import load_config, split_args
 
@@ -17,7 +17,7 @@ RESUME = typer.Option(False, "--resume", help="continue the run from its latest 
 OVERWRITE = typer.Option(False, "--overwrite", help="delete an existing run folder of the same name first")
 
 
-def config_from_args(schema, args: Optional[list[str]]):
+def config_from_args(schema, args: list[str] | None):
     path, overrides = split_args(args)
     return load_config(schema, path, overrides)
 

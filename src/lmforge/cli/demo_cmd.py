@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,7 +12,7 @@ def register(app: typer.Typer) -> None:
                  seed: int = typer.Option(0, "--seed", help="world, data order and initialisation seed"),
                  resume: bool = typer.Option(False, "--resume", help="skip finished stages, continue the "
                                              "interrupted one from its last checkpoint"),
-                 stages: Optional[str] = typer.Option(None, "--stages", help="comma-separated subset to run")
+                 stages: str | None = typer.Option(None, "--stages", help="comma-separated subset to run")
                  ) -> None:
         """Run the whole pipeline on the built-in world (no download): pre-training, then every later stage.
 

@@ -1,8 +1,6 @@
 """``lmforge generate``."""
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from .common import CONFIG_ARGS, OVERWRITE, config_from_args, print_summary
@@ -10,7 +8,7 @@ from .common import CONFIG_ARGS, OVERWRITE, config_from_args, print_summary
 
 def register(app: typer.Typer) -> None:
     @app.command("generate")
-    def generate_cmd(args: Optional[list[str]] = CONFIG_ARGS, overwrite: bool = OVERWRITE) -> None:
+    def generate_cmd(args: list[str] | None = CONFIG_ARGS, overwrite: bool = OVERWRITE) -> None:
         """K responses per prompt from a model, stored as a labeling batch.
 
         Keys: model=PATH, HUB_ID or world (world: the built-in world's graded candidate responses, no model); prompts=FILE.jsonl or world (lines {"prompt": text or messages} or {"messages": list}); k=4; limit=N; sampling.temperature=1.0, sampling.top_p=0.95, sampling.top_k=0, sampling.max_new_tokens=128, sampling.seed=0; world.split=train, world.n=32, world.kinds; batch_size=8; dtype; device; run.name=generate; run.root=runs.

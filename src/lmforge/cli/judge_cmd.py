@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
 
 import typer
 
@@ -33,23 +32,23 @@ JUDGE_HELP = "\n\n".join([
 def register(app: typer.Typer) -> None:
     @app.command("judge", help=JUDGE_HELP)
     def judge_cmd(batch: str = typer.Argument(..., help="batch name in the feedback database"),
-                  model: Optional[str] = typer.Option(None, "--model", help="local judge: model folder, .gguf "
+                  model: str | None = typer.Option(None, "--model", help="local judge: model folder, .gguf "
                                                       "file or hub id"),
-                  endpoint: Optional[str] = typer.Option(None, "--endpoint", help="remote judge: URL of an "
+                  endpoint: str | None = typer.Option(None, "--endpoint", help="remote judge: URL of an "
                                                          "OpenAI-compatible server: http://HOST:PORT or "
                                                          "http://HOST:PORT/v1"),
-                  api_model: Optional[str] = typer.Option(None, "--api-model", help="model name at the "
+                  api_model: str | None = typer.Option(None, "--api-model", help="model name at the "
                                                           "endpoint [default: the only one it serves]"),
-                  api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LMFORGE_JUDGE_API_KEY",
+                  api_key: str | None = typer.Option(None, "--api-key", envvar="LMFORGE_JUDGE_API_KEY",
                                                         show_default=False,
                                                         help="endpoint API key [default: $OPENAI_API_KEY]"),
-                  rubric: Optional[str] = typer.Option(None, "--rubric", help="YAML rubric or a text file of "
+                  rubric: str | None = typer.Option(None, "--rubric", help="YAML rubric or a text file of "
                                                        "principles, one per line [default: the five criteria]"),
                   name: str = typer.Option("judge", "--name", help="the judge's labeler name (source ai:NAME)"),
                   criteria: bool = typer.Option(True, "--criteria/--no-criteria",
                                                 help="also score each response 1-7 on the five criteria"),
-                  db: Optional[str] = DB,
-                  limit: Optional[int] = typer.Option(None, "--limit", min=1, help="judge at most N prompts"),
+                  db: str | None = DB,
+                  limit: int | None = typer.Option(None, "--limit", min=1, help="judge at most N prompts"),
                   tie_margin: float = typer.Option(0.05, "--tie-margin", min=0.0, max=0.5,
                                                    help="a pair with |p - 0.5| <= this is a tie"),
                   batch_size: int = typer.Option(8, "--batch-size", min=1,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Optional
 
 import typer
 
@@ -29,7 +28,7 @@ EXPORT_HELP = "\n\n".join([
 ])
 
 
-def _store(db: Optional[str]):
+def _store(db: str | None):
     from ..feedback.store import Store
 
     return Store.open(db)
@@ -39,7 +38,7 @@ def _where(store) -> str:
     return store.engine.url.render_as_string(hide_password=True)
 
 
-def _csv(value: Optional[str]) -> Optional[list[str]]:
+def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
@@ -48,9 +47,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(label, name="label")
 
     @label.command("init")
-    def init_cmd(db: Optional[str] = DB,
-                 admin: Optional[str] = typer.Option(None, "--admin", help="also create this admin user"),
-                 password: Optional[str] = typer.Option(None, "--password", envvar="LMFORGE_PASSWORD",
+    def init_cmd(db: str | None = DB,
+                 admin: str | None = typer.Option(None, "--admin", help="also create this admin user"),
+                 password: str | None = typer.Option(None, "--password", envvar="LMFORGE_PASSWORD",
                                                         help="the admin's password (asked for when not given)")
                  ) -> None:
         """Create or upgrade the feedback database (Alembic migrations), optionally with an admin user."""
@@ -63,10 +62,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"feedback database ready at {_where(store)} (schema {head_revision()})")
 
     @label.command("add-user")
-    def add_user_cmd(name: str = typer.Argument(..., help="user name"), db: Optional[str] = DB,
+    def add_user_cmd(name: str = typer.Argument(..., help="user name"), db: str | None = DB,
                      role: str = typer.Option("labeler", help="labeler or admin"),
                      kind: str = typer.Option("human", help="human, ai, simulated or imported"),
-                     password: Optional[str] = typer.Option(None, "--password", envvar="LMFORGE_PASSWORD",
+                     password: str | None = typer.Option(None, "--password", envvar="LMFORGE_PASSWORD",
                                                             help="asked for when not given (humans only)")) -> None:
         """Create a labeler or admin (humans log in with a password; ai/simulated users do not)."""
         pw = password
@@ -77,8 +76,8 @@ def register(app: typer.Typer) -> None:
 
     @label.command("add-batch")
     def add_batch_cmd(source: str = typer.Argument(..., help="batch.jsonl, or a 'lmforge generate' run folder"),
-                      db: Optional[str] = DB,
-                      name: Optional[str] = typer.Option(None, help="batch name [default: the run folder's name]")
+                      db: str | None = DB,
+                      name: str | None = typer.Option(None, help="batch name [default: the run folder's name]")
                       ) -> None:
         """Load a labeling batch (prompts with K responses each) into the database."""
         from pathlib import Path
@@ -92,16 +91,16 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"batch {info.name}: {info.items} prompts, {info.responses} responses")
 
     @label.command("assign")
-    def assign_cmd(batch: str = typer.Argument(..., help="batch name"), db: Optional[str] = DB,
+    def assign_cmd(batch: str = typer.Argument(..., help="batch name"), db: str | None = DB,
                    per_item: int = typer.Option(1, "--per-item", "-n", help="labelers per prompt"),
-                   labelers: Optional[str] = typer.Option(None, help="comma-separated user names "
+                   labelers: str | None = typer.Option(None, help="comma-separated user names "
                                                           "[default: every active human labeler]")) -> None:
         """Give each prompt of a batch to N labelers (least loaded first; re-running adds only what is missing)."""
         created = _store(db).assign(batch, per_item, _csv(labelers))
         typer.echo(f"{created} new assignment(s)")
 
     @label.command("serve")
-    def serve_cmd(db: Optional[str] = DB, host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    def serve_cmd(db: str | None = DB, host: str = typer.Option("127.0.0.1", help="address to listen on"),
                   port: int = typer.Option(8000, help="port"),
                   secure_cookies: bool = typer.Option(False, "--secure-cookies",
                                                       help="mark cookies Secure (serve behind HTTPS)"),
@@ -120,8 +119,8 @@ def register(app: typer.Typer) -> None:
 
     @label.command("simulate")
     def simulate_cmd(batch: str = typer.Argument(..., help="a batch of built-in-world prompts"),
-                     db: Optional[str] = DB, labelers: int = typer.Option(3, help="simulated labelers"),
-                     per_item: Optional[int] = typer.Option(None, "--per-item", help="[default: all of them]"),
+                     db: str | None = DB, labelers: int = typer.Option(3, help="simulated labelers"),
+                     per_item: int | None = typer.Option(None, "--per-item", help="[default: all of them]"),
                      noise: float = typer.Option(0.0, help="the simulated labelers' noise"),
                      seed: int = typer.Option(0, help="labeler i uses seed + i"),
                      world_seed: int = typer.Option(0, help="the world's seed (as in generate)")) -> None:
@@ -133,12 +132,12 @@ def register(app: typer.Typer) -> None:
         print_summary(f"simulate {batch}", counts)
 
     @label.command("export", help=EXPORT_HELP)
-    def export_cmd(batches: Optional[list[str]] = typer.Argument(None, help="batch names [default: all]"),
-                   db: Optional[str] = DB,
+    def export_cmd(batches: list[str] | None = typer.Argument(None, help="batch names [default: all]"),
+                   db: str | None = DB,
                    out: str = typer.Option(..., "--out", "-o", help="output .jsonl file (or folder for --format hf)"),
                    fmt: str = typer.Option("jsonl", "--format", help="jsonl, or hf (a saved dataset per type)"),
                    kinds: str = typer.Option("ranking,pair,likert,binary,rewrite", help="record kinds"),
-                   sources: Optional[str] = typer.Option(None, help="labeler kinds to use, e.g. human,ai "
+                   sources: str | None = typer.Option(None, help="labeler kinds to use, e.g. human,ai "
                                                          "[default: all]"),
                    good_threshold: float = typer.Option(5.0, help="binary: good at or above this mean score"),
                    min_agreement: float = typer.Option(0.0, help="pair: drop pairs fewer labelers agree with")
@@ -157,12 +156,12 @@ def register(app: typer.Typer) -> None:
     def import_cmd(source: str = typer.Argument(..., help=".jsonl, .jsonl.gz, .json, .parquet or a saved "
                                                 "HF dataset"),
                    fmt: str = typer.Option("auto", "--format", help="auto, hh-rlhf, ultrafeedback or pairs"),
-                   out: Optional[str] = typer.Option(None, "--out", "-o", help="write preference JSONL here"),
-                   batch: Optional[str] = typer.Option(None, help="also load into the database as this batch"),
-                   db: Optional[str] = DB,
-                   labeler: Optional[str] = typer.Option(None, help="who the imported preferences are "
+                   out: str | None = typer.Option(None, "--out", "-o", help="write preference JSONL here"),
+                   batch: str | None = typer.Option(None, help="also load into the database as this batch"),
+                   db: str | None = DB,
+                   labeler: str | None = typer.Option(None, help="who the imported preferences are "
                                                          "attributed to [default: import-<format>]"),
-                   limit: Optional[int] = typer.Option(None, help="only the first N rows"),
+                   limit: int | None = typer.Option(None, help="only the first N rows"),
                    seed: int = typer.Option(0, help="seed for the order responses are shown in")) -> None:
         """Import existing preference data (HH-RLHF, UltraFeedback, plain chosen/rejected).
 
@@ -187,9 +186,9 @@ def register(app: typer.Typer) -> None:
         print_summary(f"import ({used})", summary)
 
     @label.command("stats")
-    def stats_cmd(batch: Optional[str] = typer.Argument(None, help="batch name [default: all batches]"),
-                  db: Optional[str] = DB,
-                  sources: Optional[str] = typer.Option(None, help="labeler kinds to include, e.g. human,ai "
+    def stats_cmd(batch: str | None = typer.Argument(None, help="batch name [default: all batches]"),
+                  db: str | None = DB,
+                  sources: str | None = typer.Option(None, help="labeler kinds to include, e.g. human,ai "
                                                         "[default: all]"),
                   as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
         """Progress, throughput and agreement (Kendall's tau, Krippendorff's alpha per criterion)."""

@@ -1,8 +1,6 @@
 """``lmforge pretrain``."""
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from .common import CONFIG_ARGS, OVERWRITE, RESUME, config_from_args, print_summary
@@ -10,7 +8,7 @@ from .common import CONFIG_ARGS, OVERWRITE, RESUME, config_from_args, print_summ
 
 def register(app: typer.Typer) -> None:
     @app.command("pretrain")
-    def pretrain_cmd(args: Optional[list[str]] = CONFIG_ARGS, resume: bool = RESUME,
+    def pretrain_cmd(args: list[str] | None = CONFIG_ARGS, resume: bool = RESUME,
                      overwrite: bool = OVERWRITE) -> None:
         """Pre-train a model from scratch (next-token or masked-LM) on packed token shards.
 

@@ -1,8 +1,6 @@
 """``lmforge serve``: an OpenAI-compatible HTTP server for one local model."""
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 
@@ -11,7 +9,7 @@ def register(app: typer.Typer) -> None:
     def serve_cmd(model: str = typer.Argument(..., help="model folder, .gguf file or hub id"),
                   host: str = typer.Option("127.0.0.1", help="address to listen on"),
                   port: int = typer.Option(8000, help="port"),
-                  name: Optional[str] = typer.Option(None, "--name", help="the model id clients ask for "
+                  name: str | None = typer.Option(None, "--name", help="the model id clients ask for "
                                                      "[default: the folder or file name, or the hub id]"),
                   dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
                   device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),

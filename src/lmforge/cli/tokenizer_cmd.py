@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -10,7 +9,7 @@ tokenizer_app = typer.Typer(help="Train tokenizers (byte-level BPE with chat tok
 
 
 @tokenizer_app.command("train")
-def train_cmd(inputs: Optional[list[Path]] = typer.Argument(None, help="text files (.txt/.jsonl/.json/.parquet); "
+def train_cmd(inputs: list[Path] | None = typer.Argument(None, help="text files (.txt/.jsonl/.json/.parquet); "
                                                                     "none: the built-in world's corpus"),
               out: Path = typer.Option(Path("runs/tokenizer"), "--out", help="folder to save the tokenizer in"),
               vocab_size: int = typer.Option(3072, "--vocab-size", min=300),

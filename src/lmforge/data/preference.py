@@ -17,8 +17,9 @@ Optional on every kind: ``id``, ``source`` (e.g. ``human``, ``ai:judge-name``, `
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -74,7 +75,7 @@ class Pair(_Base):
     margin: float | None = None
 
     @model_validator(mode="after")
-    def _distinct(self) -> "Pair":
+    def _distinct(self) -> Pair:
         if self.chosen == self.rejected:
             raise ValueError("chosen and rejected are identical")
         return self
@@ -87,7 +88,7 @@ class Ranking(_Base):
     ties: list[list[int]] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _permutation(self) -> "Ranking":
+    def _permutation(self) -> Ranking:
         k = len(self.responses)
         if k < 2:
             raise ValueError(f"a ranking needs at least two responses, got {k}")
@@ -106,7 +107,7 @@ class Likert(_Base):
     scale: tuple[float, float] = (1, 7)
 
     @model_validator(mode="after")
-    def _in_scale(self) -> "Likert":
+    def _in_scale(self) -> Likert:
         lo, hi = self.scale
         if not self.scores:
             raise ValueError("scores is empty")
@@ -122,7 +123,7 @@ class Binary(_Base):
     label: bool
 
 
-Feedback = Union[Pair, Ranking, Likert, Binary]
+Feedback = Pair | Ranking | Likert | Binary
 _ADAPTER: TypeAdapter[Feedback] = TypeAdapter(Annotated[Feedback, Field(discriminator="type")])
 
 

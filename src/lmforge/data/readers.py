@@ -7,9 +7,10 @@ input precisely. Empty, binary and non-UTF-8 files, and JSONL lines that do not 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import InputError
 

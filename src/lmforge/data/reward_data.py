@@ -158,7 +158,7 @@ def _tie_ids(item: Ranking, seq: list[int]) -> list[int]:
 
 def build_groups(records: list[Feedback], heads: HeadSpec, report: DataReport) -> list[Group]:
     groups: dict[str, Group] = {}
-    for n, r in enumerate(records):
+    for r in records:
         prompt = [m.model_dump() for m in r.prompt]
         g = groups.setdefault(prompt_key(prompt), Group(prompt=prompt))
         if isinstance(r, Likert):

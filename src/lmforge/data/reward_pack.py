@@ -155,7 +155,7 @@ def packed_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None 
         idx = order[i:i + max(1, max_tokens // longest)] if chunked else order
         idx = idx.to(ids.device)
         kept: list[torch.Tensor] = []
-        handle = head.register_forward_hook(lambda _m, _i, out: kept.append(out))
+        handle = head.register_forward_hook(lambda _m, _i, out, kept=kept: kept.append(out))
         try:
             model(input_ids=ids[idx, :longest], position_ids=pos[idx, :longest],
                   attention_mask=additive(prefix_mask(seg[idx, :longest], part[idx, :longest]), dtype))

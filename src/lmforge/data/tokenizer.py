@@ -6,7 +6,7 @@ Assistant turns are wrapped in ``{% generation %}`` so ``return_assistant_tokens
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 

@@ -32,7 +32,7 @@ class TrainConfig(Section):
     fused_optimizer: bool = True
 
     @model_validator(mode="after")
-    def _micro_divides(self) -> "TrainConfig":
+    def _micro_divides(self) -> TrainConfig:
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ValueError(f"batch_size {self.batch_size} is not a multiple of "
                              f"micro_batch_size {self.micro_batch_size}")

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-
 from ..engine.threads import torch_threads
 from ..rollout.generate import SamplingConfig, generate
 from ..world import World, render_transcript

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from itertools import combinations
-from typing import Iterable, Sequence
 
 METRICS = ("nominal", "ordinal", "interval")
 

@@ -90,7 +90,7 @@ class Batch(Base):
     source: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    items: Mapped[list["Item"]] = relationship(back_populates="batch", order_by="Item.position")
+    items: Mapped[list[Item]] = relationship(back_populates="batch", order_by="Item.position")
 
 
 class Item(Base):
@@ -103,7 +103,7 @@ class Item(Base):
     prompt: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     batch: Mapped[Batch] = relationship(back_populates="items")
-    responses: Mapped[list["Response"]] = relationship(order_by="Response.position")
+    responses: Mapped[list[Response]] = relationship(order_by="Response.position")
 
 
 class Response(Base):
@@ -126,7 +126,7 @@ class Assignment(Base):
     opened_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     item: Mapped[Item] = relationship()
     user: Mapped[User] = relationship()
-    label: Mapped["Label | None"] = relationship(back_populates="assignment", uselist=False)
+    label: Mapped[Label | None] = relationship(back_populates="assignment", uselist=False)
 
 
 class Label(Base):
@@ -139,7 +139,7 @@ class Label(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     assignment: Mapped[Assignment] = relationship(back_populates="label")
-    ratings: Mapped[list["Rating"]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
+    ratings: Mapped[list[Rating]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
                                                    order_by="Rating.response_id")
 
 

@@ -89,7 +89,7 @@ class LabelIn:
                 rank[i] = best
         return [rank[i] for i in range(len(self.ranking))]
 
-    def normalized(self) -> "LabelIn":
+    def normalized(self) -> LabelIn:
         """Blank comment/rewrite as None, ties sorted: two submissions that mean the same compare equal."""
         def blank(s: str | None) -> str | None:
             s = s.replace("\r\n", "\n").strip() if s is not None else None

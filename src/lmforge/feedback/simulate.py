@@ -6,7 +6,8 @@ Only prompts from the built-in world can be labeled (the labeler grades against 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..data.preference import CRITERIA
 from ..errors import InputError

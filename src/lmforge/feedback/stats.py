@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from ..data.preference import CRITERIA
 from .agreement import krippendorff_alpha, mean_pairwise_tau

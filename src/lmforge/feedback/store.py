@@ -18,10 +18,11 @@ idempotent: the same label again changes nothing; a different one for the same a
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
@@ -102,7 +103,7 @@ class Store(Accounts):
 
     @classmethod
     def open(cls, db: str | None = None, *, migrate: bool = True, hasher: PasswordHasher | None = None,
-             **engine_kwargs: Any) -> "Store":
+             **engine_kwargs: Any) -> Store:
         """Open ``db`` (path, folder or URL; see :func:`~lmforge.feedback.db.resolve_url`), migrating it."""
         engine = make_engine(resolve_url(db), **engine_kwargs)
         if migrate:

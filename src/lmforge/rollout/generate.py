@@ -4,8 +4,8 @@ Used by evaluation (held-out prompts), response collection for labeling, and lat
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from jinja2 import TemplateError
@@ -71,7 +71,7 @@ class ChatEngine:
 
     @classmethod
     def load(cls, name_or_path: str, *, dtype: str = "float32", device: str = "auto",
-             served_name: str | None = None) -> "ChatEngine":
+             served_name: str | None = None) -> ChatEngine:
         from ..models.load import load_causal_lm, load_tokenizer
 
         device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")

@@ -58,7 +58,7 @@ class GenerateConfig(Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "GenerateConfig":
+    def _consistent(self) -> GenerateConfig:
         if self.model == WORLD and self.prompts != WORLD:
             raise ValueError("model 'world' writes the world's candidate responses, so prompts must be 'world'")
         if self.model != WORLD and self.sampling.temperature == 0:

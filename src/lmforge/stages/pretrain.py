@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from ..algos.lm import bits_per_byte, mask_tokens, token_nll_sum
 from ..config import Section
 from ..data.shards import PackedBatches, TokenShards, eval_windows, write_shards
-from ..engine import LossOutput, Trainer, TrainConfig, init_distributed, seed_everything
+from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..engine.distributed import barrier
 from ..engine.threads import torch_threads
 from ..eval.probes import capital_recall
@@ -63,7 +63,7 @@ class PretrainConfig(Section):
                                 "default (one per core). 1 is faster for tiny models on a busy machine")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "PretrainConfig":
+    def _consistent(self) -> PretrainConfig:
         if self.objective == "mlm" and self.model.arch != "bert":
             raise ValueError("objective 'mlm' needs model.arch 'bert'")
         if self.objective == "clm" and self.model.arch == "bert":
@@ -72,7 +72,7 @@ class PretrainConfig(Section):
             raise ValueError(f"data.seq_len {self.data.seq_len} exceeds model.max_seq_len {self.model.max_seq_len}")
         return self
 
-    def resolved(self) -> "PretrainConfig":
+    def resolved(self) -> PretrainConfig:
         """Fill the values derived from the size knob (the learning rate)."""
         if self.train.lr is None:
             return self.model_copy(update={"train": self.train.model_copy(update={"lr": self.model.default_lr()})})

@@ -8,7 +8,8 @@ that labeler. The same statistics :mod:`lmforge.feedback.stats` reports for all 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ...data.preference import CRITERIA
 from ..agreement import krippendorff_alpha, mean_pairwise_tau

@@ -11,7 +11,7 @@ left-truncated to the model's context when too long (counted in ``stats``).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -38,7 +38,7 @@ class LocalBackend:
 
     @classmethod
     def load(cls, name_or_path: str, *, dtype: str = "float32", device: str = "auto", batch_size: int = 8,
-             max_length: int | None = None) -> "LocalBackend":
+             max_length: int | None = None) -> LocalBackend:
         from ...models.load import load_causal_lm, load_tokenizer
 
         device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")

@@ -6,8 +6,9 @@ Criterion score: the conversation and one response; the judge answers with one d
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .rubric import Rubric
 

@@ -6,7 +6,8 @@ The page's script only fills these fields (drag and drop, keyboard); the form wo
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ...data.preference import CRITERIA
 from ..labels import LabelIn, LabelRejected, response_letter
