@@ -17,6 +17,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# LMFORGE_TEST_THREADS=N runs every test (and the CLI subprocesses they start) with N torch threads, so the
+# suite can be checked for thread-count dependence: results must not change beyond their stated tolerances.
+_THREADS = os.environ.get("LMFORGE_TEST_THREADS")
+if _THREADS:
+    os.environ["OMP_NUM_THREADS"] = _THREADS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _THREADS:
+        import torch
+
+        torch.set_num_threads(int(_THREADS))
+
 WORDS = ("the a cat dog sat on mat ran to house tree big small red blue green and then saw it was happy sad "
          "bird fish river hill sun moon day night quickly slowly over under near far one two three").split()
 

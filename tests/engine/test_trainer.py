@@ -53,10 +53,10 @@ def test_accumulation_equals_one_big_batch(tmp_path: Path) -> None:
     assert small.accum == 4
     small.fit()
     for p, q in zip(big.raw_model.parameters(), small.raw_model.parameters()):
-        assert torch.allclose(p, q, atol=1e-6)
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     la = [r["loss"] for r in big.run.read_metrics()]
     lb = [r["loss"] for r in small.run.read_metrics()]
-    assert la == pytest.approx(lb, rel=1e-6)
+    assert la == pytest.approx(lb, rel=1e-5)  # one micro-batch of 4 vs 4 of 1: float32 sums in another order
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path: Path) -> None:

@@ -37,10 +37,10 @@ def test_causal_backbone_reads_the_last_non_pad_token(tiny_lm: Path) -> None:
     with torch.no_grad():
         for i, t in enumerate(TEXTS):  # right padding in the batch does not change any score
             alone = forward_scores(model, batch_of(tok, "chat", [t]))
-            assert torch.allclose(alone[0], together[i], atol=1e-5)
+            torch.testing.assert_close(alone[0], together[i], rtol=1e-4, atol=1e-5)
         # length-sorted chunks of a few tokens give the same scores as one padded pass
         chunked = forward_scores(model, batch_of(tok, "chat", TEXTS), max_tokens=40)
-        assert torch.allclose(chunked, together, atol=1e-5)
+        torch.testing.assert_close(chunked, together, rtol=1e-4, atol=1e-5)
     # the backbone's weights came from the LM
     from transformers import AutoModelForCausalLM
 
@@ -77,7 +77,7 @@ def test_saved_folder_loads_as_plain_sequence_classifier(tiny_lm: Path, tmp_path
     b = batch_of(ltok, lmeta.input_format, TEXTS)
     model.eval()
     with torch.no_grad():
-        assert torch.allclose(plain(**b).logits, forward_scores(model, b), atol=1e-5)
+        torch.testing.assert_close(plain(**b).logits, forward_scores(model, b), rtol=1e-4, atol=1e-5)
 
 
 def test_lora_trains_adapters_and_head_only_and_merges(tiny_lm: Path, tmp_path: Path) -> None:
@@ -103,7 +103,9 @@ def test_lora_trains_adapters_and_head_only_and_merges(tiny_lm: Path, tmp_path: 
     final = save_reward_model(Run.create(tmp_path / "run"), model, tok, meta)
     plain = AutoModelForSequenceClassification.from_pretrained(final).eval()
     with torch.no_grad():
-        assert torch.allclose(plain(**b).logits, before, atol=1e-4)
+        # merging W + (alpha/r)·BA rounds in float32: after two steps at lr 0.5 the scores are ~20 and differ by
+        # up to 4e-5 of their size across machines and thread counts, so the tolerance is relative
+        torch.testing.assert_close(plain(**b).logits, before, rtol=2e-4, atol=1e-4)
 
 
 def test_top_layers_freezes_the_bottom_blocks(tiny_lm: Path) -> None:

@@ -118,6 +118,6 @@ def test_length_chunked_forward_gives_the_same_loss_and_gradients(packed, mask_4
     chunked = sft_loss(model, batch, chunk_tokens=20)  # 12-token rows: one per chunk, then shorter ones
     chunked.loss.backward()
     assert chunked.count == whole.count and chunked.tokens == whole.tokens
-    assert torch.allclose(chunked.loss, whole.loss, atol=1e-5)
+    torch.testing.assert_close(chunked.loss, whole.loss, rtol=1e-5, atol=1e-5)
     for g, p in zip(grads, model.parameters()):
-        assert torch.allclose(g, p.grad, atol=1e-6)
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
