@@ -1,4 +1,7 @@
-"""Reward-model losses: pure functions of reward tensors, one per kind of feedback, registered by name.
+"""Reward-model losses: pure functions of reward tensors, one per kind of feedback.
+
+No registry: the stage picks each loss by the kind of record, and the one user choice (how rankings are
+learned) is a typed config field (``loss.ranking`` of ``lmforge rm``), so a name table would be a second source of truth.
 
 Every function returns a loss *per record* (per pair, per ranking, per rated response, per prompt group), so the
 stage can weight records, sum them and let the engine divide by the global record count. ``r`` is a reward
@@ -18,28 +21,10 @@ name               per-record loss
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
 
-
-def register(name: str):
-    def deco(fn):
-        LOSSES[name] = fn
-        return fn
-    return deco
-
-
-def get_loss(name: str) -> Callable[..., torch.Tensor]:
-    if name not in LOSSES:
-        raise KeyError(f"unknown reward loss {name!r} (known: {', '.join(sorted(LOSSES))})")
-    return LOSSES[name]
-
-
-@register("bradley_terry")
 def bradley_terry(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
     """Bradley–Terry negative log-likelihood of each pair, ``-log σ(r_c - r_r - m)``.
 
@@ -67,7 +52,6 @@ def comparable(group: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return upper & both & untied
 
 
-@register("ranking_pairs")
 def ranking_pairs(ranked: torch.Tensor, group: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """InstructGPT's K-wise loss (Ouyang et al. 2022, eq. 1): for each ranking of K responses,
     ``-1/C(K,2) Σ_{i above j} log σ(r_i - r_j)`` — all K(K-1)/2 pairs of one prompt in one batch, weighted so
@@ -83,7 +67,6 @@ def ranking_pairs(ranked: torch.Tensor, group: torch.Tensor, valid: torch.Tensor
     return per_pair.sum(dim=(-1, -2)) / n.clamp(min=1)
 
 
-@register("plackett_luce")
 def plackett_luce(ranked: torch.Tensor, group: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Listwise Plackett–Luce negative log-likelihood (Plackett 1975; as a reward-model MLE in Zhu, Jordan &
     Jiao 2023, "Principled RLHF with human feedback from pairwise or K-wise comparisons", §4):
@@ -108,7 +91,6 @@ def plackett_luce(ranked: torch.Tensor, group: torch.Tensor, valid: torch.Tensor
     return nll.sum(-1) / n.clamp(min=1)
 
 
-@register("regression")
 def regression(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Least-squares regression on ratings, ``1/|C| Σ_c (ŝ_c - s_c)^2`` per rated response, over the criteria
     ``mask [N, C]`` says it was rated on — the per-attribute regression reward model of SteerLM / HelpSteer2
@@ -119,7 +101,6 @@ def regression(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return err.sum(-1) / mask.sum(-1).clamp(min=1)
 
 
-@register("logistic")
 def logistic(reward: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """Binary good/bad feedback as logistic regression (Cox 1958) on the reward: ``P(good) = σ(r)``, loss
     ``-log σ(y r)`` with ``y = 2·label - 1`` — the binary cross-entropy with the reward as the logit, so the
@@ -128,7 +109,6 @@ def logistic(reward: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return F.softplus(-y * reward)
 
 
-@register("centring")
 def centring(rewards: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Reward centring, ``(1/K Σ_i r_i)^2`` per prompt over its K responses (``rewards [G, K]`` padded,
     ``valid [G, K]``).
