@@ -1,8 +1,6 @@
 """Shared fixtures for the built-in world tests: one world and one default corpus per session (they are pure)."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lmforge.world import World
@@ -14,15 +12,8 @@ def world() -> World:
 
 
 @pytest.fixture(scope="session")
-def corpus_and_time(world: World) -> tuple[list[str], float]:
-    start = time.perf_counter()
-    docs = world.pretrain_corpus(seed=0)
-    return docs, time.perf_counter() - start
-
-
-@pytest.fixture(scope="session")
-def corpus(corpus_and_time: tuple[list[str], float]) -> list[str]:
-    return corpus_and_time[0]
+def corpus(world: World) -> list[str]:
+    return world.pretrain_corpus(seed=0)
 
 
 def entity_names(world: World, text: str) -> set[str]:
