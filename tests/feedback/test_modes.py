@@ -190,3 +190,19 @@ def test_rank_criteria_export_is_unchanged(sqlite_store):
     assert all(set(r.scores) == set(CRITERIA) for r in got["Likert"])
     assert len([r for r in got["Pair"] if isinstance(r, Pair)]) == 3
     assert all(isinstance(r, Ranking) for r in got["Ranking"])
+
+
+def test_add_batch_mode_from_the_command_line(tmp_path, capsys):
+    from .test_cli import run
+
+    db = ["--db", str(tmp_path / "fb")]
+    assert run(["generate", "model=world", "prompts=world", "k=2", "world.n=2", f"run.root={tmp_path}",
+                "run.name=g"], capsys)[0] == 0
+    code, out, err = run(["label", "add-batch", str(tmp_path / "g"), "--mode", "rank", *db], capsys)
+    assert code == 0 and "(mode rank)" in out, err
+    code, out, err = run(["label", "add-batch", str(tmp_path / "g"), "--name", "g2", "--mode", "ranked", *db],
+                         capsys)
+    assert code == 2 and "unknown batch mode 'ranked' (use one of rank, rank+overall" in err
+    store = Store.open(str(tmp_path / "fb"))
+    assert [(b.name, b.mode) for b in store.batches()] == [("g", "rank")]
+    store.close()

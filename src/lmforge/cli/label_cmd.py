@@ -213,5 +213,7 @@ def register(app: typer.Typer) -> None:
         ag = result["agreement"]
         typer.echo(f"prompts with 2+ labels: {ag['prompts']}; Kendall's tau: {ag['kendall_tau']} "
                    f"({ag['tau_pairs']} pairs)")
+        if ag["tau_note"]:
+            typer.echo(f"  {ag['tau_note']}")
         for name, alphas in ag["alpha"].items():
             typer.echo(f"  alpha {name:<13} " + "  ".join(f"{m}={v}" for m, v in alphas.items()))
