@@ -206,3 +206,12 @@ def test_add_batch_mode_from_the_command_line(tmp_path, capsys):
     store = Store.open(str(tmp_path / "fb"))
     assert [(b.name, b.mode) for b in store.batches()] == [("g", "rank")]
     store.close()
+
+
+def test_imported_preferences_make_a_rank_only_batch(sqlite_store):
+    """Imported pairs carry only an order, so people relabeling them are asked to rank, not to score."""
+    from lmforge.data.preference import Pair as P
+    from lmforge.feedback.importers import load_into_store
+
+    load_into_store(sqlite_store, [P(prompt="Hi?", chosen="Hello!", rejected="Go away.")], "imp", labeler="hh")
+    assert sqlite_store.get_batch("imp").mode == "rank"
