@@ -94,3 +94,21 @@ def test_favicon_is_served(sqlite_store):
     login_page = c.get("/login").text
     assert '<link rel="icon" href="/static/favicon.svg"' in login_page
     assert c.get("/static/favicon.svg").status_code == 200
+
+
+def test_admin_chooses_the_mode_when_uploading_a_batch(sqlite_store):
+    store = sqlite_store
+    store.create_user("root", password=PASSWORD, role="admin")
+    c = client(store)
+    csrf = login(c, "root")
+    page = c.get("/admin").text
+    assert '<select name="mode">' in page and "<option selected>rank+criteria</option>" in page
+    body = "".join(item.model_dump_json() + "\n" for item in make_items(2, 2, prefix="u")).encode()
+    r = c.post("/admin/batches", data={"csrf_token": csrf, "name": "ro", "mode": "rank"},
+               files={"file": ("batch.jsonl", body, "application/json")})
+    assert r.status_code == 303, r.text
+    assert store.get_batch("ro").mode == "rank"
+    r = c.post("/admin/batches", data={"csrf_token": csrf, "name": "x", "mode": "scores"},
+               files={"file": ("batch.jsonl", body, "application/json")})
+    assert r.status_code == 400 and "unknown batch mode" in r.text
+    assert "<td>rank</td>" in c.get("/admin").text
