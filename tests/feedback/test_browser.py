@@ -95,3 +95,92 @@ def test_labeler_ranks_a_batch_in_the_browser(sqlite_store, tmp_path):
     rankings = {r.id: r for r in read_feedback(out) if isinstance(r, Ranking)}
     assert rankings["web/q1/ana"].ranking == [2, 0, 1] and rankings["web/q1/ana"].source == "human:ana"
     assert rankings["web/q3/ana"].responses[rankings["web/q3/ana"].ranking[0]] == "5"
+
+
+def _login(page, url: str, name: str = "ana") -> None:
+    page.goto(url + "/")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_rank_only_batch_in_the_browser(sqlite_store):
+    """A rank-only batch: no score boxes, ranking alone submits (keyboard, then typed ranks); a cut-off
+    response carries its badge; the export has rankings and pairs and nothing scored."""
+    from playwright.sync_api import sync_playwright
+
+    store = sqlite_store
+    store.create_user("ana", password=PASSWORD)
+    store.add_batch("ro", [
+        BatchItem(id="r1", prompt="Name a fruit.", responses=[
+            "Apple.", {"text": "Well, there are many fruits, for example", "finished": False}, "A car."]),
+        BatchItem(id="r2", prompt="2 + 3?", responses=["5", "6", "23"])], mode="rank")
+    store.assign("ro", 1)
+    with LiveServer(create_app(store)) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        _login(page, server.url)
+        page.click("text=start")
+        page.wait_for_selector("#label-form")
+        assert page.locator("input.score").count() == 0
+        assert page.locator("#response-B .badge.cut").is_visible()
+        assert page.locator("#response-A .badge.cut").count() == 0
+        page.locator("h2").first.click()
+        page.keyboard.press("a")
+        page.keyboard.press("b")
+        assert page.inner_text("#order") == "Order: A > B > C"
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector("text=Saved prompt r1.")
+        for i, rank in enumerate(("1", "3", "2")):
+            page.fill(f"input[name=rank_{i}]", rank)
+        page.click("#submit")
+        page.wait_for_selector("text=all your prompts are labeled")
+        browser.close()
+    got = {r.item_key: r for r in store.labels(["ro"])}
+    assert got["r1"].ranking == [0, 1, 2] and got["r2"].ranking == [0, 2, 1]
+    assert got["r1"].scores is None and got["r2"].scores is None
+    records, _ = build_records(store.labels(["ro"]))
+    assert {r.type for r in records} == {"ranking", "pair"}
+
+
+def test_good_bad_batch_in_the_browser(sqlite_store):
+    from playwright.sync_api import sync_playwright
+
+    store = sqlite_store
+    store.create_user("ana", password=PASSWORD)
+    store.add_batch("gb", [BatchItem(id="g1", prompt="Capital of Italy?", responses=["Rome.", "Milan."])],
+                    mode="good-bad")
+    store.assign("gb", 1)
+    errors: list[str] = []
+    with LiveServer(create_app(store)) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        _login(page, server.url)
+        page.click("text=start")
+        page.wait_for_selector("#label-form")
+        assert page.locator("input.rank").count() == 0
+        page.check("input[name=good_0][value=good]")
+        page.check("input[name=good_1][value=bad]")
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector("text=all your prompts are labeled")
+        browser.close()
+    assert errors == []  # the script runs without rank fields
+    (rec,) = store.labels(["gb"])
+    assert rec.good == [True, False]
+
+
+def test_login_inputs_line_up(sqlite_store):
+    from playwright.sync_api import sync_playwright
+
+    with LiveServer(create_app(sqlite_store)) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.goto(server.url + "/login")
+        name = page.locator("input[name=name]").bounding_box()
+        password = page.locator("input[name=password]").bounding_box()
+        icon = page.request.get(server.url + "/favicon.ico")
+        browser.close()
+    assert abs(name["x"] - password["x"]) < 1 and abs(name["width"] - password["width"]) < 1
+    assert password["y"] > name["y"] + name["height"] - 1  # one above the other
+    assert icon.status == 200

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import typer
 
+from ..feedback.modes import DEFAULT_MODE, MODE_HELP
 from .common import print_summary
 
 DB = typer.Option(None, "--db", envvar="LMFORGE_DB", show_default=False,
@@ -21,9 +22,12 @@ EXPORT_HELP = "\n\n".join([
     "differ make a pair, the better one chosen; margin = difference in mean rank; meta.agreement = share of "
     "labelers who put chosen above rejected. Tied mean ranks are skipped and counted, as are pairs below "
     "--min-agreement and pairs of identical texts.",
-    "- likert: per response, the median score per criterion over its labelers (scale 1-7).",
-    "- binary: per response, bad if any labeler flagged it unsafe, else good when the mean of its five "
-    "criterion medians is at least --good-threshold; responses nobody scored or flagged are left out.",
+    "- likert: per response, the median score per criterion over its labelers (scale 1-7), and the median "
+    "overall score in rank+overall batches.",
+    "- binary: per response, bad if any labeler flagged it unsafe, else (good-bad batches) the majority verdict, "
+    "else good when its median overall score, or the mean of its five criterion medians, is at least "
+    "--good-threshold; responses nobody scored, judged or flagged are left out. Good-bad batches make "
+    "binary records only.",
     "- rewrite: a labeler's better answer becomes a pair, chosen over that labeler's best-ranked original.",
 ])
 
@@ -77,9 +81,12 @@ def register(app: typer.Typer) -> None:
     @label.command("add-batch")
     def add_batch_cmd(source: str = typer.Argument(..., help="batch.jsonl, or a 'lmforge generate' run folder"),
                       db: str | None = DB,
-                      name: str | None = typer.Option(None, help="batch name [default: the run folder's name]")
-                      ) -> None:
-        """Load a labeling batch (prompts with K responses each) into the database."""
+                      name: str | None = typer.Option(None, help="batch name [default: the run folder's name]"),
+                      mode: str = typer.Option(DEFAULT_MODE, "--mode", help=MODE_HELP)) -> None:
+        """Load a labeling batch (prompts with K responses each) into the database.
+
+        --mode chooses what the labeling page asks for and requires, e.g. --mode rank to only rank the responses.
+        """
         from pathlib import Path
 
         from ..feedback.batchfile import batch_path, read_batch
@@ -87,8 +94,8 @@ def register(app: typer.Typer) -> None:
         path = batch_path(source)
         items = list(read_batch(path))
         batch = name or (path.parent.name if path.name == "batch.jsonl" else path.stem)
-        info = _store(db).add_batch(batch, items, source=str(Path(source)))
-        typer.echo(f"batch {info.name}: {info.items} prompts, {info.responses} responses")
+        info = _store(db).add_batch(batch, items, source=str(Path(source)), mode=mode)
+        typer.echo(f"batch {info.name}: {info.items} prompts, {info.responses} responses (mode {info.mode})")
 
     @label.command("assign")
     def assign_cmd(batch: str = typer.Argument(..., help="batch name"), db: str | None = DB,
@@ -206,5 +213,7 @@ def register(app: typer.Typer) -> None:
         ag = result["agreement"]
         typer.echo(f"prompts with 2+ labels: {ag['prompts']}; Kendall's tau: {ag['kendall_tau']} "
                    f"({ag['tau_pairs']} pairs)")
+        if ag["tau_note"]:
+            typer.echo(f"  {ag['tau_note']}")
         for name, alphas in ag["alpha"].items():
             typer.echo(f"  alpha {name:<13} " + "  ".join(f"{m}={v}" for m, v in alphas.items()))

@@ -9,13 +9,15 @@ Tables::
 
     users         id, name (unique), kind human|ai|simulated|imported, role labeler|admin, password_hash, active
     web_sessions  token_hash (pk), user_id, csrf_token, created_at, expires_at
-    batches       id, name (unique), model, sampling (JSON), source, meta (JSON), created_at
+    batches       id, name (unique), model, sampling (JSON), source, meta (JSON), mode (what labelers give:
+                  see lmforge.feedback.labels.MODES), created_at
     items         id, batch_id, key (unique per batch), position, prompt (JSON chat messages), meta (JSON)
     responses     id, item_id, position (0..K-1, unique per item), text, meta (JSON)
     assignments   id, item_id, user_id (unique together), created_at, opened_at
     labels        id, assignment_id (unique: one label per assignment), comment, rewrite, revision, timestamps
     ratings       (label_id, response_id) pk, rank (0 = best; equal ranks are ties), unsafe, and the five 1-7
-                  criterion scores (NULL when a labeler ranked without scoring, e.g. imported pairs)
+                  criterion scores (NULL when a labeler ranked without scoring, e.g. imported pairs), overall
+                  (1-7) and good (good-bad batches), NULL where the batch's mode does not ask for them
 """
 from __future__ import annotations
 
@@ -89,6 +91,7 @@ class Batch(Base):
     sampling: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    mode: Mapped[str] = mapped_column(String(16), default="rank+criteria", server_default="rank+criteria")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     items: Mapped[list[Item]] = relationship(back_populates="batch", order_by="Item.position")
 
@@ -161,6 +164,8 @@ class Rating(Base):
     coherence: Mapped[int | None] = _score_column()
     harmlessness: Mapped[int | None] = _score_column()
     honesty: Mapped[int | None] = _score_column()
+    overall: Mapped[int | None] = _score_column()
+    good: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     response: Mapped[Response] = relationship()
 
 

@@ -11,10 +11,13 @@ Rules (also in ``lmforge label export --help``):
   are pairs below ``min_agreement`` and pairs of identical texts. ``source`` names the labeler kinds
   (``human``, ``ai+human``, ...).
 - ``likert``: one record per response with the median score per criterion over the labelers who scored it
-  (scale [1, 7]; the median of an even count is the mean of the middle two).
-- ``binary``: one record per response: bad if any labeler flagged it unsafe; otherwise good when its overall
-  score (the mean of the five criterion medians) is at least ``good_threshold``. Responses nobody scored or
-  flagged make no record.
+  (scale [1, 7]; the median of an even count is the mean of the middle two), and ``overall``, the median
+  overall score, in rank+overall batches.
+- ``binary``: one record per response: bad if any labeler flagged it unsafe; otherwise, in a good-bad batch,
+  the majority verdict (an even split makes no record); otherwise good when its overall score (the median
+  overall score, or the mean of the five criterion medians) is at least ``good_threshold``. Responses nobody
+  scored, judged or flagged make no record.
+- A good-bad batch has no ranking: its labels make ``binary`` records only (no ranking, pair or rewrite).
 - ``rewrite``: a labeler's rewritten better answer becomes a pair, the rewrite chosen over that labeler's
   best-ranked original (skipped when the texts are the same).
 """
@@ -36,7 +39,7 @@ from ..data.preference import (
     write_feedback,
 )
 from ..errors import InputError
-from .labels import LabelRecord
+from .labels import LabelRecord, mode_ranks
 
 KINDS = ("ranking", "pair", "likert", "binary", "rewrite")
 FORMATS = ("jsonl", "hf")
@@ -99,11 +102,12 @@ def _item_records(recs: list[LabelRecord], rules: ExportRules, report: ExportRep
         meta["world_split"] = first.item_meta["split"]
     item_id = f"{first.batch}/{first.item_key}"
     out: list[Feedback] = []
-    if "ranking" in rules.kinds:
+    ranked = mode_ranks(first.mode)  # a good-bad label's ranking is only its verdicts, stored as two levels
+    if "ranking" in rules.kinds and ranked:
         out += [Ranking(**_base(r), id=f"{item_id}/{r.labeler}", responses=texts, ranking=r.ranking, ties=r.ties,
                         source=r.source, labeler=r.labeler, meta={**meta, "unsafe": r.unsafe}) for r in recs]
     kinds = "+".join(sorted({r.labeler_kind for r in recs}))
-    if "pair" in rules.kinds:
+    if "pair" in rules.kinds and ranked:
         positions = [mean_positions(r) for r in recs]
         mean = [sum(p[i] for p in positions) / len(recs) for i in range(k)]
         for i in range(k):
@@ -125,22 +129,31 @@ def _item_records(recs: list[LabelRecord], rules: ExportRules, report: ExportRep
     scored = [r for r in recs if r.scores is not None]
     medians = [{c: float(statistics.median(r.scores[i][c] for r in scored)) for c in CRITERIA} if scored else None
                for i in range(k)]
+    rated = [r for r in recs if r.overall is not None]
+    overall_med = [float(statistics.median(r.overall[i] for r in rated)) if rated else None for i in range(k)]
+    judged = [r for r in recs if r.good is not None]
     for i in range(k):
-        if "likert" in rules.kinds and medians[i] is not None:
-            out.append(Likert(**_base(first), id=f"{item_id}/{i}", response=texts[i], scores=medians[i],
-                              scale=(1, 7), source=kinds, meta={**meta, "labelers": len(scored)}))
+        likert = {**(medians[i] or {}), **({"overall": overall_med[i]} if overall_med[i] is not None else {})}
+        if "likert" in rules.kinds and likert:
+            out.append(Likert(**_base(first), id=f"{item_id}/{i}", response=texts[i], scores=likert,
+                              scale=(1, 7), source=kinds, meta={**meta, "labelers": len(scored or rated)}))
         if "binary" in rules.kinds:
             unsafe_votes = sum(r.unsafe[i] for r in recs)
+            good_votes = sum(r.good[i] for r in judged)
             if unsafe_votes:
                 good, why = False, {"unsafe_votes": unsafe_votes}
-            elif medians[i] is not None:
-                overall = sum(medians[i].values()) / len(CRITERIA)
+            elif judged:
+                if 2 * good_votes == len(judged):
+                    continue
+                good, why = 2 * good_votes > len(judged), {"good_votes": good_votes, "labelers": len(judged)}
+            elif overall_med[i] is not None or medians[i] is not None:
+                overall = overall_med[i] if overall_med[i] is not None else sum(medians[i].values()) / len(CRITERIA)
                 good, why = overall >= rules.good_threshold, {"overall": round(overall, 4)}
             else:
                 continue
             out.append(Binary(**_base(first), id=f"{item_id}/{i}", response=texts[i], label=good, source=kinds,
                               meta={**meta, **why}))
-    if "rewrite" in rules.kinds:
+    if "rewrite" in rules.kinds and ranked:
         for r in recs:
             best = texts[r.ranking[0]]
             if r.rewrite and r.rewrite != best:

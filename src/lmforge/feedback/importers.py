@@ -227,7 +227,7 @@ def load_into_store(store, records: list[Feedback], batch: str, *, labeler: str,
     if not items:
         raise InputError("nothing to load into a batch: no pair or ranking records", field="batch")
     user = store.ensure_user(labeler, kind="imported")
-    store.add_batch(batch, items, source=source, meta={"imported": True})
+    store.add_batch(batch, items, source=source, meta={"imported": True}, mode="rank")  # relabel as it was labeled
     store.assign(batch, 1, users=[labeler])
     pending = store.pending(user.id, batch)
     store.submit_labels(user.id, list(zip(pending, labels)))

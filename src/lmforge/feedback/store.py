@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -46,52 +44,12 @@ from .db import (
     resolve_url,
     utcnow,
 )
-from .labels import LabelIn, LabelRecord, NotFound, from_ranks
+from .labels import DEFAULT_MODE, LabelIn, LabelRecord, NotFound, check_mode, from_ranks
 from .migrate import current_revision, head_revision, upgrade
+from .views import AssignmentView, BatchInfo, Progress, SubmitResult
 
 __all__ = ["Store", "UserInfo", "BatchInfo", "AssignmentView", "Progress", "SubmitResult", "LabelIn",
            "LabelRecord", "NotFound"]
-
-
-@dataclass(frozen=True)
-class BatchInfo:
-    id: int
-    name: str
-    model: str | None
-    sampling: dict[str, Any]
-    source: str | None
-    created_at: datetime
-    items: int
-    responses: int
-    assignments: int
-    labels: int
-
-
-@dataclass(frozen=True)
-class AssignmentView:
-    id: int
-    batch: str
-    item_key: str
-    prompt: list[dict[str, str]]
-    responses: list[str]
-    item_meta: dict[str, Any]
-    label: LabelIn | None
-    revision: int
-
-
-@dataclass(frozen=True)
-class Progress:
-    batch: str
-    labeler: str
-    kind: str
-    assigned: int
-    done: int
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    label_id: int
-    status: str  # "created" | "unchanged" | "revised"
 
 
 class Store(Accounts):
@@ -130,9 +88,12 @@ class Store(Accounts):
     # ------------------------------------------------------------------ batches
 
     def add_batch(self, name: str, items: Iterable[BatchItem], *, source: str | None = None,
-                  meta: dict[str, Any] | None = None) -> BatchInfo:
-        """Load prompts and their K responses as a new labeling batch (all of it or nothing)."""
+                  meta: dict[str, Any] | None = None, mode: str = DEFAULT_MODE) -> BatchInfo:
+        """Load prompts and their K responses as a new labeling batch (all of it or nothing).
+
+        ``mode`` (one of :data:`~lmforge.feedback.labels.MODES`) is what its labelers give per prompt."""
         items = list(items)
+        check_mode(mode)
         if not NAME_RE.match(name or ""):
             raise InputError(f"batch names are 1-64 letters, digits or _ . @ : -, got {name!r}", field="name")
         if not items:
@@ -143,7 +104,7 @@ class Store(Accounts):
                 if s.scalar(select(Batch.id).where(Batch.name == name)) is not None:
                     raise InputError(f"batch {name!r} already exists", field="name")
                 batch = Batch(name=name, model=first.model, sampling=first.sampling, source=source,
-                              meta=meta or {})
+                              meta=meta or {}, mode=mode)
                 s.add(batch)
                 s.flush()
                 rows = []
@@ -187,7 +148,8 @@ class Store(Accounts):
         n_resp = s.scalar(select(func.count(Response.id)).join(Item).where(Item.batch_id == b.id))
         n_asg = s.scalar(select(func.count(Assignment.id)).join(Item).where(Item.batch_id == b.id))
         n_lab = s.scalar(select(func.count(Label.id)).join(Assignment).join(Item).where(Item.batch_id == b.id))
-        return BatchInfo(b.id, b.name, b.model, b.sampling, b.source, b.created_at, n_items, n_resp, n_asg, n_lab)
+        return BatchInfo(b.id, b.name, b.model, b.sampling, b.source, b.created_at, n_items, n_resp, n_asg, n_lab,
+                         b.mode)
 
     # ------------------------------------------------------------------ assignments
 
@@ -267,7 +229,8 @@ class Store(Accounts):
             item = a.item
             view = AssignmentView(a.id, item.batch.name, item.key, item.prompt, [r.text for r in item.responses],
                                   item.meta, _label_in(a.label, item) if a.label else None,
-                                  a.label.revision if a.label else 0)
+                                  a.label.revision if a.label else 0, item.batch.mode,
+                                  [dict(r.meta or {}) for r in item.responses])
             opened = a.opened_at is not None
         if mark_opened and not opened:
             with self.writing() as s:
@@ -295,7 +258,7 @@ class Store(Accounts):
             raise NotFound(f"assignment {assignment_id} does not exist or is not assigned to you",
                            field="assignment")
         responses = a.item.responses
-        label.check(len(responses))
+        label.check(len(responses), a.item.batch.mode)
         now = utcnow()
         row = a.label
         if row is not None:
@@ -313,6 +276,8 @@ class Store(Accounts):
         row.comment, row.rewrite = label.comment, label.rewrite
         ranks = label.ranks()
         row.ratings = [Rating(response_id=resp.id, rank=ranks[i], unsafe=bool(label.unsafe and label.unsafe[i]),
+                              overall=label.overall[i] if label.overall else None,
+                              good=label.good[i] if label.good else None,
                               **{c: label.scores[i][c] if label.scores else None for c in CRITERIA})
                        for i, resp in enumerate(responses)]
         s.flush()
@@ -362,7 +327,8 @@ class Store(Accounts):
                     prompt=item.prompt, item_meta=item.meta, responses=texts[item.id], labeler=u.name,
                     labeler_kind=u.kind, ranking=label.ranking, ties=label.ties, scores=label.scores,
                     unsafe=label.unsafe, comment=lab.comment, rewrite=lab.rewrite, revision=lab.revision,
-                    created_at=lab.created_at, updated_at=lab.updated_at, opened_at=a.opened_at))
+                    created_at=lab.created_at, updated_at=lab.updated_at, opened_at=a.opened_at, mode=b.mode,
+                    overall=label.overall, good=label.good))
             return out
 
 
@@ -370,9 +336,11 @@ def _decode(row: Label, rated: list[Rating]) -> LabelIn:
     """A stored label (its ratings in response order) as the :class:`LabelIn` that stores it."""
     ranking, ties = from_ranks([r.rank for r in rated])
     scored = all(getattr(r, c) is not None for r in rated for c in CRITERIA)
+    overall = [r.overall for r in rated] if all(r.overall is not None for r in rated) else None
+    good = [r.good for r in rated] if all(r.good is not None for r in rated) else None
     return LabelIn(ranking=ranking, ties=ties, comment=row.comment, rewrite=row.rewrite,
                    scores=[{c: getattr(r, c) for c in CRITERIA} for r in rated] if scored else None,
-                   unsafe=[r.unsafe for r in rated])
+                   unsafe=[r.unsafe for r in rated], overall=overall, good=good)
 
 
 def _label_in(row: Label, item: Item) -> LabelIn:

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...data.preference import CRITERIA
 from ...errors import InputError
 from ..batchfile import read_batch
 from ..export import build_records
-from ..stats import agreement, throughput
+from ..labels import DEFAULT_MODE, MODE_HELP, MODES
+from ..stats import agreement, alpha_rows, throughput
 from .render import render
 from .security import Auth, check_csrf, require_admin
 
@@ -33,7 +33,8 @@ def _admin_page(request: Request, status: int = 200, error: str | None = None,
         row[0] += p.assigned
         row[1] += p.done
     return render(request, "admin.html", status=status, title="Admin", users=users, load=load,
-                  batches=store.batches(), progress=store.progress(), error=error, message=message)
+                  batches=store.batches(), progress=store.progress(), error=error, message=message,
+                  modes=MODES, default_mode=DEFAULT_MODE, mode_help=MODE_HELP)
 
 
 @router.get("")
@@ -86,7 +87,8 @@ async def upload_batch(request: Request, auth: Auth = Depends(require_admin)) ->
                     items = list(read_batch(path))
                 except InputError as e:  # name the uploaded file, not the temp copy
                     raise InputError(e.format().replace(path, upload.filename)) from None
-            return store.add_batch(name, items, source=upload.filename).name
+            mode = str(form.get("mode") or DEFAULT_MODE)
+            return store.add_batch(name, items, source=upload.filename, mode=mode).name
         return await run_in_threadpool(load)
     return await _form_action(request, auth, action, "batch")
 
@@ -112,7 +114,7 @@ def batch_page(request: Request, batch: str, auth: Auth = Depends(require_admin)
     labels = store.labels([info.id])
     return render(request, "admin_batch.html", title=f"Batch {info.name}", batch=info,
                   progress=store.progress(batch=info.id), throughput=throughput(labels),
-                  agreement=agreement(labels), rows=["rank", *CRITERIA, "unsafe"])
+                  agreement=agreement(labels), rows=alpha_rows(info.mode, labels))
 
 
 @router.get("/batches/{batch}/export.jsonl")

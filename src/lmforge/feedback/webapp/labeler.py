@@ -4,12 +4,12 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..labels import MAX_COMMENT_CHARS, MAX_REWRITE_CHARS, LabelRejected
 from .forms import form_values, parse_label_form
-from .render import render
+from .render import HERE, render
 from .security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -30,6 +30,12 @@ def _login_page(request: Request, next_path: str, status: int = 200, error: str 
     resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
                     secure=request.app.state.secure_cookies)
     return resp
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever the pages link to; answer with the same icon the pages link."""
+    return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
 
 @router.get("/login")
@@ -116,7 +122,7 @@ async def submit_label(request: Request, aid: int, auth: Auth = Depends(require_
     store = request.app.state.store
     view = await run_in_threadpool(store.assignment_view, auth.user.id, aid)  # 404 unless it is yours
     try:
-        label = parse_label_form(form, len(view.responses))
+        label = parse_label_form(form, len(view.responses), view.mode)
         await run_in_threadpool(store.submit_label, auth.user.id, aid, label)
     except LabelRejected as e:
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}

@@ -1,4 +1,5 @@
 // Ranking helpers for the label form. The form works without this script; it only fills the rank fields.
+// A good-bad batch has no rank fields: then only Ctrl+Enter and moving between score fields apply.
 (() => {
   "use strict";
   const form = document.getElementById("label-form");
@@ -10,8 +11,10 @@
   const rankInput = (i) => form.elements["rank_" + i];
   const cards = () => Array.from(box.querySelectorAll(".response"));
   let picked = [];
+  const ranked = Boolean(rankInput(0));
 
   function showOrder() {
+    if (!ranked) return;
     const ranks = [];
     for (let i = 0; i < k; i++) ranks.push(Number(rankInput(i).value) || 0);
     const counts = {};
@@ -38,7 +41,7 @@
   // drag and drop by the handle
   let dragging = null;
   box.addEventListener("mousedown", (e) => {
-    const handle = e.target.closest(".handle");
+    const handle = ranked && e.target.closest(".handle");
     if (handle) handle.closest(".response").draggable = true;
   });
   box.addEventListener("dragstart", (e) => {
@@ -76,6 +79,7 @@
     }
     if (e.target.matches("input, textarea, select, button") || e.altKey || e.ctrlKey || e.metaKey) return;
     const key = e.key.length === 1 ? e.key.toUpperCase() : e.key;
+    if (!ranked) return;
     if (key.length === 1 && key >= "A" && key <= letter(k - 1)) {
       const i = key.charCodeAt(0) - 65;
       if (!picked.includes(i)) picked.push(i);
