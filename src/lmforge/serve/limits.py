@@ -10,11 +10,10 @@ app answers with a plain-text 413, and this server must answer in OpenAI's error
 """
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
-from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a 128k-token context of English is about 0.5 MB of JSON
 DEFAULT_BODY_TIMEOUT_S = 30.0
@@ -37,6 +36,11 @@ class BodyLimits:
         self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # imported here, not above, so that the CLI can read the defaults without loading asyncio and Starlette
+        import asyncio
+
+        from starlette.exceptions import HTTPException
+
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -69,6 +73,8 @@ class BodyLimits:
 
 
 def _content_length(scope: Scope) -> int | None:
+    from starlette.datastructures import Headers
+
     try:
         return int(Headers(scope=scope).get("content-length", ""))
     except ValueError:  # absent (a chunked body), or malformed, which the HTTP server has refused already
