@@ -34,7 +34,7 @@ def engine_calls(engine, monkeypatch):
     real = engine.complete
 
     def complete(messages, params):
-        calls.append(messages)
+        calls.append((messages, params))
         return real(messages, params)
 
     monkeypatch.setattr(engine, "complete", complete)
@@ -105,6 +105,19 @@ def test_a_prompt_longer_than_the_context_can_hold_is_refused_before_tokenising(
         with pytest.raises(openai.BadRequestError) as exc:  # at the bound the model decides, from its tokens
             ask("y" * (limit - 1))
         assert exc.value.body["param"] == "messages" and len(engine_calls) == 1
+
+
+def test_a_stop_sequence_longer_than_the_completion_can_be_is_dropped(server, engine, engine_calls):
+    from lmforge.serve.limits import longest_token_chars
+
+    most = 4 * longest_token_chars(engine.tokenizer)  # the most characters 4 tokens can spell
+    never = "ab" * most
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=60) as client:
+        r = client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=0, max_tokens=4,
+                                           stop=[never, never[:most + 1], never[:most], "A"])
+    assert r.choices[0].message.content == "" and r.choices[0].finish_reason == "stop"  # "A" still stops it
+    (_, params), = engine_calls
+    assert params.stop == [never[:most], "A"]
 
 
 def test_a_stalled_body_is_answered_408_and_closed(small, engine_calls):

@@ -3,7 +3,9 @@
 - body size and read time: :class:`BodyLimits` answers 413 from the ``Content-Length`` header before reading the
   body, or as soon as a chunked body passes the limit, and 408 when a body has not fully arrived in time (a
   client that sends its headers and then a byte now and then would otherwise hold a connection for ever);
-- prompt length: :func:`max_prompt_chars` bounds the characters a prompt may have before it is tokenised.
+- prompt length: :func:`max_prompt_chars` bounds the characters a prompt may have before it is tokenised, and
+  :func:`longest_token_chars` the characters a completion of so many tokens can have (a longer stop sequence
+  can never match, so it is dropped before generation prepares it against the whole vocabulary).
 
 FastAPI's own ``max_body_size`` is not used: for a too-large ``Content-Length`` Starlette replaces whatever the
 app answers with a plain-text 413, and this server must answer in OpenAI's error shape.
@@ -81,13 +83,16 @@ def _content_length(scope: Scope) -> int | None:
         return None
 
 
-def max_prompt_chars(tokenizer, context: int) -> int:
-    """The most characters of message text that can still fit in ``context`` tokens.
+def longest_token_chars(tokenizer) -> int:
+    """An upper bound on the characters one token decodes to: its longest vocabulary entry.
 
-    No token decodes to more characters than its vocabulary entry has (a byte-level entry spells one byte per
-    character, and a character is at least one byte; a SentencePiece entry spells its text, or ``<0xNN>`` for
-    one byte), so text longer than ``context`` times the longest entry needs more than ``context`` tokens and can
-    be refused without tokenising it.
+    No token decodes to more characters than its entry has (a byte-level entry spells one byte per character,
+    and a character is at least one byte; a SentencePiece entry spells its text, or ``<0xNN>`` for one byte).
     """
-    longest = max((len(t) for t in tokenizer.get_vocab()), default=1)
-    return context * max(longest, 1)
+    return max(max((len(t) for t in tokenizer.get_vocab()), default=1), 1)
+
+
+def max_prompt_chars(tokenizer, context: int) -> int:
+    """The most characters of message text that can still fit in ``context`` tokens: text longer than
+    ``context`` times :func:`longest_token_chars` needs more tokens, and can be refused without tokenising it."""
+    return context * longest_token_chars(tokenizer)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from .engine import ChatEngine, Completion, EngineError, SamplingParams
-from .limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, BodyLimits, max_prompt_chars
+from .limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, BodyLimits, longest_token_chars, max_prompt_chars
 
 MAX_N = 8
 SEED_RANGE = (-2**63, 2**64 - 1)  # what torch.manual_seed accepts
@@ -112,6 +112,7 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
                   redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
     app.state.engine = engine
+    token_chars = longest_token_chars(engine.tokenizer)
     prompt_chars = max_prompt_chars(engine.tokenizer, engine.context)
 
     @app.exception_handler(APIError)
@@ -172,6 +173,10 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
             raise APIError(400, f"the messages have {chars} characters, more than fit in this model's context of "
                                 f"{engine.context} tokens (at most {prompt_chars} characters)", "messages",
                            "context_length_exceeded")
+        # a stop sequence longer than the completion can be never matches: dropping it changes no answer, and
+        # spares generation its precomputation over the vocabulary (seconds and gigabytes for a megabyte string)
+        budget = params.max_tokens or min(engine.context, getattr(engine, "default_max_tokens", engine.context))
+        params.stop = [s for s in params.stop if len(s) <= budget * token_chars]
         try:
             completions, prompt_tokens = engine.complete(messages, params)
         except EngineError as e:
