@@ -53,8 +53,20 @@ def test_sampling_seed_n_max_tokens_and_stop(client):
     long = client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=1.5, top_p=0.9,
                                           max_tokens=3, seed=1, logit_bias={}, user="ignored")
     assert long.usage.completion_tokens <= 3
-    lengths = [c.finish_reason for c in sample(seed=3, n=8).choices]
-    assert set(lengths) <= {"stop", "length"}
+    # with no stop sequences a choice ends early only on an end-of-turn token: "length" exactly when it used all
+    # of max_tokens, "stop" otherwise
+    for max_tokens in (1, 3):
+        r = client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=2.0,
+                                           max_tokens=max_tokens, seed=3, n=8, logprobs=True)
+        for c in r.choices:
+            used = len(c.logprobs.content)
+            assert c.finish_reason == ("length" if used == max_tokens else "stop"), (max_tokens, used, c)
+    # greedy: the verdict, then end-of-turn ("stop", as test_greedy_... shows); one token leaves no room for it
+    cut = client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=0, max_tokens=1)
+    assert cut.choices[0].message.content == "A" and cut.choices[0].finish_reason == "length"
+    # the ends of the seed range are accepted (torch.manual_seed's range; beyond it: see the errors test)
+    for seed in (2**64 - 1, -2**63):
+        assert sample(seed=seed).usage.completion_tokens <= 4
     # a stop sequence cuts the text before it, and the tokens with it
     hot = {"temperature": 2.0, "max_tokens": 6, "seed": 0, "n": 4, "logprobs": True}
     full = client.chat.completions.create(model="tiny-chat", messages=QUESTION, **hot)
@@ -82,6 +94,15 @@ def test_stop_truncates_text_and_tokens(engine):
     ({"temperature": 5}, openai.BadRequestError, "temperature"),
     ({"max_tokens": 10**6}, openai.BadRequestError, "exceed this model's context"),
     ({"n": 99}, openai.BadRequestError, "n"),
+    ({"n": 0}, openai.BadRequestError, "n"),
+    ({"seed": 2**64}, openai.BadRequestError, "seed"),
+    ({"seed": -2**63 - 1}, openai.BadRequestError, "seed"),
+    ({"max_tokens": 0}, openai.BadRequestError, "max_tokens"),
+    ({"max_tokens": 2**70}, openai.BadRequestError, "max_tokens"),
+    ({"logprobs": True, "top_logprobs": 21}, openai.BadRequestError, "top_logprobs"),
+    ({"temperature": -0.5}, openai.BadRequestError, "temperature"),
+    ({"top_p": 0}, openai.BadRequestError, "top_p"),
+    ({"top_p": 1.5}, openai.BadRequestError, "top_p"),
     ({"messages": []}, openai.BadRequestError, "messages"),
     ({"messages": [{"role": "tool", "content": "x"}]}, openai.BadRequestError, "messages"),
 ])

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import typer
 
+from ..serve.limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
+
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
@@ -13,10 +15,19 @@ def register(app: typer.Typer) -> None:
                                                      "[default: the folder or file name, or the hub id]"),
                   dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
                   device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
-                  log_level: str = typer.Option("info", help="uvicorn log level")) -> None:
+                  log_level: str = typer.Option("info", help="uvicorn log level"),
+                  max_body_bytes: int = typer.Option(DEFAULT_MAX_BODY_BYTES, min=1, help="larger request bodies "
+                                                     "are answered 413 before they are read"),
+                  body_timeout: float = typer.Option(DEFAULT_BODY_TIMEOUT_S, min=0.001, help="seconds a request "
+                                                     "body may take to arrive; slower ones are answered 408 and "
+                                                     "their connection closed"),
+                  docs: bool = typer.Option(False, "--docs", help="serve the API docs at /docs and /redoc and "
+                                                                  "the schema at /openapi.json")) -> None:
         """Serve MODEL with the OpenAI chat API: GET /v1/models, POST /v1/chat/completions (non-streaming;
         temperature, top_p, max_tokens, n, seed, stop, logprobs/top_logprobs, usage). Point any OpenAI client,
-        or 'lmforge judge --endpoint http://HOST:PORT', at it."""
+        or 'lmforge judge --endpoint http://HOST:PORT', at it. Bodies over --max-body-bytes get 413, bodies
+        slower than --body-timeout 408, prompts with more characters than the context could hold 400, all
+        before the model sees them."""
         import uvicorn
 
         from ..errors import InputError
@@ -31,4 +42,5 @@ def register(app: typer.Typer) -> None:
         except ValueError as e:
             raise InputError(str(e), field="model") from None
         typer.echo(f"serving {engine.name} on http://{host}:{port}/v1 (OpenAI chat completions)", err=True)
-        uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)
+        app = create_app(engine, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout, docs=docs)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -1,0 +1,55 @@
+"""``lmforge serve`` hands its limits and --docs to the app it runs (uvicorn itself replaced by a recorder)."""
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+
+@pytest.fixture
+def served(engine, monkeypatch):
+    """Runs ``lmforge serve`` with the test engine; returns (exit code, output, the app uvicorn was given)."""
+    import uvicorn
+
+    from lmforge.cli.main import app
+    from lmforge.serve.engine import ChatEngine
+
+    apps = []
+    monkeypatch.setattr(ChatEngine, "load", classmethod(lambda cls, *a, **kw: engine))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+
+    def run(*args: str):
+        result = CliRunner().invoke(app, ["serve", "some-model", *args])
+        return result.exit_code, result.output, apps[-1] if apps else None
+    return run
+
+
+def test_defaults_hide_the_docs_and_limit_the_body(served):
+    from fastapi.testclient import TestClient
+
+    from lmforge.serve.limits import DEFAULT_MAX_BODY_BYTES
+
+    code, _, app = served()
+    assert code == 0
+    with TestClient(app) as client:
+        assert client.get("/openapi.json").status_code == 404 and client.get("/docs").status_code == 404
+        r = client.post("/v1/chat/completions", content=b"x" * (DEFAULT_MAX_BODY_BYTES + 1))
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+
+def test_flags_reach_the_app(served):
+    from fastapi.testclient import TestClient
+
+    code, _, app = served("--docs", "--max-body-bytes", "100", "--body-timeout", "2.5")
+    assert code == 0
+    with TestClient(app) as client:
+        assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
+        assert client.post("/v1/chat/completions", content=b"x" * 101).status_code == 413
+        assert client.post("/v1/chat/completions", content=b"x" * 100).status_code == 400  # in, but not JSON
+    timeouts = [m.kwargs["timeout_s"] for m in app.user_middleware if "timeout_s" in m.kwargs]
+    assert timeouts == [2.5]
+
+
+@pytest.mark.parametrize("flag, value", [("--max-body-bytes", "0"), ("--body-timeout", "0")])
+def test_limits_must_be_positive(served, flag, value):
+    code, output, app = served(flag, value)
+    assert code == 2 and flag in output and app is None
