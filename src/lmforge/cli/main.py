@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "rm_cmd",
     "judge_cmd",
     "serve_cmd",
+    "plan_cmd",
 ]
 
 
