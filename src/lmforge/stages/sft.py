@@ -5,8 +5,9 @@ fine-tuning or a LoRA/DoRA/QLoRA adapter, with optional protections of what pre-
 embeddings or layers, replay of pre-training text as another data source). On the built-in world it also
 evaluates the base model (zero-shot in chat form and k-shot in transcript form) and the tuned one on held-out
 facts, stopping format and safety; on the user's own files it holds out ``data.val_fraction`` of them and logs
-their loss and a few sampled answers at each evaluation (:mod:`lmforge.stages.sft_val`). Writes ``runs/<name>/``: config.yaml, data_report.json, metrics.jsonl,
-samples.jsonl, checkpoints/, final/ (HF model, or the adapter folder), optionally merged/, summary.json.
+their loss and a few sampled answers at each evaluation (:mod:`lmforge.stages.sft_val`). Writes
+``runs/<name>/``: config.yaml, data_report.json, metrics.jsonl, samples.jsonl, checkpoints/, final/ (HF model,
+or the adapter folder), optionally merged/, summary.json.
 """
 from __future__ import annotations
 
