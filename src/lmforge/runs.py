@@ -47,6 +47,31 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (os.umask alone must set one)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_modes(folder: str | Path) -> None:
+    """Give every file under ``folder`` the mode a plain ``open()`` gives (0o666 & ~umask).
+
+    safetensors writes its files through a private temp file, mode 0600, so weights saved by
+    ``save_pretrained`` could not be read by other users, containers or a serving process.
+    """
+    mode = 0o666 & ~current_umask()
+    for p in Path(folder).rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            os.chmod(p, mode)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")

@@ -53,7 +53,7 @@ def _train(model, steps: int = 5) -> list[float]:
 
 
 @pytest.mark.parametrize("method", ["lora", "dora"])
-def test_adapter_trains_reloads_and_exports(tmp_path: Path, method: str) -> None:
+def test_adapter_trains_reloads_and_exports(tmp_path: Path, method: str, tokenizer) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -72,7 +72,7 @@ def test_adapter_trains_reloads_and_exports(tmp_path: Path, method: str) -> None
     model.eval()
     with torch.no_grad():
         want = model(input_ids=x).logits
-    save_adapter(model, None, tmp_path / "adapter", str(tmp_path / "base"))
+    save_adapter(model, tokenizer, tmp_path / "adapter", str(tmp_path / "base"))  # export needs a tokenizer
     for n, p in model.base_model.model.named_parameters():  # the base weights themselves did not move
         key = n.replace(".base_layer", "")
         if key in before and "lora_" not in n and "trainable_tokens" not in n:

@@ -47,7 +47,8 @@ def test_lora_sft_on_alpaca_lowers_loss_and_adapter_reloads(tmp_path: Path, smol
 
     cfg = load_config(SFTConfig, None, [
         f"model.path={smol_dir}", f"run.root={tmp_path}", f"data.sources=[{{path: {ALPACA}, max_examples: 4}}]",
-        "data.max_length=128", "data.truncation=truncate", "data.packing=false", "peft.method=lora", "peft.r=8",
+        "data.max_length=128", "data.truncation=truncate", "data.packing=false",
+        "data.val_fraction=0",  # the same 4 examples trained and scored below "peft.method=lora", "peft.r=8",
         "epochs=null", "train.steps=4", "train.batch_size=4", "train.lr=2e-3", "train.warmup_steps=0",
         "train.log_every=1", "train.schedule=constant",
         "threads=1"])  # on a shared 2-core CPU two threads made each step ~8x slower (50 s vs 6 s)
@@ -68,3 +69,23 @@ def test_lora_sft_on_alpaca_lowers_loss_and_adapter_reloads(tmp_path: Path, smol
         tuned = PeftModel.from_pretrained(base, str(tmp_path / "sft" / "final")).eval()
         after = sft_loss(tuned, batch)
     assert after.loss / after.count < 0.9 * before.loss / before.count
+
+
+def test_gguf_export_is_a_plain_model_with_its_tokenizer(tmp_path: Path) -> None:
+    """`lmforge export FILE.gguf OUT`: dequantised fp32 weights, so no `quantization_config: {quant_method: gguf}`
+    (transformers would treat the folder as GGUF-quantised), the GGUF's tokenizer, and readable weights."""
+    import os
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    from lmforge.config import load_config
+    from lmforge.runs import current_umask
+    from lmforge.stages.export import ExportConfig, export
+
+    out = tmp_path / "plain"
+    export(load_config(ExportConfig, None, [f"source={smollm2_gguf()}", f"out={out}"]))
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config and "gguf_file" not in config, config
+    assert getattr(AutoConfig.from_pretrained(out), "quantization_config", None) is None
+    assert AutoTokenizer.from_pretrained(out).eos_token == "<|im_end|>"
+    assert os.stat(out / "model.safetensors").st_mode & 0o777 == 0o666 & ~current_umask()

@@ -38,12 +38,12 @@ def register(app: typer.Typer) -> None:
                                                          "OpenAI-compatible server: http://HOST:PORT or "
                                                          "http://HOST:PORT/v1"),
                   api_model: str | None = typer.Option(None, "--api-model", help="model name at the "
-                                                          "endpoint [default: the only one it serves]"),
+                                                          "endpoint \\[default: the only one it serves]"),
                   api_key: str | None = typer.Option(None, "--api-key", envvar="LMFORGE_JUDGE_API_KEY",
                                                         show_default=False,
-                                                        help="endpoint API key [default: $OPENAI_API_KEY]"),
+                                                        help="endpoint API key \\[default: $OPENAI_API_KEY]"),
                   rubric: str | None = typer.Option(None, "--rubric", help="YAML rubric or a text file of "
-                                                       "principles, one per line [default: the five criteria]"),
+                                                       "principles, one per line \\[default: the five criteria]"),
                   name: str = typer.Option("judge", "--name", help="the judge's labeler name (source ai:NAME)"),
                   criteria: bool = typer.Option(True, "--criteria/--no-criteria",
                                                 help="also score each response 1-7 on the five criteria"),

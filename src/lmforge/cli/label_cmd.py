@@ -11,7 +11,7 @@ from .common import print_summary
 
 DB = typer.Option(None, "--db", envvar="LMFORGE_DB", show_default=False,
                   help="SQLite file, a folder (FOLDER/feedback.db) or a URL such as "
-                       "postgresql+psycopg://user:pw@host/db  [default: runs/feedback]")
+                       "postgresql+psycopg://user:pw@host/db  \\[default: runs/feedback]")
 
 EXPORT_HELP = "\n\n".join([
     "Export labels as preference data (lmforge.data.preference): lmforge rm reads it as it is.",
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
     @label.command("add-batch")
     def add_batch_cmd(source: str = typer.Argument(..., help="batch.jsonl, or a 'lmforge generate' run folder"),
                       db: str | None = DB,
-                      name: str | None = typer.Option(None, help="batch name [default: the run folder's name]"),
+                      name: str | None = typer.Option(None, help="batch name \\[default: the run folder's name]"),
                       mode: str = typer.Option(DEFAULT_MODE, "--mode", help=MODE_HELP)) -> None:
         """Load a labeling batch (prompts with K responses each) into the database.
 
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     def assign_cmd(batch: str = typer.Argument(..., help="batch name"), db: str | None = DB,
                    per_item: int = typer.Option(1, "--per-item", "-n", help="labelers per prompt"),
                    labelers: str | None = typer.Option(None, help="comma-separated user names "
-                                                          "[default: every active human labeler]")) -> None:
+                                                          "\\[default: every active human labeler]")) -> None:
         """Give each prompt of a batch to N labelers (least loaded first; re-running adds only what is missing)."""
         created = _store(db).assign(batch, per_item, _csv(labelers))
         typer.echo(f"{created} new assignment(s)")
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
     @label.command("simulate")
     def simulate_cmd(batch: str = typer.Argument(..., help="a batch of built-in-world prompts"),
                      db: str | None = DB, labelers: int = typer.Option(3, help="simulated labelers"),
-                     per_item: int | None = typer.Option(None, "--per-item", help="[default: all of them]"),
+                     per_item: int | None = typer.Option(None, "--per-item", help="\\[default: all of them]"),
                      noise: float = typer.Option(0.0, help="the simulated labelers' noise"),
                      seed: int = typer.Option(0, help="labeler i uses seed + i"),
                      world_seed: int = typer.Option(0, help="the world's seed (as in generate)")) -> None:
@@ -139,13 +139,13 @@ def register(app: typer.Typer) -> None:
         print_summary(f"simulate {batch}", counts)
 
     @label.command("export", help=EXPORT_HELP)
-    def export_cmd(batches: list[str] | None = typer.Argument(None, help="batch names [default: all]"),
+    def export_cmd(batches: list[str] | None = typer.Argument(None, help="batch names \\[default: all]"),
                    db: str | None = DB,
                    out: str = typer.Option(..., "--out", "-o", help="output .jsonl file (or folder for --format hf)"),
                    fmt: str = typer.Option("jsonl", "--format", help="jsonl, or hf (a saved dataset per type)"),
                    kinds: str = typer.Option("ranking,pair,likert,binary,rewrite", help="record kinds"),
                    sources: str | None = typer.Option(None, help="labeler kinds to use, e.g. human,ai "
-                                                         "[default: all]"),
+                                                         "\\[default: all]"),
                    good_threshold: float = typer.Option(5.0, help="binary: good at or above this mean score"),
                    min_agreement: float = typer.Option(0.0, help="pair: drop pairs fewer labelers agree with")
                    ) -> None:
@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
                    batch: str | None = typer.Option(None, help="also load into the database as this batch"),
                    db: str | None = DB,
                    labeler: str | None = typer.Option(None, help="who the imported preferences are "
-                                                         "attributed to [default: import-<format>]"),
+                                                         "attributed to \\[default: import-<format>]"),
                    limit: int | None = typer.Option(None, help="only the first N rows"),
                    seed: int = typer.Option(0, help="seed for the order responses are shown in")) -> None:
         """Import existing preference data (HH-RLHF, UltraFeedback, plain chosen/rejected).
@@ -193,10 +193,10 @@ def register(app: typer.Typer) -> None:
         print_summary(f"import ({used})", summary)
 
     @label.command("stats")
-    def stats_cmd(batch: str | None = typer.Argument(None, help="batch name [default: all batches]"),
+    def stats_cmd(batch: str | None = typer.Argument(None, help="batch name \\[default: all batches]"),
                   db: str | None = DB,
                   sources: str | None = typer.Option(None, help="labeler kinds to include, e.g. human,ai "
-                                                        "[default: all]"),
+                                                        "\\[default: all]"),
                   as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
         """Progress, throughput and agreement (Kendall's tau, Krippendorff's alpha per criterion)."""
         from ..feedback.stats import agreement, throughput

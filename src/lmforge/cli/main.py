@@ -21,6 +21,30 @@ app = typer.Typer(
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version (what pip reports); the source's when run from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lmforge")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"lmforge {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    pass
+
+
 # One entry per command module in this folder; each defines `register(app)`.
 COMMAND_MODULES = [
     "data_cmd",

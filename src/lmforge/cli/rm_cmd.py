@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         """Train a reward model from preference JSONL (pairs, rankings, Likert, binary; mixed).
 
         Needs model.path (a causal LM or encoder folder, .gguf or hub id) and data.train (files); e.g.
-        `lmforge rm model.path=runs/base/final data.train=[fb.jsonl] data.eval=[heldout.jsonl]`. Writes
+        `lmforge rm model.path=runs/base/final data.train=\\[fb.jsonl] data.eval=\\[heldout.jsonl]`. Writes
         runs/<run.name>/ with final/ (a plain HF AutoModelForSequenceClassification folder + reward.json),
         eval_report.json, calibration.png and summary.json.
         """

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
                   host: str = typer.Option("127.0.0.1", help="address to listen on"),
                   port: int = typer.Option(8000, help="port"),
                   name: str | None = typer.Option(None, "--name", help="the model id clients ask for "
-                                                     "[default: the folder or file name, or the hub id]"),
+                                                     "\\[default: the folder or file name, or the hub id]"),
                   dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
                   device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
                   log_level: str = typer.Option("info", help="uvicorn log level"),

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
                   overwrite: bool = OVERWRITE) -> None:
         """Fine-tune a base model into an assistant (full or LoRA/DoRA/QLoRA adapter).
 
-        Keys: model.path=DIR|HUB_ID|FILE.gguf (required); data.sources=[{path: FILE, format: auto|messages|alpaca|prompt_completion|text, weight: 1.0} or {world: sft|safety|corpus, weight: 1.0}]; data.max_length=512; data.truncation=drop|truncate; data.packing=true; data.chat_template; peft.method=none|lora|dora|qlora, peft.r, peft.alpha, peft.target_modules, peft.merge; protect.freeze_embeddings=none|all|except_special; protect.freeze_layers=N; epochs=2 (null: train.steps); train.lr, train.batch_size, ...; eval.nshot=3, eval.heldout_facts; run.name=sft.
+        Keys: model.path=DIR|HUB_ID|FILE.gguf (required); data.sources=[{path: FILE, format: auto|messages|alpaca|prompt_completion|text, weight: 1.0, max_examples: N, system_prompt: TEXT} or {world: sft|safety|corpus, weight: 1.0}]; data.val_fraction=0.05 (held out of each file source: val_loss and samples at each eval; 0: off); data.max_length=512; data.truncation=drop|truncate; data.packing=true; data.chat_template; peft.method=none|lora|dora|qlora, peft.r, peft.alpha, peft.target_modules, peft.merge; protect.freeze_embeddings=none|all|except_special; protect.freeze_layers=N; epochs=2 (null: train.steps); train.lr, train.batch_size, ...; eval.nshot=3, eval.heldout_facts; run.name=sft.
 
         Writes runs/RUN_NAME/: config.yaml, data_report.json, metrics.jsonl, samples.jsonl, checkpoints/, final/ (model, or adapter for PEFT), merged/ (peft.merge=true), summary.json.
         """

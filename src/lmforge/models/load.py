@@ -66,22 +66,36 @@ def plain_copy(model):
     from transformers import AutoModelForCausalLM
 
     config = model.config
-    for key in ("gguf_file",):
-        if hasattr(config, key):
-            delattr(config, key)
+    drop_gguf_quantization(config)
     fresh = AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype)
     fresh.load_state_dict(model.state_dict())
     fresh.generation_config = model.generation_config
     return fresh
 
 
+def drop_gguf_quantization(config) -> None:
+    """Forget that a config came from a GGUF file: transformers dequantises GGUF weights on load, so a saved
+    copy holds plain weights and a kept ``quantization_config: {quant_method: gguf}`` would mislabel them."""
+    if hasattr(config, "gguf_file"):
+        delattr(config, "gguf_file")
+    quant = getattr(config, "quantization_config", None)
+    method = quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)
+    if quant is not None and str(getattr(method, "value", method)).lower() == "gguf":
+        delattr(config, "quantization_config")
+
+
 def save_hf(model, tokenizer, path: str | Path) -> Path:
-    """Save ``model`` and ``tokenizer`` so ``transformers`` loads the folder unchanged."""
+    """Save ``model`` and ``tokenizer`` so ``transformers`` loads the folder unchanged (files readable
+    as the umask allows, no GGUF quantisation label on dequantised weights)."""
+    from ..runs import default_file_modes
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    drop_gguf_quantization(model.config)
     model.save_pretrained(path, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(path)
+    default_file_modes(path)  # safetensors writes 0600
     return path
 
 

@@ -119,6 +119,9 @@ def save_adapter(model, tokenizer, path: str | Path, base_spec: str) -> Path:
     if tokenizer is not None:
         tokenizer.save_pretrained(path)
     (path / BASE_FILE).write_text(json.dumps({"base_model": base_spec}, indent=1))
+    from ..runs import default_file_modes
+
+    default_file_modes(path)  # safetensors writes 0600
     return path
 
 

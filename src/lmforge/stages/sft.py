@@ -4,8 +4,10 @@ A base model (a run's ``final/``, a HF folder, a hub id or a ``.gguf`` file) bec
 fine-tuning or a LoRA/DoRA/QLoRA adapter, with optional protections of what pre-training learned (frozen
 embeddings or layers, replay of pre-training text as another data source). On the built-in world it also
 evaluates the base model (zero-shot in chat form and k-shot in transcript form) and the tuned one on held-out
-facts, stopping format and safety. Writes ``runs/<name>/``: config.yaml, data_report.json, metrics.jsonl,
-samples.jsonl, checkpoints/, final/ (HF model, or the adapter folder), optionally merged/, summary.json.
+facts, stopping format and safety; on the user's own files it holds out ``data.val_fraction`` of them and logs
+their loss and a few sampled answers at each evaluation (:mod:`lmforge.stages.sft_val`). Writes
+``runs/<name>/``: config.yaml, data_report.json, metrics.jsonl, samples.jsonl, checkpoints/, final/ (HF model,
+or the adapter folder), optionally merged/, summary.json.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pydantic import Field, model_validator
 
 from ..algos.lm import token_nll_sum
 from ..config import Section, dump_config
-from ..data.chat import SourceSpec, load_mixture
+from ..data.chat import SourceSpec
 from ..data.packing import SFTBatches
 from ..data.sft_tokenize import set_chat_template, tokenize_examples
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
@@ -42,6 +44,9 @@ class DataSection(Section):
     sources: list[SourceSpec] = Field(default_factory=lambda: [SourceSpec(world="sft"), SourceSpec(world="safety")],
                                       description="the mixture; default: the built-in world's SFT and safety data")
     world_seed: int = Field(0, description="seed of the built-in world (must match the base model's corpus)")
+    val_fraction: float = Field(0.05, ge=0, lt=1, description="share of each chat file source held out (seeded "
+                                "by train.seed, at least 1 example of a source with 2+) for val_loss and "
+                                "samples at each eval; 0: none. The built-in world has its own held-out split")
     max_length: int = Field(512, ge=8, description="tokens per example (and per packed row)")
     truncation: Literal["drop", "truncate"] = Field(
         "drop", description="longer examples: drop them, or keep their first max_length tokens (dropped if no "
@@ -118,12 +123,19 @@ class SFTConfig(Section):
 
 # ---------------------------------------------------------------------------- data
 
-def prepare_data(cfg: SFTConfig, tokenizer, run: Run) -> tuple[list, dict[str, Any]]:
-    """Mixture -> tokens + masks; the counts (read, used, dropped, truncated) go to data_report.json."""
-    examples, counts = load_mixture(cfg.data.sources, cfg.data.world_seed, cfg.train.seed)
+def prepare_data(cfg: SFTConfig, tokenizer, run: Run) -> tuple[list, dict[str, Any], list, list]:
+    """Mixture -> tokens + masks, and the validation split (examples and tokens) held out of the file sources;
+    the counts (read, used, held out, dropped, truncated) go to data_report.json."""
+    from .sft_val import load_mixture_with_val, tokenize_val
+
+    examples, val, counts = load_mixture_with_val(cfg.data.sources, cfg.data.world_seed, cfg.train.seed,
+                                                  cfg.data.val_fraction)
     tokens, stats = tokenize_examples(tokenizer, examples, cfg.data.max_length, cfg.data.truncation,
                                       cfg.data.loss_spans)
+    val_tokens = tokenize_val(tokenizer, val, cfg.data.max_length, cfg.data.truncation, cfg.data.loss_spans)
     report = {"sources": counts, **stats.as_dict()}
+    if val:
+        report["val"] = {"examples": len(val), "kept": len(val_tokens)}
     if not tokens:
         raise InputError(f"no example fits data.max_length={cfg.data.max_length} ({stats.dropped_too_long} "
                          "too long); raise it or set data.truncation=truncate", field="data.max_length")
@@ -134,7 +146,7 @@ def prepare_data(cfg: SFTConfig, tokenizer, run: Run) -> tuple[list, dict[str, A
             print(f"sft data: {stats.dropped_too_long} examples longer than {cfg.data.max_length} tokens dropped, "
                   f"{stats.truncated} truncated, {stats.dropped_no_target} dropped with no assistant token left "
                   f"(data.truncation={cfg.data.truncation}; see data_report.json)", file=sys.stderr, flush=True)
-    return tokens, report
+    return tokens, report, val, val_tokens
 
 
 def special_token_ids(tokenizer) -> list[int]:
@@ -227,6 +239,7 @@ def sft(cfg: SFTConfig, resume: bool = False, overwrite: bool = False) -> dict[s
 def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     from ..models.load import load_tokenizer
     from .sft_eval import baseline_eval, make_evaluate
+    from .sft_val import combine, make_val_evaluate, val_loss
 
     t0 = time.time()
     info = init_distributed()
@@ -234,7 +247,7 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     seed_everything(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.model.tokenizer or cfg.model.path)
     set_chat_template(tokenizer, cfg.data.chat_template)
-    tokens, report = prepare_data(cfg, tokenizer, run)
+    tokens, report, val, val_tokens = prepare_data(cfg, tokenizer, run)
     source = SFTBatches(tokens, cfg.data.max_length, cfg.train.micro(info.world_size), _pad_id(tokenizer),
                         cfg.data.packing, info.rank, info.world_size, cfg.train.seed,
                         mask_4d=cfg.data.packing_attention == "mask_4d")
@@ -250,8 +263,12 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     summary: dict[str, Any] = {"stage": "sft", "method": cfg.peft.method}
     if world and info.main:
         summary.update(baseline_eval(cfg, run, model, tokenizer))
+    if val_tokens and cfg.eval.baseline and info.main:
+        summary["base_val_loss"] = val_loss(model, val_tokens, _pad_id(tokenizer), chunk_tokens=cfg.data.chunk_tokens)
     model = wrap_adapter(cfg, model, tokenizer)
-    evaluate = make_evaluate(cfg, run, tokenizer) if world else None
+    evaluate = combine(make_evaluate(cfg, run, tokenizer) if world else None,
+                       make_val_evaluate(cfg, run, tokenizer, val, val_tokens, _pad_id(tokenizer))
+                       if val_tokens else None)
     loss_fn = functools.partial(sft_loss, chunk_tokens=cfg.data.chunk_tokens)
     trainer = Trainer(model, cfg.train, run, loss_fn, source, info, evaluate, description="sft")
     t_train = time.time()
@@ -264,7 +281,7 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     final = save_outputs(cfg, run, trainer.raw_model, tokenizer)
     summary.update({k: v for k, v in result.items() if not k.startswith("base_")})
     summary.update({
-        "examples": report["kept"], "rows": source.n, "row_fill": round(source.fill(), 3),
+        "examples": report["kept"], "val_examples": len(val_tokens), "rows": source.n, "row_fill": round(source.fill(), 3),
         "dropped_too_long": report["dropped_too_long"], "truncated": report["truncated"],
         "epochs": cfg.epochs, "lr": cfg.train.lr, "params": params, "trainable_params": trainable,
         "train_and_eval_seconds": round(train_and_eval_s, 2), "seconds": round(time.time() - t0, 2), **final,
