@@ -44,6 +44,26 @@ def _user_info(u: User) -> UserInfo:
     return UserInfo(u.id, u.name, u.kind, u.role, u.active)
 
 
+def check_password(password: str) -> None:
+    """The password rule (also stated in the CLI's --help): at least MIN_PASSWORD characters."""
+    if len(password) < MIN_PASSWORD:
+        raise InputError(f"password must have at least {MIN_PASSWORD} characters", field="password")
+
+
+def check_new_user(name: str, *, password: str | None = None, role: str = "labeler", kind: str = "human") -> None:
+    """Everything :meth:`Accounts.create_user` checks before touching the database, so a command can check
+    first and create its database after (nothing is left behind by a refused user)."""
+    if not NAME_RE.match(name or ""):
+        raise InputError("user names are 1-64 letters, digits or _ . @ : - (starting with a letter or "
+                         f"digit), got {name!r}", field="name")
+    if role not in ROLES:
+        raise InputError(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
+    if kind not in USER_KINDS:
+        raise InputError(f"kind must be one of {', '.join(USER_KINDS)}, got {kind!r}", field="kind")
+    if password is not None:
+        check_password(password)
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -58,13 +78,7 @@ class Accounts:
 
     def create_user(self, name: str, *, password: str | None = None, role: str = "labeler",
                     kind: str = "human") -> UserInfo:
-        if not NAME_RE.match(name or ""):
-            raise InputError("user names are 1-64 letters, digits or _ . @ : - (starting with a letter or "
-                             f"digit), got {name!r}", field="name")
-        if role not in ROLES:
-            raise InputError(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
-        if kind not in USER_KINDS:
-            raise InputError(f"kind must be one of {', '.join(USER_KINDS)}, got {kind!r}", field="kind")
+        check_new_user(name, password=password, role=role, kind=kind)
         hashed = self._hash(password) if password is not None else None
         try:
             with self.writing() as s:
@@ -92,8 +106,7 @@ class Accounts:
         return existing
 
     def _hash(self, password: str) -> str:
-        if len(password) < MIN_PASSWORD:
-            raise InputError(f"password must have at least {MIN_PASSWORD} characters", field="password")
+        check_password(password)
         return self.hasher.hash(password)
 
     def set_password(self, name: str, password: str) -> None:

@@ -180,9 +180,13 @@ def resolve_url(db: str | Path | None = None) -> str:
             db = "postgresql+psycopg://" + db.split("://", 1)[1]
         return db
     path = Path(db).expanduser()
-    if path.suffix not in (".db", ".sqlite", ".sqlite3"):
-        path = path / DB_FILENAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() or (path.suffix not in (".db", ".sqlite", ".sqlite3") and not path.is_file()):
+        path = path / DB_FILENAME  # an existing file is used as it is (and refused later if not SQLite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the database's folder ({e.strerror})", file=path.parent,
+                         field="db") from None
     return f"sqlite:///{path.resolve()}"
 
 
