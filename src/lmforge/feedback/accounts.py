@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +26,11 @@ from .db import ROLES, USER_KINDS, User, WebSession, utcnow
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
 MIN_PASSWORD = 8
+_SLOTS_LOCK = threading.Lock()
+
+
+class HasherBusy(Exception):
+    """Every password-hashing slot stayed taken for the whole wait (the web app answers 429)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class UserInfo:
     kind: str
     role: str
     active: bool
+    epoch: int = 0  # see User.epoch: a session opened at another epoch is not valid
 
     @property
     def is_admin(self) -> bool:
@@ -41,7 +48,7 @@ class UserInfo:
 
 
 def _user_info(u: User) -> UserInfo:
-    return UserInfo(u.id, u.name, u.kind, u.role, u.active)
+    return UserInfo(u.id, u.name, u.kind, u.role, u.active, u.epoch or 0)
 
 
 def check_password(password: str) -> None:
@@ -73,6 +80,10 @@ class Accounts:
 
     hasher: PasswordHasher
     _dummy_hash: str | None = None
+    # argon2id (argon2-cffi's defaults) takes 64 MiB per hash or check: at most this many run at once in a
+    # process, so a burst of logins costs a bounded amount of memory. A login waits login_wait_s for a slot.
+    hash_slots: int = 4
+    login_wait_s: float = 5.0
     reading: Callable[[], AbstractContextManager[Session]]
     writing: Callable[[], AbstractContextManager[Session]]
 
@@ -107,24 +118,47 @@ class Accounts:
 
     def _hash(self, password: str) -> str:
         check_password(password)
-        return self.hasher.hash(password)
+        with self._hashing():
+            return self.hasher.hash(password)
+
+    @contextmanager
+    def _hashing(self, wait_s: float | None = None) -> Iterator[None]:
+        """Hold one of ``hash_slots`` (waiting up to ``wait_s``, None = as long as it takes)."""
+        slots = self.__dict__.get("_hash_slot_sem")
+        if slots is None:
+            with _SLOTS_LOCK:
+                slots = self.__dict__.setdefault("_hash_slot_sem", threading.BoundedSemaphore(self.hash_slots))
+        if not slots.acquire(timeout=wait_s):
+            raise HasherBusy("the server is busy checking other logins: try again in a few seconds")
+        try:
+            yield
+        finally:
+            slots.release()
 
     def set_password(self, name: str, password: str) -> None:
+        """A new password; every session of the user ends (also one whose login is still being checked)."""
         hashed = self._hash(password)
         with self.writing() as s:
-            user = s.scalar(select(User).where(User.name == name))
-            if user is None:
-                raise InputError(f"no user named {name!r}", field="name")
+            user = self._end_sessions(s, name)
             user.password_hash = hashed
 
     def set_active(self, name: str, active: bool) -> None:
         with self.writing() as s:
-            user = s.scalar(select(User).where(User.name == name))
+            user = self._end_sessions(s, name) if not active else s.scalar(select(User).where(User.name == name))
             if user is None:
                 raise InputError(f"no user named {name!r}", field="name")
             user.active = active
-            if not active:
-                s.query(WebSession).filter(WebSession.user_id == user.id).delete()
+
+    @staticmethod
+    def _end_sessions(s: Session, name: str) -> User:
+        """Bump the user's epoch and delete their sessions. The epoch also ends a session opened after this by
+        a login that checked the old password before this transaction committed (the delete cannot)."""
+        user = s.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise InputError(f"no user named {name!r}", field="name")
+        user.epoch = (user.epoch or 0) + 1
+        s.query(WebSession).filter(WebSession.user_id == user.id).delete()
+        return user
 
     def get_user(self, ref: str | int) -> UserInfo | None:
         with self.reading() as s:
@@ -140,6 +174,10 @@ class Accounts:
         """The active user with this name and password, else None (same work either way)."""
         with self.reading() as s:
             user = s.scalar(select(User).where(User.name == name))
+        with self._hashing(self.login_wait_s):
+            return self._verify(user, password)
+
+    def _verify(self, user: User | None, password: str) -> UserInfo | None:
         if user is None or not user.active or not user.password_hash:
             if self._dummy_hash is None:
                 self._dummy_hash = self.hasher.hash(secrets.token_hex(8))
@@ -153,20 +191,30 @@ class Accounts:
         except (VerificationError, InvalidHashError):
             return None
         if self.hasher.check_needs_rehash(user.password_hash):
-            with self.writing() as s:
-                s.get(User, user.id).password_hash = self.hasher.hash(password)
+            new_hash = self.hasher.hash(password)
+            with self.writing() as s:  # only if unchanged meanwhile: never bring back a replaced password
+                s.query(User).filter(User.id == user.id, User.password_hash == user.password_hash) \
+                    .update({User.password_hash: new_hash})
         return _user_info(user)
 
     # ------------------------------------------------------------------ web sessions
 
-    def open_session(self, user_id: int, ttl: timedelta = timedelta(hours=12)) -> tuple[str, str]:
-        """A new login session: (secret token for the cookie, CSRF token for forms)."""
+    def open_session(self, user: UserInfo | int, ttl: timedelta = timedelta(hours=12)) -> tuple[str, str]:
+        """A new login session: (secret token for the cookie, CSRF token for forms).
+
+        Pass the :class:`UserInfo` that :meth:`authenticate` returned: the session keeps the epoch the password
+        was checked at. (A bare id takes the current epoch, for callers that did not check a password.)
+        """
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = utcnow()
         with self.writing() as s:
+            if isinstance(user, UserInfo):
+                user_id, epoch = user.id, user.epoch
+            else:
+                user_id, epoch = user, s.scalar(select(User.epoch).where(User.id == user)) or 0
             s.query(WebSession).filter(WebSession.expires_at < now).delete()
             s.add(WebSession(token_hash=_token_hash(token), user_id=user_id, csrf_token=csrf, created_at=now,
-                             expires_at=now + ttl))
+                             expires_at=now + ttl, epoch=epoch))
         return token, csrf
 
     def session_user(self, token: str) -> tuple[UserInfo, str] | None:
@@ -174,7 +222,7 @@ class Accounts:
         with self.reading() as s:
             row = s.execute(select(WebSession, User).join(User, User.id == WebSession.user_id)
                             .where(WebSession.token_hash == _token_hash(token))).first()
-        if row is None or row[0].expires_at < utcnow() or not row[1].active:
+        if row is None or row[0].expires_at < utcnow() or not row[1].active or row[0].epoch != row[1].epoch:
             return None
         return _user_info(row[1]), row[0].csrf_token
 

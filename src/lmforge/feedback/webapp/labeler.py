@@ -14,11 +14,14 @@ from .security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Auth,
+    RowId,
+    RowIdQuery,
     check_csrf,
     new_token,
     require_user,
     safe_next,
 )
+from .throttle import checked_login
 
 router = APIRouter()
 
@@ -43,11 +46,11 @@ async def login(request: Request) -> Response:
     check_csrf(form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE) or "")
     store = request.app.state.store
     name, password = str(form.get("name") or ""), str(form.get("password") or "")
-    user = await run_in_threadpool(store.authenticate, name, password)
+    user = await checked_login(request, name, password)  # throttled: see throttle.py
     if user is None:
         return _login_page(request, str(form.get("next") or "/"), 401, "wrong user name or password")
     ttl = request.app.state.session_ttl
-    token, _ = await run_in_threadpool(store.open_session, user.id, ttl)
+    token, _ = await run_in_threadpool(store.open_session, user, ttl)
     resp = RedirectResponse(safe_next(str(form.get("next") or "/")), status_code=303)
     resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=request.app.state.secure_cookies,
                     max_age=int(ttl.total_seconds()), path="/")
@@ -80,7 +83,7 @@ def my_batch(request: Request, batch: str, auth: Auth = Depends(require_user)) -
 
 
 @router.get("/next")
-def next_prompt(request: Request, batch: str | None = None, after: int | None = None, saved: str | None = None,
+def next_prompt(request: Request, batch: str | None = None, after: RowIdQuery = None, saved: str | None = None,
                 auth: Auth = Depends(require_user)) -> RedirectResponse:
     """The next unlabeled prompt (after ``after``, wrapping around), or home when none is left."""
     todo = request.app.state.store.pending(auth.user.id, batch)
@@ -102,7 +105,7 @@ def _label_page(request: Request, auth: Auth, view, values: dict, status: int = 
 
 
 @router.get("/a/{aid}")
-def label_form(request: Request, aid: int, saved: str | None = None,
+def label_form(request: Request, aid: RowId, saved: str | None = None,
                auth: Auth = Depends(require_user)) -> HTMLResponse:
     view = request.app.state.store.assignment_view(auth.user.id, aid, mark_opened=True)
     message = f"Saved prompt {saved}." if saved else None
@@ -110,7 +113,7 @@ def label_form(request: Request, aid: int, saved: str | None = None,
 
 
 @router.post("/a/{aid}")
-async def submit_label(request: Request, aid: int, auth: Auth = Depends(require_user)) -> Response:
+async def submit_label(request: Request, aid: RowId, auth: Auth = Depends(require_user)) -> Response:
     form = await request.form()
     check_csrf(form.get("csrf_token"), auth.csrf)
     store = request.app.state.store

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,6 +28,13 @@ UPLOAD_PATHS = ("/admin/batches",)
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+# Database ids are 64-bit: a larger one in a URL would overflow the driver (a 500), so the route refuses it
+# (the app answers 404 for a path, 400 for a query parameter).
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=0, le=MAX_ID)]
+RowIdQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 
 class LoginRequired(Exception):
