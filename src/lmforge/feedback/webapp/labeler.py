@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..labels import MAX_COMMENT_CHARS, MAX_REWRITE_CHARS, LabelRejected
+from ..labels import MAX_COMMENT_CHARS, MAX_REWRITE_CHARS, LabelRejected, NotFound
 from .forms import form_values, parse_label_form
 from .render import render
 from .security import (
@@ -24,6 +24,22 @@ from .security import (
 from .throttle import checked_login
 
 router = APIRouter()
+
+# Success messages are fixed texts picked by a code in the query, never text taken from the URL (a link could
+# otherwise make the app say anything); the names in them come from the user's own work in the database.
+
+
+def _saved_message(store, auth: Auth, saved: int | None) -> str | None:  # noqa: ANN001
+    try:
+        return f"Saved prompt {store.assignment_view(auth.user.id, saved).item_key}." if saved is not None else None
+    except NotFound:
+        return None
+
+
+def _own_batch(request: Request, auth: Auth, batch: str) -> None:
+    """404 unless the user has prompts in ``batch`` (which also keeps other batches' names private)."""
+    if batch not in {p.batch for p in request.app.state.store.progress(user_id=auth.user.id)}:
+        raise NotFound("you have no prompts in a batch of that name")
 
 
 def _login_page(request: Request, next_path: str, status: int = 200, error: str | None = None) -> HTMLResponse:
@@ -71,12 +87,14 @@ async def logout(request: Request, auth: Auth = Depends(require_user)) -> Respon
 @router.get("/")
 def home(request: Request, done: str | None = None, auth: Auth = Depends(require_user)) -> HTMLResponse:
     progress = request.app.state.store.progress(user_id=auth.user.id)
-    message = f"Batch {done}: all your prompts are labeled. Thank you!" if done else None
+    known = {p.batch for p in progress}
+    message = f"Batch {done}: all your prompts are labeled. Thank you!" if done in known else None
     return render(request, "home.html", title="Your work", progress=progress, message=message)
 
 
 @router.get("/batches/{batch}")
 def my_batch(request: Request, batch: str, auth: Auth = Depends(require_user)) -> HTMLResponse:
+    _own_batch(request, auth, batch)
     rows = request.app.state.store.assignments(auth.user.id, batch)
     return render(request, "mine.html", title=f"Batch {batch}", batch=batch, rows=rows,
                   done=sum(done for _, _, done in rows))
@@ -86,12 +104,14 @@ def my_batch(request: Request, batch: str, auth: Auth = Depends(require_user)) -
 def next_prompt(request: Request, batch: str | None = None, after: RowIdQuery = None, saved: str | None = None,
                 auth: Auth = Depends(require_user)) -> RedirectResponse:
     """The next unlabeled prompt (after ``after``, wrapping around), or home when none is left."""
+    if batch is not None:
+        _own_batch(request, auth, batch)
     todo = request.app.state.store.pending(auth.user.id, batch)
     if after in todo and len(todo) > 1:
         todo = todo[todo.index(after) + 1:] + todo[:todo.index(after)]
     if not todo:
         return RedirectResponse("/?" + urlencode({"done": batch}) if batch else "/", status_code=303)
-    query = "?" + urlencode({"saved": saved}) if saved else ""
+    query = f"?saved={after}" if saved and after is not None else ""  # the id of what was saved
     return RedirectResponse(f"/a/{todo[0]}{query}", status_code=303)
 
 
@@ -105,10 +125,10 @@ def _label_page(request: Request, auth: Auth, view, values: dict, status: int = 
 
 
 @router.get("/a/{aid}")
-def label_form(request: Request, aid: RowId, saved: str | None = None,
+def label_form(request: Request, aid: RowId, saved: RowIdQuery = None,
                auth: Auth = Depends(require_user)) -> HTMLResponse:
     view = request.app.state.store.assignment_view(auth.user.id, aid, mark_opened=True)
-    message = f"Saved prompt {saved}." if saved else None
+    message = _saved_message(request.app.state.store, auth, saved)
     return _label_page(request, auth, view, form_values(view.label, len(view.responses)), message=message)
 
 
@@ -124,5 +144,5 @@ async def submit_label(request: Request, aid: RowId, auth: Auth = Depends(requir
     except LabelRejected as e:
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
         return _label_page(request, auth, view, values, status=400, error=f"Not saved: {e.message}")
-    query = urlencode({"batch": view.batch, "after": aid, "saved": view.item_key})
+    query = urlencode({"batch": view.batch, "after": aid, "saved": 1})
     return RedirectResponse(f"/next?{query}", status_code=303)
