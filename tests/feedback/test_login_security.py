@@ -12,7 +12,7 @@ from lmforge.feedback.store import Store
 from lmforge.feedback.webapp import create_app
 from lmforge.feedback.webapp.throttle import LoginThrottle, lockout_s
 
-from .conftest import PASSWORD, LiveServer
+from .conftest import FAST_HASHER, PASSWORD, LiveServer
 from .test_webapp import CSRF
 
 
@@ -200,3 +200,28 @@ def test_a_login_checked_before_a_password_change_gets_no_live_session(store):
     fresh = store.authenticate("ana", "changed meanwhile")
     token, _ = store.open_session(fresh)
     assert store.session_user(token)[0].name == "ana"
+
+
+def test_a_database_from_before_epochs_upgrades_and_keeps_its_users(db_url):
+    """0001 -> 0002 on a database with a user in it: the user gets epoch 0 and can log in."""
+    from sqlalchemy import text
+
+    from lmforge.feedback.db import make_engine, resolve_url
+    from lmforge.feedback.migrate import upgrade
+
+    engine = make_engine(resolve_url(db_url))
+    upgrade(engine, "0001")
+    old_hash = FAST_HASHER.hash(PASSWORD)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (name, kind, role, password_hash, active, created_at) "
+                          "VALUES ('old', 'human', 'labeler', :h, :t, CURRENT_TIMESTAMP)"),
+                     {"h": old_hash, "t": True})
+    engine.dispose()
+    store = Store.open(db_url, hasher=FAST_HASHER)
+    try:
+        user = store.authenticate("old", PASSWORD)
+        assert user is not None and user.epoch == 0
+        token, _ = store.open_session(user)
+        assert store.session_user(token)[0].name == "old"
+    finally:
+        store.close()
