@@ -2,7 +2,10 @@
 
 Passwords are hashed with argon2id (argon2-cffi) and re-hashed on login when the parameters change. A login
 session is a random token kept only as its SHA-256 in ``web_sessions`` together with the session's CSRF
-token, so logging out or deactivating a user ends the session at once.
+token, so logging out ends the session at once. A session also keeps the user's ``epoch`` from the moment the
+password was checked; changing the password or deactivating the user bumps the epoch (and deletes the
+sessions), so every session of theirs ends on its next request. At most ``hash_slots`` argon2 hashes or checks
+run at once per store (each takes 64 MiB).
 """
 from __future__ import annotations
 
