@@ -5,7 +5,9 @@
 - CSRF: every form carries ``csrf_token``; a POST is refused (403) unless it equals the session's token. The
   login form, before any session exists, uses a double-submit token (a random cookie repeated in the form).
 - Guards: request bodies over a limit are refused (413) before they are read, and every response carries a
-  strict Content-Security-Policy (no inline scripts), ``nosniff``, no framing and no caching.
+  strict Content-Security-Policy (no inline scripts), ``nosniff``, no framing and no caching. Ids in paths and
+  queries are typed :data:`RowId` (64-bit), so a larger one is a 404/400, not an overflow in the driver.
+- Login throttling and the cap on password hashing: :mod:`.throttle` and :class:`~..accounts.Accounts`.
 """
 from __future__ import annotations
 
