@@ -108,7 +108,7 @@ class CountingHasher(PasswordHasher):
             self.calls += 1
             self.peak = max(self.peak, self.running)
         try:
-            time.sleep(0.15)
+            time.sleep(0.3)
             return super().verify(hash, password)
         finally:
             with self.lock:
@@ -118,7 +118,7 @@ class CountingHasher(PasswordHasher):
 def test_concurrent_logins_never_hash_more_than_the_cap(tmp_path):
     hasher = CountingHasher()
     store = Store.open(str(tmp_path / "fb.db"), hasher=hasher)
-    store.hash_slots, store.login_wait_s = 3, 0.4
+    store.hash_slots, store.login_wait_s = 3, 0.5
     names = [f"u{i}" for i in range(24)]
     for n in names:
         store.create_user(n, password=PASSWORD)

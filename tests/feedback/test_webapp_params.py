@@ -15,9 +15,9 @@ def site(sqlite_store):
     for name in ("ana", "bob"):
         s.create_user(name, password="correct horse")
     s.create_user("root", password="correct horse", role="admin")
-    s.add_batch("b1", make_items(2, 3))
+    s.add_batch("everyday-work", make_items(2, 3))
     s.add_batch("secret-launch", make_items(1, 3, prefix="s"))
-    s.assign("b1", 1, users=["ana"])
+    s.assign("everyday-work", 1, users=["ana"])
     s.assign("secret-launch", 1, users=["bob"])
     return s
 
@@ -53,7 +53,7 @@ def test_success_messages_do_not_echo_the_query(site):
     mine = site.pending(site.get_user("ana").id)
     page = c.get("/?done=" + INJECTED)
     assert page.status_code == 200 and "suspended" not in page.text
-    assert "Batch b1: all your prompts are labeled" in c.get("/?done=b1").text
+    assert "Batch everyday-work: all your prompts are labeled" in c.get("/?done=everyday-work").text
     assert "secret-launch" not in c.get("/?done=secret-launch").text  # not ana's batch
     assert c.get(f"/a/{mine[0]}?saved={INJECTED}").status_code == 400
     bobs = site.pending(site.get_user("bob").id)[0]
@@ -97,12 +97,12 @@ def test_a_labeler_error_does_not_list_the_batches(site, path):
     login(c, "ana")
     r = c.get(path)
     assert r.status_code == 404
-    assert "secret-launch" not in r.text.replace(path, "") and "b1" not in r.text
+    assert "secret-launch" not in r.text.replace(path, "") and "everyday-work" not in r.text
     assert "you have no prompts in a batch of that name" in r.text
 
 
 def test_a_labeler_still_reaches_their_own_batch(site):
     c = client(site)
     login(c, "ana")
-    assert c.get("/batches/b1").status_code == 200
-    assert c.get("/next?batch=b1").status_code == 303
+    assert c.get("/batches/everyday-work").status_code == 200
+    assert c.get("/next?batch=everyday-work").status_code == 303
