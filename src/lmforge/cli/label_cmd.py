@@ -9,6 +9,8 @@ import typer
 from ..feedback.modes import DEFAULT_MODE, MODE_HELP
 from .common import print_summary
 
+PASSWORD_RULE = "at least 8 characters"
+
 DB = typer.Option(None, "--db", envvar="LMFORGE_DB", show_default=False,
                   help="SQLite file, a folder (FOLDER/feedback.db) or a URL such as "
                        "postgresql+psycopg://user:pw@host/db  \\[default: runs/feedback]")
@@ -42,6 +44,16 @@ def _where(store) -> str:
     return store.engine.url.render_as_string(hide_password=True)
 
 
+def _new_password(name: str, given: str | None) -> str:
+    """``given``, or asked for twice without echo; checked against the rule either way."""
+    from ..feedback.accounts import check_password
+
+    pw = given if given is not None else typer.prompt(f"password for {name}", hide_input=True,
+                                                      confirmation_prompt=True)
+    check_password(pw)
+    return pw
+
+
 def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -54,23 +66,39 @@ def register(app: typer.Typer) -> None:
     def init_cmd(db: str | None = DB,
                  admin: str | None = typer.Option(None, "--admin", help="also create this admin user"),
                  password: str | None = typer.Option(None, "--password", envvar="LMFORGE_PASSWORD",
-                                                        help="the admin's password (asked for when not given)")
+                                                        help=f"the admin's password ({PASSWORD_RULE}; asked for "
+                                                             "when not given)")
                  ) -> None:
         """Create or upgrade the feedback database (Alembic migrations), optionally with an admin user."""
+        from ..feedback.accounts import check_new_user
         from ..feedback.migrate import head_revision
 
+        pw = None
+        if admin:  # the user is checked before the database is created: a refused one leaves no file
+            check_new_user(admin, role="admin")
+            pw = _new_password(admin, password)
         store = _store(db)
         if admin:
-            pw = password or typer.prompt(f"password for {admin}", hide_input=True, confirmation_prompt=True)
             store.create_user(admin, password=pw, role="admin")
         typer.echo(f"feedback database ready at {_where(store)} (schema {head_revision()})")
+
+    @label.command("passwd")
+    def passwd_cmd(name: str = typer.Argument(..., help="user name"), db: str | None = DB,
+                   password: str | None = typer.Option(None, "--password", envvar="LMFORGE_PASSWORD",
+                                                          help=f"the new password ({PASSWORD_RULE}; asked for "
+                                                               "when not given)")) -> None:
+        """Set a user's password; the user's open web sessions end (they log in again)."""
+        pw = _new_password(name, password)
+        _store(db).set_password(name, pw)
+        typer.echo(f"password of {name} changed; their sessions are closed")
 
     @label.command("add-user")
     def add_user_cmd(name: str = typer.Argument(..., help="user name"), db: str | None = DB,
                      role: str = typer.Option("labeler", help="labeler or admin"),
                      kind: str = typer.Option("human", help="human, ai, simulated or imported"),
                      password: str | None = typer.Option(None, "--password", envvar="LMFORGE_PASSWORD",
-                                                            help="asked for when not given (humans only)")) -> None:
+                                                            help=f"{PASSWORD_RULE}; asked for when not given "
+                                                                 "(humans only)")) -> None:
         """Create a labeler or admin (humans log in with a password; ai/simulated users do not)."""
         pw = password
         if kind == "human" and pw is None:

@@ -7,8 +7,9 @@ SQLite by default (one file, WAL mode, foreign keys on, a busy timeout, and writ
 
 Tables::
 
-    users         id, name (unique), kind human|ai|simulated|imported, role labeler|admin, password_hash, active
-    web_sessions  token_hash (pk), user_id, csrf_token, created_at, expires_at
+    users         id, name (unique), kind human|ai|simulated|imported, role labeler|admin, password_hash, active,
+                  epoch (+1 on a password change or deactivation)
+    web_sessions  token_hash (pk), user_id, csrf_token, created_at, expires_at, epoch (the user's, at login)
     batches       id, name (unique), model, sampling (JSON), source, meta (JSON), mode (what labelers give:
                   see lmforge.feedback.labels.MODES), created_at
     items         id, batch_id, key (unique per batch), position, prompt (JSON chat messages), meta (JSON)
@@ -72,6 +73,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # goes up when the password changes or the user is deactivated: sessions of an older epoch are dead
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WebSession(Base):
@@ -81,6 +84,7 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+    epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # the user's epoch at login
 
 
 class Batch(Base):
@@ -185,9 +189,13 @@ def resolve_url(db: str | Path | None = None) -> str:
             db = "postgresql+psycopg://" + db.split("://", 1)[1]
         return db
     path = Path(db).expanduser()
-    if path.suffix not in (".db", ".sqlite", ".sqlite3"):
-        path = path / DB_FILENAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() or (path.suffix not in (".db", ".sqlite", ".sqlite3") and not path.is_file()):
+        path = path / DB_FILENAME  # an existing file is used as it is (and refused later if not SQLite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the database's folder ({e.strerror})", file=path.parent,
+                         field="db") from None
     return f"sqlite:///{path.resolve()}"
 
 

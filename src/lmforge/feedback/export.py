@@ -186,6 +186,12 @@ def write_records(records: list[Feedback], out: str | Path, fmt: str = "jsonl") 
         raise InputError(f"unknown format {fmt!r} (use {' or '.join(FORMATS)})", field="format")
     if not records:
         raise InputError("nothing to export: no labels match (label some prompts first)", field="batches")
+    # checked before anything is written: the atomic writer would leave its temp file beside a folder
+    if fmt == "jsonl" and out.is_dir():
+        raise InputError("is a folder, not a .jsonl file", file=out,
+                         field="out")
+    if fmt == "hf" and out.exists() and not out.is_dir():
+        raise InputError("is a file; --format hf writes a folder of datasets", file=out, field="out")
     if fmt == "jsonl":
         write_feedback(out, records)
         return [out]

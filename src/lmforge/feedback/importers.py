@@ -93,6 +93,25 @@ def split_hh(chosen: str, rejected: str) -> tuple[list[dict[str, str]], str, str
     return prompt, chosen[cut + len(_ASSISTANT):].strip(), rejected[cut + len(_ASSISTANT):].strip()
 
 
+_ROLES = ("system", "user", "assistant")
+
+
+def _chat(rec: Record, field: str) -> str | list[dict[str, str]]:
+    """Field ``field`` of the row as a text or a list of chat messages, or an error naming line and field
+    (a value of the wrong type is a malformed row, not a row to skip)."""
+    value = rec.data[field]
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise rec.error(f"expected a text or a list of chat messages, got {type(value).__name__}", field)
+    for j, m in enumerate(value):
+        if not isinstance(m, dict) or m.get("role") not in _ROLES or not isinstance(m.get("content"), str):
+            got = type(m).__name__ if not isinstance(m, dict) else f"fields {sorted(m)}"
+            raise rec.error(f"expected a chat message {{role: system|user|assistant, content: text}}, got {got}",
+                            f"{field}.{j}")
+    return value
+
+
 def _reply(value: Any) -> tuple[list[dict[str, str]] | None, str]:
     """(context messages or None, reply text) from a text or a message list ending with the reply."""
     if isinstance(value, str):
@@ -105,13 +124,14 @@ def _reply(value: Any) -> tuple[list[dict[str, str]] | None, str]:
 
 def _pairs_row(rec: Record) -> list[Feedback]:
     d = rec.data
-    chosen = d.get("chosen", d.get("chosen_response"))
-    rejected = d.get("rejected", d.get("rejected_response"))
-    if chosen is None or rejected is None:
-        raise rec.error("expected 'chosen' and 'rejected'", "chosen")
-    ctx_c, chosen_text = _reply(chosen)
-    _, rejected_text = _reply(rejected)
-    prompt = ctx_c if ctx_c else d.get("prompt", d.get("instruction"))
+    names = [next((n for n in (f"{which}", f"{which}_response") if d.get(n) is not None), None)
+             for which in ("chosen", "rejected")]
+    if None in names:
+        raise rec.error("expected 'chosen' and 'rejected'", "chosen" if names[0] is None else "rejected")
+    ctx_c, chosen_text = _reply(_chat(rec, names[0]))
+    _, rejected_text = _reply(_chat(rec, names[1]))
+    prompt_field = next((n for n in ("prompt", "instruction") if d.get(n) is not None), None)
+    prompt = ctx_c if ctx_c else _chat(rec, prompt_field) if prompt_field else None
     if prompt is None:
         raise rec.error("missing field (the prompt)", "prompt")
     margin = None
@@ -135,10 +155,10 @@ def _rating(value: Any) -> float | None:
 
 
 def _ultrafeedback_row(rec: Record) -> list[Feedback]:
-    d = rec.data
-    prompt = d.get("instruction", d.get("prompt"))
-    if prompt is None:
+    prompt_field = next((n for n in ("instruction", "prompt") if rec.data.get(n) is not None), None)
+    if prompt_field is None:
         raise rec.error("missing field (the prompt)", "instruction")
+    prompt = _chat(rec, prompt_field)
     completions = rec.get("completions", list)
     texts, means, out = [], [], []
     for j, comp in enumerate(completions):

@@ -19,7 +19,8 @@ from .security import Auth, check_csrf, require_admin
 
 router = APIRouter(prefix="/admin")
 
-MESSAGES = {"user": "Created user {arg}.", "batch": "Created batch {arg}.",
+# Fixed texts by code: nothing from the URL is shown (a link must not make the app say anything), except a count.
+MESSAGES = {"user": "Created the user (in the list below).", "batch": "Created the batch (in the list below).",
             "assign": "Made {arg} new assignment(s)."}
 
 
@@ -40,7 +41,9 @@ def _admin_page(request: Request, status: int = 200, error: str | None = None,
 @router.get("")
 def admin_home(request: Request, ok: str | None = None, arg: str = "",
                auth: Auth = Depends(require_admin)) -> HTMLResponse:
-    message = MESSAGES[ok].format(arg=arg) if ok in MESSAGES else None
+    message = MESSAGES.get(ok or "")
+    if message and "{arg}" in message:  # only a count is filled in, and only a count
+        message = message.format(arg=int(arg)) if arg.isascii() and arg.isdigit() and len(arg) < 10 else None
     return _admin_page(request, message=message)
 
 

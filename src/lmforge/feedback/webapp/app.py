@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -18,11 +19,14 @@ from ..store import Store
 from . import admin, labeler
 from .render import HERE, render
 from .security import Forbidden, GuardMiddleware, LoginRequired, current_auth
+from .throttle import LoginThrottle, Throttled
 
 
-def create_app(store: Store, *, secure_cookies: bool = False, session_hours: float = 12) -> FastAPI:
+def create_app(store: Store, *, secure_cookies: bool = False, session_hours: float = 12,
+               login_throttle: LoginThrottle | None = None) -> FastAPI:
     app = FastAPI(title="lmforge labeling", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
+    app.state.login_throttle = login_throttle or LoginThrottle()
     app.state.secure_cookies = secure_cookies
     app.state.session_ttl = timedelta(hours=session_hours)
     app.add_middleware(GuardMiddleware)
@@ -48,6 +52,21 @@ def create_app(store: Store, *, secure_cookies: bool = False, session_hours: flo
     @app.exception_handler(InputError)
     async def _bad_input(request: Request, exc: InputError) -> HTMLResponse:
         return _error(request, 400, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_params(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        # path ids are bounded (security.RowId): one out of range names no page, as any unknown id
+        if any(err.get("loc", ("",))[0] == "path" for err in exc.errors()):
+            return _error(request, 404, "no such page")
+        fields = sorted({str(err["loc"][-1]) for err in exc.errors() if err.get("loc")})
+        return _error(request, 400, f"bad value for {', '.join(fields) or 'a parameter'}")
+
+    @app.exception_handler(Throttled)
+    async def _throttled(request: Request, exc: Throttled) -> HTMLResponse:
+        form = await request.form()  # parsed already by the login handler (cached)
+        resp = labeler._login_page(request, str(form.get("next") or "/"), 429, exc.message)
+        resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
 
     return app
 

@@ -5,15 +5,18 @@
 - CSRF: every form carries ``csrf_token``; a POST is refused (403) unless it equals the session's token. The
   login form, before any session exists, uses a double-submit token (a random cookie repeated in the form).
 - Guards: request bodies over a limit are refused (413) before they are read, and every response carries a
-  strict Content-Security-Policy (no inline scripts), ``nosniff``, no framing and no caching.
+  strict Content-Security-Policy (no inline scripts), ``nosniff``, no framing and no caching. Ids in paths and
+  queries are typed :data:`RowId` (64-bit), so a larger one is a 404/400, not an overflow in the driver.
+- Login throttling and the cap on password hashing: :mod:`.throttle` and :class:`~..accounts.Accounts`.
 """
 from __future__ import annotations
 
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,6 +30,13 @@ UPLOAD_PATHS = ("/admin/batches",)
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+# Database ids are 64-bit: a larger one in a URL would overflow the driver (a 500), so the route refuses it
+# (the app answers 404 for a path, 400 for a query parameter).
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=0, le=MAX_ID)]
+RowIdQuery = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 
 class LoginRequired(Exception):
