@@ -112,6 +112,13 @@ class RMConfig(Section):
     train: TrainConfig = TrainConfig(steps=1000, batch_size=16, warmup_steps=10, log_every=10, grad_clip=1.0)
     eval: EvalSection = EvalSection()
 
+    @model_validator(mode="after")
+    def _ddp_only(self) -> RMConfig:
+        if self.train.distributed == "fsdp":  # saving the backbone and its heads needs unsharded weights
+            raise ValueError("train.distributed=fsdp is not supported for reward models; use "
+                             "train.distributed=ddp")
+        return self
+
     def resolved(self, n_prompts: int) -> RMConfig:
         upd: dict[str, Any] = {}
         if self.epochs is not None:

@@ -101,6 +101,9 @@ class SFTConfig(Section):
         if self.peft.method != "none" and self.protect.freeze_embeddings != "none":
             raise ValueError("with an adapter the base is frozen already; use peft.train_special_tokens for "
                              "the special-token rows")
+        if self.train.distributed == "fsdp" and self.peft.method != "none":
+            raise ValueError(f"train.distributed=fsdp shards full fine-tuning only (peft.method=none); "
+                             f"train a {self.peft.method} adapter with train.distributed=ddp")
         return self
 
     def with_lr_for(self, model) -> SFTConfig:
