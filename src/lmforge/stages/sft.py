@@ -28,7 +28,7 @@ from ..data.sft_tokenize import set_chat_template, tokenize_examples
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
 from ..models.peft import PeftSection
-from ..runs import Run, RunConfig, atomic_write_text
+from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 
 
 class ModelSection(Section):
@@ -223,7 +223,7 @@ def sft(cfg: SFTConfig, resume: bool = False, overwrite: bool = False) -> dict[s
                          field="model.path")
     from ..engine.threads import torch_threads
 
-    with torch_threads(cfg.threads):
+    with torch_threads(cfg.threads), discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
         return _sft(cfg, resume, overwrite)
 
 
