@@ -37,6 +37,14 @@ COMMAND_MODULES = [
 ]
 
 
+@app.callback()
+def _global_options(verbose: bool = typer.Option(
+        False, "--verbose", help="also show third-party warnings and progress bars (transformers, peft, DDP)")) -> None:
+    from .common import quiet_third_party
+
+    quiet_third_party(verbose)
+
+
 def _register() -> None:
     import importlib
 
