@@ -42,6 +42,7 @@ def pair_rows(n: int = 8) -> list[dict]:
              "rejected": "no wrong"} for i in range(n)]
 
 
+@pytest.mark.slow
 def test_pretrain_bad_data_then_fixed_rerun(tmp_path: Path) -> None:
     data = tmp_path / "docs.jsonl"
     docs = [{"text": d} for d in synthetic_text(40).split("\n\n") if d.strip()]
@@ -55,6 +56,7 @@ def test_pretrain_bad_data_then_fixed_rerun(tmp_path: Path) -> None:
     assert (tmp_path / "runs/p/final/config.json").exists()
 
 
+@pytest.mark.slow
 def test_sft_bad_data_then_fixed_rerun(tmp_path: Path, base: Path) -> None:
     from lmforge.config import load_config
     from lmforge.errors import InputError
@@ -72,6 +74,7 @@ def test_sft_bad_data_then_fixed_rerun(tmp_path: Path, base: Path) -> None:
     assert sft(cfg)["steps"] == 1
 
 
+@pytest.mark.slow
 def test_rm_bad_data_then_fixed_rerun(tmp_path: Path, base: Path) -> None:
     from lmforge.config import load_config
     from lmforge.errors import InputError
