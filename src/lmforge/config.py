@@ -163,7 +163,7 @@ def load_config(schema: type[T], path: Path | None = None, overrides: list[str] 
     """Read ``path`` (optional), apply ``overrides`` (``a.b=value``), validate against ``schema``."""
     data: dict[str, Any] = _merge(schema_defaults(schema), base or {})
     lines: dict[str, int] = {}
-    source = str(path) if path else "defaults"
+    source = str(path) if path else ("command line" if overrides else "defaults")
     if path is not None:
         file_data, lines = read_yaml(path)
         data = _merge(data, file_data)

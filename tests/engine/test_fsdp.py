@@ -122,9 +122,10 @@ def test_sft_fsdp_equals_one_process_resumes_exactly_and_saves_final(tmp_path: P
     assert losses(resumed) == two
 
 
-@pytest.mark.parametrize("stage", ["sft", "rm"])
+@pytest.mark.parametrize("stage", ["sft", "sft_world_eval", "rm"])
 def test_stages_that_cannot_shard_refuse_fsdp_in_one_line(tmp_path: Path, stage: str) -> None:
     args = {"sft": ["sft", "model.path=base", "peft.method=lora"],
+            "sft_world_eval": ["sft", "model.path=base"],  # the default mixture is the built-in world's
             "rm": ["rm", "model.path=base", "data.train=[fb.jsonl]"]}[stage]
     proc = run_cli(args + ["train.distributed=fsdp"], tmp_path, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -104,6 +104,10 @@ class SFTConfig(Section):
         if self.train.distributed == "fsdp" and self.peft.method != "none":
             raise ValueError(f"train.distributed=fsdp shards full fine-tuning only (peft.method=none); "
                              f"train a {self.peft.method} adapter with train.distributed=ddp")
+        if self.train.distributed == "fsdp" and uses_world(self):  # sft_eval generates on rank 0 alone
+            raise ValueError("train.distributed=fsdp cannot run the built-in world's evaluation (a sharded "
+                             "model must run forward on every process); set eval.world=false or use "
+                             "train.distributed=ddp")
         return self
 
     def with_lr_for(self, model) -> SFTConfig:
