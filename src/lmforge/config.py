@@ -103,6 +103,10 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError("config file not found", file=path) from None
+    except IsADirectoryError:
+        raise InputError("config path is a folder, expected a YAML file", file=path) from None
+    except OSError as e:  # permissions, a FIFO that errors, ...
+        raise InputError(f"cannot read config ({e.strerror or e})", file=path) from None
     except UnicodeDecodeError as e:
         raise InputError(f"config is not UTF-8 text ({e.reason} at byte {e.start})", file=path) from None
     try:
@@ -159,7 +163,7 @@ def load_config(schema: type[T], path: Path | None = None, overrides: list[str] 
     """Read ``path`` (optional), apply ``overrides`` (``a.b=value``), validate against ``schema``."""
     data: dict[str, Any] = _merge(schema_defaults(schema), base or {})
     lines: dict[str, int] = {}
-    source = str(path) if path else "defaults"
+    source = str(path) if path else ("command line" if overrides else "defaults")
     if path is not None:
         file_data, lines = read_yaml(path)
         data = _merge(data, file_data)
@@ -179,8 +183,9 @@ def load_config(schema: type[T], path: Path | None = None, overrides: list[str] 
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"]
-        if "input" in err and err["type"] != "missing":
+        msg = err["msg"].removeprefix("Value error, ")  # our own validators' messages are whole sentences
+        # a section's cross-field check gets the whole section as its input: naming it would dump the config
+        if "input" in err and err["type"] not in ("missing", "value_error"):
             msg += f" (got {err['input']!r})"
         if key in override_keys or any(key.startswith(k + ".") for k in override_keys):
             raise InputError(msg, file=f"command line '{override_keys.get(key, key)}'", field=key) from None

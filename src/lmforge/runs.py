@@ -19,6 +19,8 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,27 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+@contextmanager
+def discard_failed_start(path: str | Path, *, resume: bool = False, overwrite: bool = False,
+                         main: bool | None = None) -> Iterator[None]:
+    """Around a stage: if it fails before writing its first complete checkpoint, remove the run folder it
+    created, so the corrected rerun needs no ``--overwrite`` (nothing half-written is left behind).
+
+    A folder that was there before (``--resume``, or the "already exists" refusal) is never touched, and
+    neither is one holding a checkpoint (``--resume`` continues it). Only the main process removes.
+    """
+    path = Path(path)
+    main = os.environ.get("RANK", "0") == "0" if main is None else main
+    existed = path.is_dir() and any(path.iterdir())
+    try:
+        yield
+    except Exception:
+        ours = not existed or (overwrite and not resume)  # --overwrite already deleted the old one
+        if main and ours and path.is_dir() and not Run(path).checkpoint_dirs():
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 class Run:

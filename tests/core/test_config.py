@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import model_validator
 
 from lmforge.config import Section, load_config
 from lmforge.engine import TrainConfig
@@ -71,3 +72,36 @@ def test_invalid_yaml_and_non_mapping(tmp_path: Path) -> None:
 def test_cross_field_validation() -> None:
     with pytest.raises(InputError, match="not a multiple of micro_batch_size"):
         load_config(Cfg, None, ["train.batch_size=6", "train.micro_batch_size=4"])
+
+
+class Checked(Section):
+    train: TrainConfig = TrainConfig()
+    objective: str = "clm"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Checked:
+        if self.objective == "mlm":
+            raise ValueError("objective 'mlm' needs an encoder")
+        return self
+
+
+def test_cross_section_error_is_one_short_line() -> None:
+    # the whole config used to follow the message as "(got {...})", and a "Value error, " prefix before it
+    with pytest.raises(InputError) as e:
+        load_config(Checked, None, ["objective=mlm"])
+    assert str(e.value).endswith(": objective 'mlm' needs an encoder")
+    assert "Value error" not in str(e.value) and "{" not in str(e.value)
+    with pytest.raises(InputError, match=r"train\.steps.*greater than or equal to 1 \(got 0\)"):
+        load_config(Checked, None, ["train.steps=0"])
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "sft", "rm"])
+def test_config_path_that_is_a_folder_is_one_line_and_exit_2(tmp_path: Path, stage: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "lmforge", stage, str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == f"error: {tmp_path}: config path is a folder, expected a YAML file"
+    assert not (tmp_path / "runs").exists()

@@ -94,3 +94,17 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path: Path) -> None
 ])
 def test_schedules(kind: str, step: int, expected: float) -> None:
     assert lr_multiplier(step, 110, 10, kind, 0.1, 0.2) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("warmup, warned", [(0, False), (2, False), (3, True), (10, True)])
+def test_warmup_filling_the_run_warns_once_in_one_line(tmp_path: Path, capsys, warmup: int, warned: bool) -> None:
+    trainer = make(tmp_path, micro=4, steps=3, warmup_steps=warmup)
+    trainer.fit()
+    err = [line for line in capsys.readouterr().err.splitlines() if "warmup" in line]
+    if not warned:
+        assert err == []
+        return
+    assert err == [f"warning: train.warmup_steps={warmup} >= train.steps=3: the learning rate warms up for the "
+                   f"whole run (reaching {3 / warmup:.0%} of train.lr) and never decays; lower train.warmup_steps"]
+    lrs = [r["lr"] for r in trainer.run.read_metrics()]
+    assert max(lrs) == pytest.approx(0.1 * 3 / warmup)  # what the line says: the lr never got higher

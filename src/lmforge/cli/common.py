@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import typer
@@ -15,6 +16,32 @@ CONFIG_ARGS = typer.Argument(None, metavar="[CONFIG.yaml] [KEY=VALUE ...]",
                              help="a YAML config and/or dotted overrides, e.g. train.lr=3e-4 model.depth=6")
 RESUME = typer.Option(False, "--resume", help="continue the run from its latest complete checkpoint")
 OVERWRITE = typer.Option(False, "--overwrite", help="delete an existing run folder of the same name first")
+
+
+# Third-party output a user can do nothing about, hidden unless `lmforge --verbose`. Warnings are matched by
+# message, so anything else the same libraries say still shows; lmforge's own bars are rich, not tqdm.
+NOISE_WARNINGS = [
+    (FutureWarning, r"`broadcast_buffers` is deprecated"),  # DDP; engine.distributed.wrap passes it on purpose
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # transformers 5, read by peft
+    (UserWarning, r"Could not find a config file in"),  # peft saving an adapter of a GGUF / offline base
+    (UserWarning, r"TypedStorage is deprecated"),  # transformers' save_pretrained on torch 2.x
+]
+# tqdm reads TQDM_* at import ("Loading weights", GGUF dequantisation, "Writing model shards", datasets);
+# HF_HUB_* covers the hub's own bars. Environment variables, so torchrun's workers inherit them.
+NOISE_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+VERBOSE_ENV = "LMFORGE_VERBOSE"
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    """Silence :data:`NOISE_WARNINGS` and third-party progress bars, unless ``verbose`` (or a parent
+    ``lmforge --verbose`` that launched this process). Called once at CLI start, before anything imports tqdm."""
+    if verbose or os.environ.get(VERBOSE_ENV) == "1":
+        os.environ[VERBOSE_ENV] = "1"  # for the processes this one launches (the demo's torchrun stages)
+        return
+    for key, value in NOISE_ENV.items():
+        os.environ.setdefault(key, value)
+    for category, message in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 def config_from_args(schema, args: list[str] | None):

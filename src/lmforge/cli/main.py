@@ -39,12 +39,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="print the version and exit")) -> None:
-    pass
-
-
 # One entry per command module in this folder; each defines `register(app)`.
 COMMAND_MODULES = [
     "data_cmd",
@@ -60,6 +54,16 @@ COMMAND_MODULES = [
     "serve_cmd",
     "plan_cmd",
 ]
+
+
+@app.callback()
+def _global_options(verbose: bool = typer.Option(
+        False, "--verbose", help="also show third-party warnings and progress bars (transformers, peft, DDP)"),
+                    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                                 help="print the version and exit")) -> None:
+    from .common import quiet_third_party
+
+    quiet_third_party(verbose)
 
 
 def _register() -> None:

@@ -7,6 +7,7 @@ input precisely. Empty, binary and non-UTF-8 files, and JSONL lines that do not 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any
 from ..errors import InputError
 
 TEXT_SUFFIXES = {".txt", ".md", ".text"}
+# a \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the latter not preceded by the former
+LONE_SURROGATE = (r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+                  r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,10 @@ def _check_text_file(path: Path) -> bytes:
     raw = path.read_bytes()
     if not raw.strip():
         raise InputError("file is empty", file=path)
-    if b"\x00" in raw[:8192]:
-        raise InputError("file looks binary (contains NUL bytes), expected UTF-8 text", file=path)
+    nul = raw.find(b"\x00", 0, 8192)
+    if nul >= 0:
+        raise InputError("file looks binary (contains NUL bytes), expected UTF-8 text", file=path,
+                         line=raw[:nul].count(b"\n") + 1)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -63,16 +69,60 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
+def parse_json(text: str, path: Path, line: int | None) -> Any:
+    """``json.loads`` whose every failure is an :class:`InputError` at ``path:line``.
+
+    Besides syntax errors, ``json`` raises ``ValueError`` for integers over 4300 digits (CPython's limit on
+    int/str conversion) and ``RecursionError`` for deep nesting; a ``\\ud800`` escape parses into a lone
+    surrogate that no tokenizer or UTF-8 writer accepts later, so it is refused here.
+    """
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        if line is None:
+            raise InputError(f"does not parse as JSON ({e.msg})", file=path, line=e.lineno) from None
+        raise InputError(f"line does not parse as JSON ({e.msg} at column {e.colno})", file=path,
+                         line=line) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", file=path, line=line or 1) from None
+    except ValueError as e:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise InputError(f"does not parse as JSON ({str(e).split(';')[0]})", file=path,
+                         line=line or _line_of(text, r"\d{4300}")) from None
+    if "\\u" in text and _has_lone_surrogate(obj):
+        raise InputError("string holds an unpaired UTF-16 surrogate escape (e.g. \\ud800), not valid Unicode",
+                         file=path, line=line or _line_of(text, LONE_SURROGATE))
+    return obj
+
+
+def _line_of(text: str, pattern: str) -> int:
+    """1-based line of the first match of ``pattern`` (1 if none): where in a whole-file JSON to look."""
+    hit = re.search(pattern, text)
+    return text.count("\n", 0, hit.start()) + 1 if hit else 1
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    stack = [obj]
+    while stack:  # iterative: the object may be nested as deep as json allows
+        x = stack.pop()
+        if isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return False
+
+
 def read_jsonl(path: Path) -> Iterator[Record]:
     text = _check_text_file(path).decode("utf-8")
     for i, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"line does not parse as JSON ({e.msg} at column {e.colno})",
-                             file=path, line=i) from None
+        obj = parse_json(line, path, i)
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=i)
         yield Record(obj, str(path), i)
@@ -80,10 +130,7 @@ def read_jsonl(path: Path) -> Iterator[Record]:
 
 def read_json(path: Path) -> Iterator[Record]:
     text = _check_text_file(path).decode("utf-8")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"does not parse as JSON ({e.msg})", file=path, line=e.lineno) from None
+    obj = parse_json(text, path, None)
     if isinstance(obj, dict):  # {"data": [...]} or one record
         rows = next((v for v in obj.values() if isinstance(v, list)), [obj])
     elif isinstance(obj, list):

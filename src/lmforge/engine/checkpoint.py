@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import faults
-from .distributed import DistInfo, barrier, unwrap
+from .distributed import DistInfo, barrier, is_sharded, unwrap
 
 
 def rng_state() -> dict[str, Any]:
@@ -35,12 +35,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _sharded(model: torch.nn.Module) -> bool:
-    return any(type(m).__name__.startswith("FSDP") for m in model.modules())
-
-
 def model_optimizer_state(model, optimizer) -> tuple[dict, dict]:
-    if _sharded(model):
+    if is_sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
         return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -48,7 +44,7 @@ def model_optimizer_state(model, optimizer) -> tuple[dict, dict]:
 
 
 def load_model_optimizer_state(model, optimizer, model_sd: dict, optim_sd: dict) -> None:
-    if _sharded(model):
+    if is_sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
         set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,

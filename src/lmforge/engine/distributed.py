@@ -53,14 +53,6 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_object(obj, info: DistInfo):
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def wrap(model: torch.nn.Module, info: DistInfo, strategy: str) -> torch.nn.Module:
     """DDP or FSDP2 around ``model`` when running on several processes; the model itself otherwise."""
     if not info.enabled:
@@ -94,6 +86,8 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
         else model
 
 
-def destroy() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Whether FSDP2 (``fully_shard``) sharded any part of ``model``: its state dicts are then collectives."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return any(isinstance(m, FSDPModule) for m in model.modules())

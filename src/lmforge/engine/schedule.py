@@ -35,6 +35,15 @@ def lr_multiplier(step: int, total: int, warmup: int, kind: str, min_ratio: floa
     raise ValueError(f"unknown schedule {kind!r}")
 
 
+def warmup_warning(total: int, warmup: int) -> str | None:
+    """One line when warmup fills the whole run (a stage's default warmup on a short run, e.g. SFT's 10 steps
+    when epochs give 4): the lr then only rises, peaks at ``total / warmup`` of ``train.lr`` and never decays."""
+    if not warmup or warmup < total:
+        return None
+    return (f"warning: train.warmup_steps={warmup} >= train.steps={total}: the learning rate warms up for the "
+            f"whole run (reaching {total / warmup:.0%} of train.lr) and never decays; lower train.warmup_steps")
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int, kind: str, min_ratio: float,
                     decay_fraction: float = 0.2) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, unwrap, wrap
 from .optim import build_optimizer
 from .progress import TrainProgress
-from .schedule import build_scheduler
+from .schedule import build_scheduler, warmup_warning
 
 
 @dataclass
@@ -69,6 +70,9 @@ class Trainer:
         self.optimizer = build_optimizer(self.raw_model if cfg.distributed == "ddp" else self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg.steps, cfg.warmup_steps, cfg.schedule,
                                          cfg.min_lr_ratio, cfg.decay_fraction)
+        warning = warmup_warning(cfg.steps, cfg.warmup_steps)
+        if warning and info.main:
+            print(warning, file=sys.stderr, flush=True)
         self.accum = cfg.grad_accum(info.world_size)
         self.step = 0
         self.tokens_seen = 0

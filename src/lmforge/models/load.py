@@ -102,15 +102,16 @@ def drop_gguf_quantization(config) -> None:
         delattr(config, "quantization_config")
 
 
-def save_hf(model, tokenizer, path: str | Path) -> Path:
-    """Save ``model`` and ``tokenizer`` so ``transformers`` loads the folder unchanged (files readable
-    as the umask allows, no GGUF quantisation label on dequantised weights)."""
+def save_hf(model, tokenizer, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Save ``model`` (or ``state_dict``, its gathered weights) and ``tokenizer`` so ``transformers`` loads
+    the folder unchanged (files readable as the umask allows, no GGUF quantisation label on dequantised
+    weights)."""
     from ..runs import default_file_modes
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     drop_gguf_quantization(model.config)
-    model.save_pretrained(path, safe_serialization=True)
+    model.save_pretrained(path, safe_serialization=True, state_dict=state_dict)
     if tokenizer is not None:
         tokenizer.save_pretrained(path)
     default_file_modes(path)  # safetensors writes 0600
@@ -118,9 +119,26 @@ def save_hf(model, tokenizer, path: str | Path) -> Path:
 
 
 def save_final(run, model, tokenizer) -> Path | None:
-    """Write ``run/final`` (HF format) atomically: a crash mid-save leaves any older ``final/`` intact."""
+    """Write ``run/final`` (HF format) atomically: a crash mid-save leaves any older ``final/`` intact.
+
+    Every rank must call it: an FSDP2 model's full weights are gathered from all ranks (a collective), then
+    only the main process writes them.
+    """
+    state = full_state_dict(model)
     if not run.main:
         return None
     tmp = run.staging_dir("final")
-    save_hf(model, tokenizer, tmp)
+    save_hf(model, tokenizer, tmp, state_dict=state)
     return run.commit_dir(tmp, "final")
+
+
+def full_state_dict(model) -> dict[str, torch.Tensor] | None:
+    """The unsharded weights of an FSDP2 model, on the CPU of rank 0 (other ranks get ``{}``); ``None`` for
+    a model that is not sharded (its own ``state_dict`` is already full). A collective under FSDP2."""
+    from ..engine.distributed import is_sharded
+
+    if not is_sharded(model):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

@@ -22,7 +22,7 @@ from ..engine.threads import torch_threads
 from ..eval.probes import capital_recall
 from ..models.factory import ModelConfig, count_params, create_model
 from ..models.load import load_causal_lm, load_tokenizer, save_final
-from ..runs import Run, RunConfig
+from ..runs import Run, RunConfig, discard_failed_start
 from .corpus import load_documents
 
 
@@ -190,7 +190,7 @@ def build_model(cfg: PretrainConfig, tokenizer):
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
-    with torch_threads(cfg.threads):
+    with torch_threads(cfg.threads), discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
         return _pretrain(cfg, resume, overwrite)
 
 

@@ -49,7 +49,7 @@ from ..models.reward import (
     prompt_rows,
     save_reward_model,
 )
-from ..runs import Run, RunConfig, atomic_write_text
+from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 
 Kind = Literal["pair", "ranking", "likert", "binary"]
 
@@ -111,6 +111,13 @@ class RMConfig(Section):
                                  "null: use train.steps")
     train: TrainConfig = TrainConfig(steps=1000, batch_size=16, warmup_steps=10, log_every=10, grad_clip=1.0)
     eval: EvalSection = EvalSection()
+
+    @model_validator(mode="after")
+    def _ddp_only(self) -> RMConfig:
+        if self.train.distributed == "fsdp":  # saving the backbone and its heads needs unsharded weights
+            raise ValueError("train.distributed=fsdp is not supported for reward models; use "
+                             "train.distributed=ddp")
+        return self
 
     def resolved(self, n_prompts: int) -> RMConfig:
         upd: dict[str, Any] = {}
@@ -250,6 +257,11 @@ def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, float]:
 # ---------------------------------------------------------------------------- the recipe
 
 def train_rm(cfg: RMConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    with discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
+        return _train_rm(cfg, resume, overwrite)
+
+
+def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     t0 = time.time()
     info = init_distributed()
     run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite, main=info.main)

@@ -30,7 +30,7 @@ from ..data.sft_tokenize import set_chat_template, tokenize_examples
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
 from ..models.peft import PeftSection
-from ..runs import Run, RunConfig, atomic_write_text
+from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 
 
 class ModelSection(Section):
@@ -106,6 +106,13 @@ class SFTConfig(Section):
         if self.peft.method != "none" and self.protect.freeze_embeddings != "none":
             raise ValueError("with an adapter the base is frozen already; use peft.train_special_tokens for "
                              "the special-token rows")
+        if self.train.distributed == "fsdp" and self.peft.method != "none":
+            raise ValueError(f"train.distributed=fsdp shards full fine-tuning only (peft.method=none); "
+                             f"train a {self.peft.method} adapter with train.distributed=ddp")
+        if self.train.distributed == "fsdp" and uses_world(self):  # sft_eval generates on rank 0 alone
+            raise ValueError("train.distributed=fsdp cannot run the built-in world's evaluation (a sharded "
+                             "model must run forward on every process); set eval.world=false or use "
+                             "train.distributed=ddp")
         return self
 
     def with_lr_for(self, model) -> SFTConfig:
@@ -232,7 +239,7 @@ def sft(cfg: SFTConfig, resume: bool = False, overwrite: bool = False) -> dict[s
                          field="model.path")
     from ..engine.threads import torch_threads
 
-    with torch_threads(cfg.threads):
+    with torch_threads(cfg.threads), discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
         return _sft(cfg, resume, overwrite)
 
 
