@@ -119,16 +119,25 @@ def sample_val(model, tokenizer, val: list[Example], run: Run, step: int, n: int
 
 
 def make_val_evaluate(cfg, run: Run, tokenizer, val: list[Example], tokens: list[Tokenized], pad_id: int):
-    """The trainer's eval hook for the validation split (main process only, like the world evaluation)."""
+    """The trainer's eval hook for the validation split, reported by the main process.
+
+    A model sharded by FSDP2 runs its forward as collectives, so then every process computes the (identical)
+    validation loss and no samples are generated (sampled lengths differ between processes, and a process
+    that stops decoding first would leave the others waiting)."""
+    from ..engine.distributed import is_sharded
 
     def evaluate(model, step: int) -> dict[str, Any]:
-        if not run.main:
+        sharded = is_sharded(model)
+        if not (run.main or sharded):
             return {}
         t0 = time.time()
-        out: dict[str, Any] = {"val_loss": val_loss(model, tokens, pad_id, chunk_tokens=cfg.data.chunk_tokens),
-                               "val_examples": len(tokens)}
-        sample_val(model, tokenizer, val, run, step, cfg.eval.samples, cfg.eval.max_new_tokens,
-                   cfg.eval.batch_size, cfg.eval.threads)
+        loss = val_loss(model, tokens, pad_id, chunk_tokens=cfg.data.chunk_tokens)
+        if not run.main:
+            return {}
+        out: dict[str, Any] = {"val_loss": loss, "val_examples": len(tokens)}
+        if not sharded:
+            sample_val(model, tokenizer, val, run, step, cfg.eval.samples, cfg.eval.max_new_tokens,
+                       cfg.eval.batch_size, cfg.eval.threads)
         out["val_eval_seconds"] = round(time.time() - t0, 2)
         return out
 
