@@ -116,9 +116,11 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
 
 
 def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Per-position entropy ``H = -Σ_v p_v log p_v = logsumexp(z) - Σ_v p_v z_v`` of ``softmax(z)``."""
-    z = logits.float() / temperature
-    return torch.logsumexp(z, dim=-1) - (torch.softmax(z, dim=-1) * z).sum(-1)
+    """Per-position entropy ``H = -Σ_v p_v log p_v`` of ``softmax(z / temperature)``. Terms with ``p_v = 0`` count
+    0 (the limit), so logits of ``-inf`` (tokens a sampler ruled out) do not turn it into ``0 · -inf = NaN``."""
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    p = logp.exp()
+    return -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1)
 
 
 def masked_sum_count(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
