@@ -121,6 +121,10 @@ def test_registry_estimators_broadcast_to_tokens() -> None:
     adv, ret = advantage_estimator("gae")(rewards, mask, 2, values=torch.zeros(4, 2, dtype=torch.float64),
                                           gamma=1.0, lam=1.0)
     assert adv.tolist() == [[1.0, 1.0], [3.0, 0.0], [5.0, 5.0], [5.0, 5.0]]
+    # the baseline reads each row's whole return even where the response does not start at column 0
+    left = advantage_estimator("reinforce")(t([0.0, 0.0, 2.0], [0.0, 4.0, 0.0], [9.0, 9.0, 9.0]),
+                                            torch.tensor([[0, 1, 1], [1, 1, 0], [0, 0, 0]]), 1)[0]
+    assert left.tolist() == [[0.0, -1.0, -1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     with pytest.raises(ValueError, match="critic"):
         advantage_estimator("gae")(rewards, mask, 2)
     with pytest.raises(ValueError, match="groups of 3"):

@@ -16,6 +16,8 @@ from lmforge.algos.kl import (
     kl_estimate,
     kl_penalised_rewards,
     last_token_index,
+    missing_eos_penalty,
+    normalised_scores,
 )
 from lmforge.errors import InputError
 
@@ -101,3 +103,12 @@ def test_controllers_resume_exactly() -> None:
 def test_adaptive_controller_refuses_bad_settings() -> None:
     with pytest.raises(ValueError):
         AdaptiveKLController(0.1, target=0.0, horizon=10000)
+
+
+def test_score_normalisation_and_eos_penalty_by_hand() -> None:
+    # (R - 1) / 2 clipped to ±1.5: (5 - 1)/2 = 2 -> 1.5; (0 - 1)/2 = -0.5
+    assert normalised_scores(t(5.0, 0.0), mean=1.0, std=2.0, clip=1.5).tolist() == [1.5, -0.5]
+    assert normalised_scores(t(5.0, 0.0), mean=1.0, std=2.0).tolist() == [2.0, -0.5]
+    score, eos = t(0.7, 2.0), torch.tensor([True, False])
+    assert missing_eos_penalty(score, eos).tolist() == [0.7, -1.0]
+    assert missing_eos_penalty(score, eos, penalty=-0.5, add=True).tolist() == [0.7, 1.5]

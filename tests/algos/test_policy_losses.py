@@ -127,6 +127,9 @@ def test_entropy_and_logprobs_by_hand() -> None:
     # uniform over 4: ln 4 = 1.3862944; (0.5, 0.25, 0.25): 0.5 ln 2 + 0.5 ln 4 = 1.5 ln 2 = 1.0397208
     logits = torch.tensor([[[0.0, 0.0, 0.0, 0.0]], [[math.log(0.5), math.log(0.25), math.log(0.25), -math.inf]]])
     assert entropy_from_logits(logits).flatten().tolist() == pytest.approx([1.3862944, 1.0397208], abs=1e-6)
+    # random logits: torch's Categorical entropy
+    z = torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(entropy_from_logits(z), torch.distributions.Categorical(logits=z).entropy())
     # logits (0, ln 3), token 1: ln(3/4); at temperature 2 the logits halve: ln(√3 / (1 + √3))
     lg = torch.tensor([[[0.0, math.log(3.0)]]])
     tok = torch.tensor([[1]])

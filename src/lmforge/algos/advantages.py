@@ -160,7 +160,10 @@ def reinforce_estimator(token_rewards, mask, group_size, *, gamma=1.0, baseline=
     the result (:func:`masked_whiten`) gives REINFORCE++ (Hu et al. 2025)."""
     g = returns_to_go(token_rewards, mask, gamma)
     if baseline == "batch":
-        g = (g - g[:, :1].mean()) * mask.to(g.dtype)  # G_0 of a row is its whole return
+        has = mask.bool().any(-1)
+        first = mask.bool().int().argmax(-1, keepdim=True)  # the return from a row's first token is its whole return
+        whole = g.gather(-1, first).squeeze(-1)
+        g = (g - whole[has].mean()) * mask.to(g.dtype) if bool(has.any()) else g
     elif baseline != "none":
         raise ValueError(f"unknown REINFORCE baseline '{baseline}' (batch or none)")
     return g, g

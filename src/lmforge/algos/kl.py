@@ -82,6 +82,25 @@ def kl_penalised_rewards(score: torch.Tensor, kl: torch.Tensor, mask: torch.Tens
     return rewards.scatter_add(-1, last.unsqueeze(-1), bonus.unsqueeze(-1))
 
 
+def normalised_scores(score: torch.Tensor, mean: float = 0.0, std: float = 1.0, clip: float | None = None
+                      ) -> torch.Tensor:
+    """``clip((R - μ) / σ, -c, c)``: the reward model's score in the unit it was trained to (μ, σ saved with the
+    reward model so reference responses score mean 0, std 1; Huang et al. 2024, detail on reward normalisation),
+    clipped like OpenRLHF's ``reward_clip_range`` so one outlier cannot dominate a batch."""
+    out = (score - mean) / std
+    return out if clip is None else out.clamp(-clip, clip)
+
+
+def missing_eos_penalty(score: torch.Tensor, has_eos: torch.Tensor, penalty: float = -1.0, add: bool = False
+                        ) -> torch.Tensor:
+    """Responses that never emitted EOS (cut at the length budget): their score is replaced by the fixed
+    ``penalty`` (Huang et al. 2024, "N implementation details", detail on EOS: -1), or, with ``add``, the penalty
+    is added to it (TRL's ``missing_eos_penalty``). Without it the policy can learn to ramble past the budget."""
+    eos = has_eos.bool()
+    hit = score + penalty if add else torch.full_like(score, penalty)
+    return torch.where(eos, score, hit)
+
+
 class FixedKLController:
     """A constant KL coefficient β; the same interface as :class:`AdaptiveKLController`."""
 

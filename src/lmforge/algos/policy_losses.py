@@ -93,6 +93,9 @@ def aggregate(loss: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", 
     - ``seq-mean-token-sum``: ``1/B Σ_i Σ_t l_it``.
     - ``seq-mean-token-sum-norm``: ``1/B Σ_i Σ_t l_it / L`` with a constant ``L`` (``norm``; default the mask's
       width ``T`` — set it to the generation budget): Dr. GRPO (Liu et al. 2025, eq. 5 / §3.2), unbiased in length.
+
+    A row with no response token (e.g. a truncated response masked out by DAPO's overlong filter) counts in none
+    of the sequence counts: it carries no signal, and counting it would shrink every other sequence's weight.
     """
     m = mask.to(loss.dtype)
     per_token = loss * m
