@@ -128,8 +128,13 @@ class GenerationEngine:
             rank = data_parallel_rank()
         seed = params.seed if params.seed is not None else secrets.randbits(63)
         stops = frozenset(self.stops) | frozenset(params.stop_token_ids)
-        return [Row(list(p), row_seed(seed, step, rank, first_index + i, j), params.max_new_tokens, stops,
-                    tuple(params.stop)) for i, p in enumerate(prompts) for j in range(params.n)]
+        rows = []
+        for i, p in enumerate(prompts):
+            # the context is not enforced here (RoPE models run past it); the server checks it per request
+            limit = params.max_new_tokens or max(1, self.context - len(p))
+            rows += [Row(list(p), row_seed(seed, step, rank, first_index + i, j), limit, stops, tuple(params.stop))
+                     for j in range(params.n)]
+        return rows
 
     def _run(self, rows: list[Row], params: SamplingParams) -> list[Completion]:
         with self._lock:

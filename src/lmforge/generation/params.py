@@ -14,7 +14,8 @@ MAX_STOP_STRINGS = 16
 
 
 class SamplingParams(Section):
-    max_new_tokens: int = Field(64, ge=1, description="the most tokens generated per completion")
+    max_new_tokens: int | None = Field(64, ge=1, description="the most tokens generated per completion; "
+                                                              "null: up to the model's context")
     temperature: float = Field(0.0, ge=0, description="0: greedy (argmax); > 0: sample from softmax(logits / T)")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: keep the smallest set with mass >= top_p")
     top_k: int = Field(0, ge=0, description="keep the k most likely tokens; 0: off")
