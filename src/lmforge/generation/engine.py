@@ -106,7 +106,8 @@ class GenerationEngine:
         self.batch_size, self.window_s = batch_size, window_s
         self.rank = rank
         self.calls = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the model: one batch at a time
+        self._state_lock = threading.Lock()  # the counter and the worker, so submit never waits for a batch
         self._queue: queue.Queue[Request | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._closed = False
@@ -119,7 +120,7 @@ class GenerationEngine:
 
     def _rows(self, prompts: Sequence[Sequence[int]], params: SamplingParams, step: int | None,
               rank: int | None, first_index: int = 0) -> list[Row]:
-        with self._lock:
+        with self._state_lock:
             if step is None:
                 step = self.calls
             self.calls += 1
@@ -171,7 +172,7 @@ class GenerationEngine:
         if self._closed:
             raise EngineClosed("the generation engine is closed")
         req = Request(self._rows(prompts, params, step, rank), params, params.n)
-        with self._lock:
+        with self._state_lock:
             if self._worker is None:
                 self._worker = threading.Thread(target=self._serve, name="lmforge-generation", daemon=True)
                 self._worker.start()
