@@ -62,3 +62,19 @@ def test_the_global_torch_rng_is_left_alone(engine, prompts):
 def test_seed_none_is_fresh_randomness(engine, prompts):
     fresh = HOT.model_copy(update={"seed": None})
     assert ids(engine.generate(prompts, fresh, step=0)) != ids(engine.generate(prompts, fresh, step=0))
+
+
+def test_rollout_does_not_keep_models_alive(tokenizer):
+    import gc
+    import weakref
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(config).eval()
+    complete(model, tokenizer, ["the cat"], SamplingParams(max_new_tokens=2))
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

@@ -1,9 +1,9 @@
 """Chat prompts (or raw strings) in, completions out: the chat template and tokenisation in front of the one
 generation engine (:mod:`lmforge.generation`).
 
-Used by evaluation (held-out prompts), response collection for labeling, and RL rollouts. One engine is kept
-per model, so its call counter (the default ``step`` of the seeding) survives between calls: two successive
-calls draw different samples, a rerun of the same calls repeats them.
+Used by evaluation (held-out prompts), response collection for labeling, and RL rollouts. A call counter is
+kept per model (the default ``step`` of the seeding), so two successive calls draw different samples and a
+rerun of the same calls repeats them.
 """
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ from ..generation import Completion, GenerationEngine, SamplingParams
 
 Prompt = list[dict[str, str]] | str
 
-_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_engines_lock = threading.Lock()
+_calls: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> calls so far (the default step)
+_calls_lock = threading.Lock()
 
 
-def engine_for(model, tokenizer) -> GenerationEngine:
-    """The model's engine (created on first use; a new one if the tokenizer changed)."""
-    with _engines_lock:
-        eng = _engines.get(model)
-        if eng is None or eng.tokenizer is not tokenizer:
-            eng = _engines[model] = GenerationEngine(model, tokenizer)
-        return eng
+def next_step(model) -> int:
+    """How many times this model generated through here: the seeding's ``step`` when the caller gives none.
+    Kept per model, weakly, so a model (and its memory) is not held alive by its counter."""
+    with _calls_lock:
+        step = _calls.get(model, 0)
+        _calls[model] = step + 1
+        return step
 
 
 def render_prompts(tokenizer, prompts: Sequence[Prompt]) -> list[str]:
@@ -48,8 +48,9 @@ def complete(model, tokenizer, prompts: Sequence[Prompt], sampling: SamplingPara
              batch_size: int = 16, step: int | None = None, rank: int | None = None) -> list[list[Completion]]:
     """For each prompt, ``sampling.n`` :class:`~lmforge.generation.Completion` s (ids, log-probs, reasons)."""
     sampling = sampling or SamplingParams()
-    return engine_for(model, tokenizer).generate(prompt_ids(tokenizer, prompts), sampling, step=step, rank=rank,
-                                                 batch_size=batch_size)
+    step = next_step(model) if step is None else step
+    return GenerationEngine(model, tokenizer).generate(prompt_ids(tokenizer, prompts), sampling, step=step,
+                                                       rank=rank, batch_size=batch_size)
 
 
 def generate(model, tokenizer, prompts: Sequence[Prompt], sampling: SamplingParams | None = None,
