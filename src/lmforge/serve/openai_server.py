@@ -176,7 +176,7 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
         # a stop sequence longer than the completion can be never matches: dropping it changes no answer, and
         # spares generation its precomputation over the vocabulary (which grows with the string's length: 90 MB
         # for 50,000 characters with the test model's 500-token vocabulary)
-        budget = params.max_tokens or min(engine.context, getattr(engine, "default_max_tokens", engine.context))
+        budget = params.max_new_tokens or min(engine.context, getattr(engine, "default_max_tokens", engine.context))
         params.stop = [s for s in params.stop if len(s) <= budget * token_chars]
         try:
             completions, prompt_tokens = engine.complete(messages, params)
