@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.distributed import transformer_blocks
+from .blocks import transformer_blocks
 
 
 def embedding_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:

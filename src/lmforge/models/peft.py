@@ -50,7 +50,7 @@ class PeftSection(Section):
 
 def linear_module_names(model: torch.nn.Module) -> list[str]:
     """Short names of the linear layers inside the transformer blocks (fallback for unknown architectures)."""
-    from ..engine.distributed import transformer_blocks
+    from .blocks import transformer_blocks
 
     names = set()
     for block in transformer_blocks(model):

@@ -30,7 +30,9 @@ from pydantic import Field
 
 from ..config import Section
 from ..errors import InputError
+from .blocks import transformer_blocks
 from .load import DTYPES, load_causal_lm, load_tokenizer, resolve
+from .tokens import ensure_pad_token
 
 ENCODER_TYPES = {"bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "xlm-roberta", "mpnet",
                  "albert", "modernbert"}
@@ -122,12 +124,8 @@ def _set_dropout(config, p: float) -> None:
 def ensure_pad(tokenizer, config) -> None:
     """Right padding with a pad token; EOS doubles as pad when the tokenizer has none (the score is read at the
     rightmost non-pad token, so a trailing EOS is then skipped — consistently in training and scoring)."""
-    if tokenizer.pad_token_id is None:
-        if tokenizer.eos_token_id is None:
-            raise InputError("the tokenizer has neither a pad nor an EOS token; cannot batch", field="model.path")
-        tokenizer.pad_token = tokenizer.eos_token
+    config.pad_token_id = ensure_pad_token(tokenizer)
     tokenizer.padding_side = "right"
-    config.pad_token_id = tokenizer.pad_token_id
 
 
 def create_reward_model(cfg: RewardModelSection, criteria: list[str]):
@@ -172,32 +170,18 @@ def head_module_names(model) -> list[str]:
     return [n for n in ("score", "classifier") if hasattr(model, n)]
 
 
-def _blocks(model) -> torch.nn.ModuleList | None:
-    """The backbone's list of transformer blocks (llama ``model.layers``, BERT ``encoder.layer``...)."""
-    base = getattr(model, model.base_model_prefix, model)
-    for path in ("layers", "encoder.layer", "h", "transformer.layer", "layer"):
-        node = base
-        for part in path.split("."):
-            node = getattr(node, part, None)
-            if node is None:
-                break
-        if isinstance(node, torch.nn.ModuleList):
-            return node
-    return None
-
-
 def _block_linears(blocks) -> list[str] | str:
     """Names of the linear layers inside the blocks (q_proj, ..., down_proj; query, ..., dense for BERT)."""
-    if blocks is None:
+    if not blocks:
         return "all-linear"
-    return sorted({name.rsplit(".", 1)[-1] for name, m in blocks.named_modules()
+    return sorted({name.rsplit(".", 1)[-1] for b in blocks for name, m in b.named_modules()
                    if isinstance(m, torch.nn.Linear)})
 
 
 def prepare_trainable(model, cfg: RewardModelSection, tokenizer=None):
     """Full fine-tuning (optionally of the last ``top_layers`` blocks) or LoRA adapters; the head always trains."""
-    blocks = _blocks(model)
-    n_blocks = len(blocks) if blocks is not None else None
+    blocks = transformer_blocks(model)
+    n_blocks = len(blocks) if blocks else None
     if cfg.top_layers is not None and n_blocks is None:
         raise InputError("model.top_layers: cannot find the backbone's blocks", field="model.top_layers")
     top = min(cfg.top_layers, n_blocks) if cfg.top_layers is not None else None

@@ -30,6 +30,7 @@ from ..data.sft_tokenize import set_chat_template, tokenize_examples
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
 from ..models.peft import PeftSection
+from ..models.tokens import pad_id
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 
 
@@ -255,7 +256,7 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.model.tokenizer or cfg.model.path)
     set_chat_template(tokenizer, cfg.data.chat_template)
     tokens, report, val, val_tokens = prepare_data(cfg, tokenizer, run)
-    source = SFTBatches(tokens, cfg.data.max_length, cfg.train.micro(info.world_size), _pad_id(tokenizer),
+    source = SFTBatches(tokens, cfg.data.max_length, cfg.train.micro(info.world_size), pad_id(tokenizer),
                         cfg.data.packing, info.rank, info.world_size, cfg.train.seed,
                         mask_4d=cfg.data.packing_attention == "mask_4d")
     if cfg.epochs is not None:
@@ -271,10 +272,10 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     if world and info.main:
         summary.update(baseline_eval(cfg, run, model, tokenizer))
     if val_tokens and cfg.eval.baseline and info.main:
-        summary["base_val_loss"] = val_loss(model, val_tokens, _pad_id(tokenizer), chunk_tokens=cfg.data.chunk_tokens)
+        summary["base_val_loss"] = val_loss(model, val_tokens, pad_id(tokenizer), chunk_tokens=cfg.data.chunk_tokens)
     model = wrap_adapter(cfg, model, tokenizer)
     evaluate = combine(make_evaluate(cfg, run, tokenizer) if world else None,
-                       make_val_evaluate(cfg, run, tokenizer, val, val_tokens, _pad_id(tokenizer))
+                       make_val_evaluate(cfg, run, tokenizer, val, val_tokens, pad_id(tokenizer))
                        if val_tokens else None)
     loss_fn = functools.partial(sft_loss, chunk_tokens=cfg.data.chunk_tokens)
     trainer = Trainer(model, cfg.train, run, loss_fn, source, info, evaluate, description="sft")
@@ -295,10 +296,6 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     })
     run.write_summary(summary)
     return summary
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def save_outputs(cfg: SFTConfig, run: Run, model, tokenizer) -> dict[str, str]:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from ...errors import InputError
+from ...models.tokens import pad_id
 from .core import logsumexp
 from .prompts import Query
 
@@ -30,9 +31,7 @@ class LocalBackend:
         ctx = getattr(model.config, "max_position_embeddings", None) or 2048
         self.max_length = max_length or min(ctx, 8192)
         self.device = next(model.parameters()).device
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        if self.pad_id is None:
-            self.pad_id = 0
+        self.pad_id = pad_id(tokenizer, fallback=0)  # left padding is masked: any id will do
         self.stats: Counter = Counter()
         self._spellings: dict[tuple[str, ...], dict[str, list[list[int]]]] = {}
 
