@@ -31,6 +31,7 @@ from pydantic import Field
 from ..config import Section
 from ..errors import InputError
 from .blocks import transformer_blocks
+from .chunked import chunk_tokens_field
 from .load import DTYPES, load_causal_lm, load_tokenizer, resolve
 from .tokens import ensure_pad_token
 
@@ -66,10 +67,10 @@ class RewardModelSection(Section):
         "auto", description="how (prompt, response) becomes text: chat (the tokenizer's chat template), "
         "transcript (User:/Assistant: lines + EOS), pair (encoders: [CLS] prompt [SEP] response [SEP]); auto: "
         "pair for encoders, else chat when the tokenizer has a template")
-    forward_tokens: int | None = Field(1024, ge=16, description="padded tokens per forward pass: a micro-batch "
-                                       "runs length-sorted in chunks of at most this many (less padding, same "
-                                       "gradients); null: one pass. 1024 measured fastest on CPU (1.3x over "
-                                       "4096, BENCHMARKS.md); not measured on a GPU")
+    chunk_tokens: int | None = chunk_tokens_field(1024, ge=16)  # 1024 measured fastest on CPU (1.3x over
+    # 4096, BENCHMARKS.md); not measured on a GPU
+    renamed_keys = {"forward_tokens": "chunk_tokens"}  # the name until the stages shared one chunked forward
+
     share_prompt: bool = Field(True, description="causal backbones: forward each prompt once, packed with all "
                                "of its responses behind a block mask (the same scores and gradients; checked on "
                                "a few training groups at start, else the padded path); ignored for encoders")
@@ -227,45 +228,16 @@ def plain_model(model):
 
 # ----------------------------------------------------------------------------------------- scoring
 
-def forward_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None = None) -> torch.Tensor:
-    """``[N, 1 + criteria]`` head outputs (column 0 is the reward).
-
-    With ``max_tokens``, the sequences are sorted by length and run in chunks of at most that many padded
-    tokens, each cut to its own longest sequence (right padding keeps every real token in the first columns),
-    so a micro-batch mixing short and long responses does not pay for padding every row to the longest. The
-    scores — and so the gradients — are those of one padded forward pass. A prefix-shared packed batch
-    (:func:`lmforge.data.reward_pack.pack`) gives the same scores through
-    :func:`~lmforge.data.reward_pack.packed_scores`.
-    """
-    if "score_row" in batch:
-        from ..data.reward_pack import packed_scores
-
-        return packed_scores(model, batch, max_tokens)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch]
-    n, width = batch["input_ids"].shape
-    if not max_tokens or n * width <= max_tokens:
-        return model(**{k: batch[k] for k in keys}).logits.float()
-    lengths = batch["attention_mask"].sum(-1)
-    order = torch.argsort(lengths, descending=True, stable=True)
-    parts, i = [], 0
-    while i < n:
-        longest = max(1, int(lengths[order[i]]))
-        idx = order[i:i + max(1, max_tokens // longest)]
-        parts.append(model(**{k: batch[k][idx, :longest] for k in keys}).logits.float())
-        i += len(idx)
-    return torch.cat(parts)[torch.argsort(order)]
-
-
 def prompt_rows(model, cfg: RewardModelSection, fmt: str, groups, pad_id: int) -> tuple[int | None, str]:
     """(row length for prefix-shared packing, or None for padded rows; why): on when asked, the input format is
     causal and the packed scores of a few training groups equal the padded ones."""
-    from ..data.reward_pack import check_sharing
+    from .reward_scores import check_sharing
 
     if not cfg.share_prompt:
         return None, "off (model.share_prompt=false)"
     if fmt == "pair":
         return None, "off (encoder: prompt and response read as a sentence pair)"
-    ok, why = check_sharing(model, groups, pad_id, cfg.max_length, cfg.forward_tokens)
+    ok, why = check_sharing(model, groups, pad_id, cfg.max_length, cfg.chunk_tokens)
     return (cfg.max_length, why) if ok else (None, why)
 
 

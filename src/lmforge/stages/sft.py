@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from pydantic import Field, model_validator
 
 from ..algos.lm import token_nll_sum
@@ -29,6 +28,7 @@ from ..data.packing import SFTBatches
 from ..data.sft_tokenize import set_chat_template, tokenize_examples
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
+from ..models.chunked import chunk_tokens_field
 from ..models.peft import PeftSection
 from ..models.tokens import pad_id
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
@@ -53,9 +53,7 @@ class DataSection(Section):
         "drop", description="longer examples: drop them, or keep their first max_length tokens (dropped if no "
         "assistant token is left); both are counted in data_report.json and the log")
     packing: bool = Field(True, description="several examples per row, attention kept inside each")
-    chunk_tokens: int | None = Field(1024, ge=1, description="forward rows sorted by length in chunks of at most "
-                                     "this many padded tokens (same loss, no work on short rows' padding); "
-                                     "null: one pass per micro-batch")
+    chunk_tokens: int | None = chunk_tokens_field(1024)
     packing_attention: Literal["position_ids", "mask_4d"] = Field(
         "position_ids", description="how packed rows are separated: restarting position ids (sdpa/flash "
         "detect them) or an explicit 4-D block-causal mask")
@@ -200,19 +198,15 @@ def sft_loss(model, batch, chunk_tokens: int | None = None) -> LossOutput:
     ``use_cache=False`` matters: transformers builds the packed block mask from position ids only when no
     KV cache is created, and ``config.use_cache`` is True for most models even in training.
     """
-    n_rows, width = batch["input_ids"].shape
+    from ..models.chunked import length_chunks
+
+    width = batch["input_ids"].shape[1]
     tokens = batch.get("tokens", batch["input_ids"].numel())
-    if not chunk_tokens or "lengths" not in batch or n_rows * width <= chunk_tokens:
-        loss, n = _rows_nll(model, batch, slice(None), width)
-        return LossOutput(loss, float(n), tokens)
-    lengths = batch["lengths"]
-    order = torch.argsort(lengths, descending=True, stable=True)
-    loss, n, i = 0.0, 0, 0
-    while i < n_rows:
-        longest = max(1, int(lengths[order[i]]))
-        idx = order[i:i + max(1, chunk_tokens // longest)]
+    _, chunks = length_chunks(batch.get("lengths"), width, chunk_tokens)
+    loss, n = _rows_nll(model, batch, *chunks[0])
+    for idx, longest in chunks[1:]:
         part, k = _rows_nll(model, batch, idx, longest)
-        loss, n, i = loss + part, n + k, i + len(idx)
+        loss, n = loss + part, n + k
     return LossOutput(loss, float(n), tokens)
 
 
