@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import Section
 from ..errors import InputError
 from .blocks import transformer_blocks
 from .chunked import chunk_tokens_field
+from .freeze import FreezeEmbeddings
 from .load import DTYPES, load_causal_lm, load_tokenizer, resolve
+from .peft import PeftSection
 from .tokens import ensure_pad_token
 
 ENCODER_TYPES = {"bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "xlm-roberta", "mpnet",
@@ -40,22 +41,15 @@ ENCODER_TYPES = {"bert", "roberta", "distilbert", "deberta", "deberta-v2", "elec
 SIDECAR = "reward.json"
 
 
-class LoraSection(Section):
-    enabled: bool = False
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] | None = Field(None, description="null: every linear layer of the blocks")
-
-
 class RewardModelSection(Section):
     path: str = Field(description="backbone: a causal-LM or encoder folder, a .gguf file, a hub id, or a "
                                   "reward-model folder to train further")
     kind: Literal["auto", "causal", "encoder"] = Field("auto", description="auto: by the config's model_type")
-    lora: LoraSection = LoraSection()
+    lora: PeftSection = Field(PeftSection(), description="LoRA/DoRA adapters (the SFT peft section; "
+                              "enabled: true is read as method: lora)")
     top_layers: int | None = Field(None, ge=1, description="train only the last N blocks (full weights or "
                                    "LoRA) plus the head; null: all blocks")
-    freeze_embeddings: Literal["none", "all", "except_special"] = Field(
+    freeze_embeddings: FreezeEmbeddings = Field(
         "none", description="full fine-tuning: freeze the input embedding (except_special: all but the special "
         "tokens' rows, which a pre-trained-only model never learned) to keep facts the backbone read in prose")
     dropout: float | None = Field(0.0, ge=0, lt=1, description="set every dropout of the backbone; null: keep "
@@ -69,6 +63,13 @@ class RewardModelSection(Section):
         "pair for encoders, else chat when the tokenizer has a template")
     chunk_tokens: int | None = chunk_tokens_field(1024, ge=16)  # 1024 measured fastest on CPU (1.3x over
     # 4096, BENCHMARKS.md); not measured on a GPU
+    @model_validator(mode="after")
+    def _no_qlora(self) -> RewardModelSection:
+        if self.lora.method == "qlora":
+            raise ValueError("model.lora.method=qlora is not available for reward models (the backbone is not "
+                             "quantised); use lora or dora")
+        return self
+
     renamed_keys = {"forward_tokens": "chunk_tokens"}  # the name until the stages shared one chunked forward
 
     share_prompt: bool = Field(True, description="causal backbones: forward each prompt once, packed with all "
@@ -171,51 +172,24 @@ def head_module_names(model) -> list[str]:
     return [n for n in ("score", "classifier") if hasattr(model, n)]
 
 
-def _block_linears(blocks) -> list[str] | str:
-    """Names of the linear layers inside the blocks (q_proj, ..., down_proj; query, ..., dense for BERT)."""
-    if not blocks:
-        return "all-linear"
-    return sorted({name.rsplit(".", 1)[-1] for b in blocks for name, m in b.named_modules()
-                   if isinstance(m, torch.nn.Linear)})
-
-
 def prepare_trainable(model, cfg: RewardModelSection, tokenizer=None):
     """Full fine-tuning (optionally of the last ``top_layers`` blocks) or LoRA adapters; the head always trains."""
-    blocks = transformer_blocks(model)
-    n_blocks = len(blocks) if blocks else None
-    if cfg.top_layers is not None and n_blocks is None:
+    from .freeze import apply_freeze, train_top_blocks
+    from .peft import apply_peft
+
+    if cfg.top_layers is not None and not transformer_blocks(model):
         raise InputError("model.top_layers: cannot find the backbone's blocks", field="model.top_layers")
-    top = min(cfg.top_layers, n_blocks) if cfg.top_layers is not None else None
-    if cfg.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        lcfg = LoraConfig(task_type="SEQ_CLS", r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
-                          lora_dropout=cfg.lora.dropout,
-                          target_modules=cfg.lora.target_modules or _block_linears(blocks),
-                          layers_to_transform=list(range(n_blocks - top, n_blocks)) if top else None,
-                          modules_to_save=head_module_names(model) + (["pooler"] if hasattr(
-                              getattr(model, model.base_model_prefix, None), "pooler") else []))
-        return get_peft_model(model, lcfg)
-    if cfg.freeze_embeddings != "none":
-        from .freeze import freeze_embeddings
-
-        keep = sorted(set(tokenizer.all_special_ids)) if (cfg.freeze_embeddings == "except_special"
-                                                          and tokenizer is not None) else None
-        freeze_embeddings(model, keep)
-    if top is not None:
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for block in list(blocks)[n_blocks - top:]:
-            for p in block.parameters():
-                p.requires_grad_(True)
-        base = getattr(model, model.base_model_prefix)
-        for name in ("norm", "final_layernorm", "ln_f", "pooler"):
-            if hasattr(base, name) and getattr(base, name) is not None:
-                for p in getattr(base, name).parameters():
-                    p.requires_grad_(True)
-        for name in head_module_names(model):
-            for p in getattr(model, name).parameters():
-                p.requires_grad_(True)
+    base = getattr(model, model.base_model_prefix)
+    heads = head_module_names(model)
+    if cfg.lora.adapter:
+        return apply_peft(model, cfg.lora, tokenizer.all_special_ids if tokenizer is not None else None,
+                          train_special_default=False, task="SEQ_CLS", top_layers=cfg.top_layers,
+                          modules_to_save=heads + (["pooler"] if hasattr(base, "pooler") else []))
+    apply_freeze(model, cfg.freeze_embeddings, tokenizer.all_special_ids if tokenizer is not None else None)
+    if cfg.top_layers is not None:
+        finals = [getattr(base, n) for n in ("norm", "final_layernorm", "ln_f", "pooler")
+                  if getattr(base, n, None) is not None]
+        train_top_blocks(model, cfg.top_layers, finals + [getattr(model, n) for n in heads])
     return model
 
 

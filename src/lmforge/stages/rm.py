@@ -124,7 +124,7 @@ class RMConfig(Section):
         if self.epochs is not None:
             upd["steps"] = steps_for_epochs(n_prompts, self.train.batch_size, self.epochs)
         if self.train.lr is None:
-            upd["lr"] = 2e-4 if self.model.lora.enabled else 3e-5
+            upd["lr"] = 2e-4 if self.model.lora.adapter else 3e-5
         return self.model_copy(update={"train": self.train.model_copy(update=upd)}) if upd else self
 
 
@@ -294,7 +294,7 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
                              "heldout_pair_accuracy": last.get("heldout_pair_accuracy")})
     files = write_report(run.path, last) if (run.main and last) else {}
     summary = {
-        "stage": "rm", "backbone": cfg.model.path, "kind": kind, "lora": cfg.model.lora.enabled,
+        "stage": "rm", "backbone": cfg.model.path, "kind": kind, "lora": cfg.model.lora.adapter,
         "heldout_pair_accuracy": last.get("heldout_pair_accuracy"), "heldout_pairs": last.get("heldout_pairs"),
         "accuracy_by_criterion": last.get("accuracy_by_criterion"),
         "accuracy_by_source": last.get("accuracy_by_source"),

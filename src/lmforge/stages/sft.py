@@ -29,6 +29,7 @@ from ..data.sft_tokenize import set_chat_template, tokenize_examples
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
 from ..models.chunked import chunk_tokens_field
+from ..models.freeze import FreezeEmbeddings
 from ..models.peft import PeftSection
 from ..models.tokens import pad_id
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
@@ -64,7 +65,7 @@ class DataSection(Section):
 
 class ProtectSection(Section):
     """Ways to keep pre-trained knowledge (replay is a data source: ``{world: corpus, weight: ...}``)."""
-    freeze_embeddings: Literal["none", "all", "except_special"] = Field(
+    freeze_embeddings: FreezeEmbeddings = Field(
         "none", description="freeze the (tied) embedding; except_special keeps the chat special-token rows "
         "trainable")
     freeze_layers: int = Field(0, ge=0, description="freeze the first N transformer blocks")
@@ -164,7 +165,7 @@ def special_token_ids(tokenizer) -> list[int]:
 
 def load_model(cfg: SFTConfig, tokenizer):
     """The base model, quantised for QLoRA, with protections and the adapter applied."""
-    from ..models.freeze import freeze_embeddings, freeze_layers
+    from ..models.freeze import apply_freeze
     from ..models.load import load_causal_lm
     from ..models.peft import check_qlora_available, quantization_config
 
@@ -173,11 +174,7 @@ def load_model(cfg: SFTConfig, tokenizer):
         check_qlora_available()
         extra = {"quantization_config": quantization_config(), "device_map": {"": 0}}
     model = load_causal_lm(cfg.model.path, dtype=cfg.model.dtype, **extra)
-    if cfg.protect.freeze_embeddings != "none":
-        keep = special_token_ids(tokenizer) if cfg.protect.freeze_embeddings == "except_special" else None
-        freeze_embeddings(model, keep)
-    if cfg.protect.freeze_layers:
-        freeze_layers(model, cfg.protect.freeze_layers)
+    apply_freeze(model, cfg.protect.freeze_embeddings, special_token_ids(tokenizer), cfg.protect.freeze_layers)
     return model
 
 
