@@ -27,3 +27,11 @@ def test_one_pass_when_it_fits_or_no_budget() -> None:
     assert length_chunks(None, 4, 2) == (None, [(slice(None), 4)])
     big = length_chunks(torch.tensor([50]), 50, 8)[1]  # a row longer than the budget runs alone
     assert [(i.tolist(), w) for i, w in big] == [([0], 50)]
+
+
+def test_max_rows_caps_every_chunk_and_always_sorts() -> None:
+    lengths = torch.tensor([2, 8, 4, 8, 1])
+    order, chunks = length_chunks(lengths, 8, None, max_rows=2)  # no budget: batches of 2, longest first
+    assert [(i.tolist(), w) for i, w in chunks] == [([1, 3], 8), ([2, 0], 4), ([4], 1)]
+    _, chunks = length_chunks(lengths, 8, 12, max_rows=3)  # 12 // 8 = 1 row, then 12 // 4 = 3 (capped at 3)
+    assert [(i.tolist(), w) for i, w in chunks] == [([1], 8), ([3], 8), ([2, 0, 4], 4)]

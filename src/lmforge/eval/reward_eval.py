@@ -24,6 +24,7 @@ import torch
 
 from ..data.reward_data import Group
 from ..data.reward_encode import Encoded, collate
+from ..models.chunked import length_chunks
 from ..models.reward_scores import forward_scores
 
 OVERALL = "overall"
@@ -72,23 +73,18 @@ def score_encoded(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
                   chunk_tokens: int | None = None) -> torch.Tensor:
     """``[N, heads]`` scores for encoded sequences, batched by length (longest first) to pad little."""
     device = next(model.parameters()).device
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i].input_ids))
+    lengths = torch.tensor([len(r.input_ids) for r in rows], dtype=torch.long)
+    _, chunks = length_chunks(lengths, int(lengths.max()) if rows else 0, chunk_tokens, max_rows=batch_size)
     out: torch.Tensor | None = None
-    i = 0
     was_training = model.training
     model.eval()
     try:
-        while i < len(order):
-            n = batch_size
-            if chunk_tokens:
-                n = max(1, min(batch_size, chunk_tokens // max(1, len(rows[order[i]].input_ids))))
-            idx = order[i:i + n]
-            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx], pad_id).items()}
+        for idx, _ in chunks:  # each chunk collated to its own longest row
+            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx.tolist()], pad_id).items()}
             scores = forward_scores(model, batch).cpu()
             if out is None:
                 out = torch.zeros(len(rows), scores.shape[1])
             out[idx] = scores
-            i += n
     finally:
         model.train(was_training)
     return out if out is not None else torch.zeros(0, 1)

@@ -20,13 +20,14 @@ def chunk_tokens_field(default: int | None = 1024, ge: int = 1):
     return Field(default, ge=ge, description=CHUNK_TOKENS_HELP)
 
 
-def length_chunks(lengths: torch.Tensor | None, width: int, chunk_tokens: int | None
+def length_chunks(lengths: torch.Tensor | None, width: int, chunk_tokens: int | None, max_rows: int | None = None
                   ) -> tuple[torch.Tensor | None, list[tuple[torch.Tensor | slice, int]]]:
     """``(order, [(rows, columns), ...])`` for rows of real ``lengths`` padded to ``width``: the rows in the
     order the chunks take them (CPU indices), and each chunk's row indices with the width to cut them to.
     ``(None, [(slice(None), width)])`` — one pass over the batch as it is — when there is no budget, no
-    lengths, or the whole batch fits the budget."""
-    if lengths is None or not chunk_tokens or len(lengths) * width <= chunk_tokens:
+    lengths, or the whole batch fits the budget. With ``max_rows`` (scoring many sequences) rows are always
+    sorted and a chunk also holds at most that many."""
+    if max_rows is None and (lengths is None or not chunk_tokens or len(lengths) * width <= chunk_tokens):
         return None, [(slice(None), width)]
     n = len(lengths)
     lengths = lengths.cpu()
@@ -34,7 +35,8 @@ def length_chunks(lengths: torch.Tensor | None, width: int, chunk_tokens: int | 
     out, i = [], 0
     while i < n:
         longest = max(1, int(lengths[order[i]]))
-        idx = order[i:i + max(1, chunk_tokens // longest)]
+        rows = max(1, chunk_tokens // longest) if chunk_tokens else n
+        idx = order[i:i + (min(rows, max_rows) if max_rows else rows)]
         out.append((idx, longest))
         i += len(idx)
     return order, out
