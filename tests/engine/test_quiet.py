@@ -77,7 +77,9 @@ def _emit_every_noise(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_noise_warnings_filtered_unless_verbose(tmp_path: Path, monkeypatch, verbose: bool) -> None:
-    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != VERBOSE_ENV})
+    # a fresh process's environment: an earlier in-process CLI call (any test that ran main()) set NOISE_ENV
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items()
+                                        if k != VERBOSE_ENV and k not in NOISE_ENV})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quiet_third_party(verbose)

@@ -48,7 +48,8 @@ def test_lora_sft_on_alpaca_lowers_loss_and_adapter_reloads(tmp_path: Path, smol
     cfg = load_config(SFTConfig, None, [
         f"model.path={smol_dir}", f"run.root={tmp_path}", f"data.sources=[{{path: {ALPACA}, max_examples: 4}}]",
         "data.max_length=128", "data.truncation=truncate", "data.packing=false",
-        "data.val_fraction=0",  # the same 4 examples trained and scored below "peft.method=lora", "peft.r=8",
+        "data.val_fraction=0",  # the same 4 examples trained and scored below
+        "peft.method=lora", "peft.r=8",
         "epochs=null", "train.steps=4", "train.batch_size=4", "train.lr=2e-3", "train.warmup_steps=0",
         "train.log_every=1", "train.schedule=constant",
         "threads=1"])  # on a shared 2-core CPU two threads made each step ~8x slower (50 s vs 6 s)

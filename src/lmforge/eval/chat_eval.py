@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine.threads import torch_threads
-from ..rollout.generate import SamplingConfig, generate
+from ..generation import SamplingParams
+from ..rollout.generate import generate
 from ..world import World, render_transcript
 from ..world.judge import RAMBLE, head
 
@@ -84,7 +85,7 @@ def run_suites(model, tokenizer, world: World, suites: Iterable[Suite], *, mode:
     """
     metrics: dict[str, float] = {}
     records: list[dict[str, Any]] = []
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0)
+    sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, logprobs=False)
     for suite in suites:
         if mode == "chat":
             prompts: list[Any] = [it["messages"] for it in suite.items]

@@ -17,12 +17,16 @@ loss                   the cross-entropy's fp32 log-softmax (saved) with its gra
                        at the start of backward, ``3 x B x T x V x 4``
 backward               one block's gradient buffers, alive while its saved activations still are: the
                        activations / number of blocks (measured: the peak grows 1.4x the saved activations
-                       per token on a 2-block model, 1 + 1/2)
+                       per token on a 2-block model, 1 + 1/2); with adapters that train the chat special
+                       tokens' embedding rows, the full embedding (and tied output) weight's gradient
 workspace              what the first step allocates beyond tensors (allocator arenas, autograd engine and
                        OpenMP threads): 0.09 GB, measured on CPU with ``bench/plan_memory.py``
 runtime                the process itself: ~0.4 GB for Python + torch on a CPU, ~0.5 GB more for the CUDA
                        context on a GPU (a fixed allowance, not measured per model)
 =====================  ======================================================================================
+
+The peak is everything else plus the larger of (activations + loss + backward) and the gradients: the trainer
+sets gradients to None after each step, and during backward they grow as the saved activations are freed.
 
 Data parallelism (``ddp``) keeps a full copy per GPU plus a gradient bucket copy; ``fsdp`` divides weights,
 gradients and optimizer state by the number of GPUs and adds one gathered block. Activations are per GPU.
@@ -43,6 +47,7 @@ GB = 1024**3
 NF4_BITS = 4.127  # 4-bit NF4 + fp8 block scales per 64 + fp32 scales per 256 blocks (QLoRA §3, double quant)
 METHODS = ("full", "lora", "dora", "qlora")
 RUNTIME_CPU_GB, CUDA_CONTEXT_GB, WORKSPACE_GB = 0.4, 0.5, 0.09
+FORWARD_PARTS = ("activations", "loss", "backward")  # alive at the start of backward, before any gradient
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -88,7 +93,12 @@ class Plan:
 
     @property
     def total_gb(self) -> float:
-        return round(sum(self.parts_gb.values()), 3)
+        """The peak: gradients are set to None after each step and grow during backward as the saved
+        activations are freed, so they are never all alive together with the forward's activations; the
+        peak is the larger of the two, on top of everything else."""
+        forward = sum(self.parts_gb.get(k, 0.0) for k in FORWARD_PARTS)
+        rest = sum(v for k, v in self.parts_gb.items() if k not in FORWARD_PARTS and k != "gradients")
+        return round(rest + max(forward, self.parts_gb.get("gradients", 0.0)), 3)
 
     @property
     def training_gb(self) -> float:
@@ -99,7 +109,7 @@ class Plan:
         return {**asdict(self), "total_gb": self.total_gb, "training_gb": self.training_gb}
 
 
-def _fake_model(config, dtype: torch.dtype, method: str, r: int):
+def _fake_model(config, dtype: torch.dtype, method: str, r: int, special_tokens: bool):
     """The model built on fake tensors (call inside ``FakeTensorMode``), with the adapter when planned."""
     from transformers import AutoModelForCausalLM
 
@@ -119,8 +129,19 @@ def _fake_model(config, dtype: torch.dtype, method: str, r: int):
         # tensors refuse a swap; they are all on one fake device already, so the moves are skipped
         with mock.patch.object(torch.nn.Module, "to", lambda self, *a, **k: self):
             model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, use_dora=method == "dora",
-                                                     target_modules=default_target_modules(model)))
+                                                     target_modules=default_target_modules(model),
+                                                     trainable_token_indices=[0] if special_tokens else None))
     return model
+
+
+def _trainable_token_weights(model) -> int:
+    """Elements of the full weights behind peft's trainable token rows (``peft.train_special_tokens``).
+
+    peft rebuilds each such embedding / tied output weight with the trained rows copied in at every forward
+    (saved for backward, so counted in the activations) and backward produces that full weight's gradient
+    before keeping the rows: one weight-sized transient per wrapped module."""
+    return sum(m.token_adapter.base_layer.weight.numel() if hasattr(m, "token_adapter") else 0
+               for m in model.modules() if type(m).__name__ == "TrainableTokensWrapper")
 
 
 def _shape(model, method: str) -> Shape:
@@ -152,7 +173,7 @@ def _saved_activation_bytes(model, batch: int, seq: int) -> int:
 
 
 def plan(source: str, method: str = "full", batch: int = 1, seq: int = 512, gpus: int | None = None,
-         dtype: str | None = None, r: int = 16, distributed: str = "ddp") -> Plan:
+         dtype: str | None = None, r: int = 16, distributed: str = "ddp", special_tokens: bool = True) -> Plan:
     """Estimate peak training memory per device (see the module docstring for each part)."""
     if method not in METHODS:
         raise InputError(f"unknown method {method!r} (choose from {', '.join(METHODS)})", field="method")
@@ -168,10 +189,11 @@ def plan(source: str, method: str = "full", batch: int = 1, seq: int = 512, gpus
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     with FakeTensorMode(allow_non_fake_inputs=False):
-        model = _fake_model(config, getattr(torch, dtype), method, r).train()
+        model = _fake_model(config, getattr(torch, dtype), method, r, special_tokens).train()
         shape = _shape(model, method)
         activations = _saved_activation_bytes(model, batch, seq)
         n_blocks = len(transformer_blocks(model))
+        token_rows = _trainable_token_weights(model)
     vocab = int(getattr(config, "vocab_size", 0) or getattr(getattr(config, "text_config", None), "vocab_size", 0))
 
     if method == "qlora":
@@ -190,7 +212,7 @@ def plan(source: str, method: str = "full", batch: int = 1, seq: int = 512, gpus
         "optimizer": optimizer / shards,
         "activations": float(activations),
         "loss": 3.0 * batch * seq * vocab * 4,
-        "backward": activations / max(1, n_blocks),
+        "backward": activations / max(1, n_blocks) + token_rows * wbytes,
         "workspace": WORKSPACE_GB * GB,
     }
     if distributed == "fsdp" and n_gpus > 1:

@@ -1,38 +1,34 @@
-"""Batched generation from chat prompts with the model's own chat template and a KV cache (HF ``generate``).
+"""Chat prompts (or raw strings) in, completions out: the chat template and tokenisation in front of the one
+generation engine (:mod:`lmforge.generation`).
 
-Used by evaluation (held-out prompts), response collection for labeling, and later by RL rollouts.
+Used by evaluation (held-out prompts), response collection for labeling, and RL rollouts. A call counter is
+kept per model (the default ``step`` of the seeding), so two successive calls draw different samples and a
+rerun of the same calls repeats them.
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import torch
+from ..generation import Completion, GenerationEngine, SamplingParams
 
+Prompt = list[dict[str, str]] | str
 
-@dataclass
-class SamplingConfig:
-    max_new_tokens: int = 64
-    temperature: float = 0.0  # 0 means greedy
-    top_p: float = 1.0
-    top_k: int = 0
-    repetition_penalty: float = 1.0
-    seed: int = 0
+_calls: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> calls so far (the default step)
+_calls_lock = threading.Lock()
 
 
-def stop_token_ids(tokenizer) -> list[int]:
-    """EOS plus the chat end-of-turn tokens the tokenizer knows (e.g. ``<|end|>``, ``<|im_end|>``)."""
-    ids = []
-    for tok in (tokenizer.eos_token, "<|end|>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
-        if tok is None:
-            continue
-        tid = tokenizer.convert_tokens_to_ids(tok)
-        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid not in ids:
-            ids.append(tid)
-    return ids
+def next_step(model) -> int:
+    """How many times this model generated through here: the seeding's ``step`` when the caller gives none.
+    Kept per model, weakly, so a model (and its memory) is not held alive by its counter."""
+    with _calls_lock:
+        step = _calls.get(model, 0)
+        _calls[model] = step + 1
+        return step
 
 
-def render_prompts(tokenizer, prompts: Sequence[list[dict[str, str]] | str]) -> list[str]:
+def render_prompts(tokenizer, prompts: Sequence[Prompt]) -> list[str]:
     """Chat prompts through the chat template (with the generation prompt); raw strings pass through."""
     out = []
     for p in prompts:
@@ -43,55 +39,25 @@ def render_prompts(tokenizer, prompts: Sequence[list[dict[str, str]] | str]) -> 
     return out
 
 
-@torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[list[dict[str, str]] | str], sampling: SamplingConfig | None = None,
-             batch_size: int = 16, num_return_sequences: int = 1) -> list[list[dict]]:
-    """For each prompt, ``num_return_sequences`` completions as ``{"text", "tokens", "finished"}``.
+def prompt_ids(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
+    """Token ids of the rendered prompts (special tokens come from the template or the string itself)."""
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in render_prompts(tokenizer, prompts)]
 
-    ``finished`` is True when the completion ended with a stop token rather than the length limit.
+
+def complete(model, tokenizer, prompts: Sequence[Prompt], sampling: SamplingParams | None = None,
+             batch_size: int = 16, step: int | None = None, rank: int | None = None) -> list[list[Completion]]:
+    """For each prompt, ``sampling.n`` :class:`~lmforge.generation.Completion` s (ids, log-probs, reasons)."""
+    sampling = sampling or SamplingParams()
+    step = next_step(model) if step is None else step
+    return GenerationEngine(model, tokenizer).generate(prompt_ids(tokenizer, prompts), sampling, step=step,
+                                                       rank=rank, batch_size=batch_size)
+
+
+def generate(model, tokenizer, prompts: Sequence[Prompt], sampling: SamplingParams | None = None,
+             batch_size: int = 16, step: int | None = None, rank: int | None = None) -> list[list[dict]]:
+    """For each prompt, ``sampling.n`` completions as ``{"text", "tokens", "finished", "finish_reason"}``.
+
+    ``finished`` is True when the completion ended with a stop token or stop string rather than the length limit.
     """
-    sampling = sampling or SamplingConfig()
-    texts = render_prompts(tokenizer, prompts)
-    stops = stop_token_ids(tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    gen = torch.Generator(device="cpu").manual_seed(sampling.seed)
-    results: list[list[dict]] = []
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start:start + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            kwargs = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=stops, pad_token_id=pad_id,
-                          num_return_sequences=num_return_sequences,
-                          repetition_penalty=sampling.repetition_penalty)
-            if sampling.temperature > 0:
-                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
-                              top_k=sampling.top_k or None)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            out = model.generate(**enc, **kwargs)
-            new = out[:, enc["input_ids"].shape[1]:]
-            for i in range(len(chunk)):
-                group = []
-                for j in range(num_return_sequences):
-                    row = new[i * num_return_sequences + j].tolist()
-                    finished = False
-                    cut = len(row)
-                    for pos, t in enumerate(row):
-                        if t in stops:
-                            cut, finished = pos, True
-                            break
-                    ids = [t for t in row[:cut] if t != pad_id]
-                    group.append({"text": tokenizer.decode(ids, skip_special_tokens=True),
-                                  "tokens": len(ids), "finished": finished})
-                results.append(group)
-    finally:
-        tokenizer.padding_side = old_side
-        if was_training:
-            model.train()
-    return results
+    groups = complete(model, tokenizer, prompts, sampling, batch_size, step, rank)
+    return [[c.record() for c in group] for group in groups]

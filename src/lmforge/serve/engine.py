@@ -1,11 +1,13 @@
-"""One local chat model behind a lock: messages in, completions (with per-token log-probabilities) out.
+"""One local chat model for the server: messages in, completions (with per-token log-probabilities) out.
 
-The HTTP layer (:mod:`.openai_server`) only translates requests; everything about the model lives here, so
-streaming and request batching can grow in this class without touching the API schema.
+The HTTP layer (:mod:`.openai_server`) only translates requests; the chat template, the context checks and the
+OpenAI view of a completion live here, and the generation itself is the shared engine's
+(:class:`lmforge.generation.GenerationEngine`): concurrent requests with compatible settings are batched in a
+short window, each completion has its own seed, and the log-probabilities are those of the distribution the
+token was sampled from (after temperature and top-p; the model's own for greedy requests).
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +16,14 @@ from pathlib import Path
 import torch
 from jinja2 import TemplateError
 
-from ..rollout.generate import stop_token_ids
+from ..generation import Completion as Generated
+from ..generation import GenerationEngine, SamplingParams
+from ..generation.outputs import LENGTH
+
+__all__ = ["ChatEngine", "Completion", "EngineError", "SamplingParams", "TokenLogprob", "default_name"]
+
+# OpenAI reports a token outside the sampled support (top-p / top-k tail) as -9999.0; JSON has no -inf
+FLOOR_LOGPROB = -9999.0
 
 
 class EngineError(ValueError):
@@ -34,28 +43,18 @@ class TokenLogprob:
 
 @dataclass
 class Completion:
+    """A completion as the OpenAI API reports it (``finish_reason`` is ``stop`` or ``length``)."""
     text: str
-    finish_reason: str  # "stop" | "length"
+    finish_reason: str
     tokens: int
     logprobs: list[TokenLogprob] | None = None
 
 
-@dataclass
-class SamplingParams:
-    max_tokens: int | None = None
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-    n: int = 1
-    logprobs: bool = False
-    top_logprobs: int = 0
-
-
 class ChatEngine:
-    """A Hugging Face causal LM with its tokenizer's chat template, generating one request at a time."""
+    """A Hugging Face causal LM with its tokenizer's chat template, on the shared generation engine."""
 
-    def __init__(self, model, tokenizer, name: str, default_max_tokens: int = 512):
+    def __init__(self, model, tokenizer, name: str, default_max_tokens: int = 512, batch_size: int = 32,
+                 window_s: float = 0.005):
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(f"{name}: the tokenizer has no chat template, so it cannot serve chat completions")
         self.model = model.eval()
@@ -64,11 +63,7 @@ class ChatEngine:
         self.created = int(time.time())
         self.context = getattr(model.config, "max_position_embeddings", None) or 2048
         self.default_max_tokens = default_max_tokens
-        self.stops = stop_token_ids(tokenizer)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[0]
-        self.device = next(model.parameters()).device
-        self._lock = threading.Lock()
-
+        self.engine = GenerationEngine(model, tokenizer, batch_size=batch_size, window_s=window_s)
     @classmethod
     def load(cls, name_or_path: str, *, dtype: str = "float32", device: str = "auto",
              served_name: str | None = None) -> ChatEngine:
@@ -86,64 +81,36 @@ class ChatEngine:
             raise EngineError(f"the chat template cannot render these messages: {e}", "messages") from None
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    @torch.no_grad()
     def complete(self, messages: Sequence[dict[str, str]], params: SamplingParams) -> tuple[list[Completion], int]:
-        """``params.n`` completions of the conversation, and the number of prompt tokens."""
+        """``params.n`` completions of the conversation, and the number of prompt tokens.
+
+        ``params.max_new_tokens`` None means as many as fit, at most ``default_max_tokens``."""
         ids = self.prompt_ids(messages)
         room = self.context - len(ids)
         if room < 1:
             raise EngineError(f"the prompt has {len(ids)} tokens; this model's context is {self.context} tokens",
                               "messages")
-        max_new = params.max_tokens if params.max_tokens is not None else min(room, self.default_max_tokens)
+        max_new = params.max_new_tokens if params.max_new_tokens is not None else min(room, self.default_max_tokens)
         if max_new > room:
             raise EngineError(f"max_tokens {max_new} + {len(ids)} prompt tokens exceed this model's context of "
                               f"{self.context} tokens", "max_tokens")
-        sample = params.temperature > 0
-        kwargs = {"max_new_tokens": max_new, "num_return_sequences": params.n, "eos_token_id": self.stops,
-                  "pad_token_id": self.pad_id, "do_sample": sample, "return_dict_in_generate": True,
-                  "output_logits": params.logprobs, "temperature": params.temperature if sample else None,
-                  "top_p": params.top_p if sample else None, "top_k": None}
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        inputs = torch.tensor([ids], device=self.device)
-        with self._lock:
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            out = self.model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), **kwargs)
-        new = out.sequences[:, len(ids):].tolist()
-        logps = (torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1).cpu()
-                 if params.logprobs else None)  # [n, steps, vocab]: the model's own distribution
-        return [self._finish(row, r, logps, params) for r, row in enumerate(new)], len(ids)
+        request = self.engine.submit([ids], params.model_copy(update={"max_new_tokens": max_new}))
+        (group,) = request.result()
+        return [self._view(c, params) for c in group], len(ids)
 
-    def _finish(self, row: list[int], r: int, logps, params: SamplingParams) -> Completion:
-        finish, cut = "length", len(row)
-        for pos, t in enumerate(row):
-            if t in self.stops:
-                finish, cut = "stop", pos
-                break
-        row = row[:cut]
-        pieces = [self.tokenizer.decode([t]) for t in row]
-        text = self.tokenizer.decode(row, skip_special_tokens=True)
-        if params.stop:
-            hits = [text.find(s) for s in params.stop if s and s in text]
-            if hits:
-                end = min(hits)
-                text, finish = text[:end], "stop"
-                keep = 0  # the tokens wholly before the stop sequence
-                while keep < len(row) and len(self.tokenizer.decode(row[:keep + 1], skip_special_tokens=True)) <= end:
-                    keep += 1
-                row, pieces = row[:keep], pieces[:keep]
+    def _view(self, c: Generated, params: SamplingParams) -> Completion:
+        """The OpenAI view: token pieces, floored log-probabilities, ``stop`` for a stop string."""
+        finish = LENGTH if c.finish_reason == LENGTH else "stop"
         lps = None
-        if logps is not None:
-            lps = []
-            for pos, (t, piece) in enumerate(zip(row, pieces)):
-                dist = logps[r, pos]
-                top = []
-                if params.top_logprobs:
-                    values, idx = dist.topk(params.top_logprobs)
-                    top = [(self.tokenizer.decode([int(i)]), float(v)) for v, i in zip(values, idx)]
-                lps.append(TokenLogprob(piece, float(dist[t]), top))
-        return Completion(text, finish, len(row), lps)
+        if params.logprobs:
+            piece = self.tokenizer.decode
+            lps = [TokenLogprob(piece([t]), max(lp, FLOOR_LOGPROB),
+                                [(piece([i]), max(v, FLOOR_LOGPROB)) for i, v in top])
+                   for t, lp, top in zip(c.token_ids, c.logprobs, c.top_logprobs or [[]] * len(c.token_ids))]
+        return Completion(c.text, finish, c.completion_tokens, lps)
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 def default_name(name_or_path: str) -> str:

@@ -3,8 +3,8 @@
 - ``GET /v1/models``, ``GET /v1/models/{id}``: the one served model
 - ``POST /v1/chat/completions``: non-streaming; ``messages`` through the model's chat template;
   ``temperature`` (0 = greedy), ``top_p``, ``max_tokens`` (or ``max_completion_tokens``), ``n``, ``seed``,
-  ``stop``; ``logprobs`` + ``top_logprobs`` (0-20) for the generated tokens (the model's own distribution,
-  before temperature and top-p); ``usage`` counts
+  ``stop``; ``logprobs`` + ``top_logprobs`` (0-20) for the generated tokens (of the distribution each token
+  was sampled from, after temperature and top-p; the model's own for temperature 0); ``usage`` counts
 - ``GET /health``; ``/docs``, ``/redoc`` and ``/openapi.json`` only with ``docs=True``
 
 Every error, including malformed JSON, unknown routes and the limits of :mod:`.limits` (413 for a body over
@@ -85,7 +85,7 @@ class ChatCompletionRequest(BaseModel):
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         if len(stop) > 4:
             raise APIError(400, "at most 4 stop sequences", "stop")
-        return SamplingParams(max_tokens=self.max_completion_tokens or self.max_tokens,
+        return SamplingParams(max_new_tokens=self.max_completion_tokens or self.max_tokens,
                               temperature=self.temperature, top_p=self.top_p, seed=self.seed,
                               stop=[s for s in stop if s], n=self.n, logprobs=self.logprobs,
                               top_logprobs=self.top_logprobs or 0)
@@ -176,7 +176,7 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
         # a stop sequence longer than the completion can be never matches: dropping it changes no answer, and
         # spares generation its precomputation over the vocabulary (which grows with the string's length: 90 MB
         # for 50,000 characters with the test model's 500-token vocabulary)
-        budget = params.max_tokens or min(engine.context, getattr(engine, "default_max_tokens", engine.context))
+        budget = params.max_new_tokens or min(engine.context, getattr(engine, "default_max_tokens", engine.context))
         params.stop = [s for s in params.stop if len(s) <= budget * token_chars]
         try:
             completions, prompt_tokens = engine.complete(messages, params)

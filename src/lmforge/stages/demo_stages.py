@@ -42,13 +42,14 @@ def stage_sft(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[s
 
 
 def _generate(out: Path, name: str, model: str, seed: int, n: int) -> Path:
+    from ..generation import SamplingParams
     from ..runs import RunConfig
-    from .generate import GenerateConfig, SamplingSection, WorldPromptsSection, generate_batch
+    from .generate import GenerateConfig, WorldPromptsSection, generate_batch
 
     cfg = GenerateConfig(run=RunConfig(name=name, root=str(out / "feedback")), model=model, prompts="world",
                          k=FEEDBACK_K, batch_size=64,
                          world=WorldPromptsSection(seed=seed, split="train", n=n, sample_seed=seed),
-                         sampling=SamplingSection(max_new_tokens=48, temperature=1.0, top_p=0.95, seed=seed))
+                         sampling=SamplingParams(max_new_tokens=48, temperature=1.0, top_p=0.95, seed=seed))
     generate_batch(cfg, overwrite=True)
     return cfg.run.path / "batch.jsonl"
 

@@ -21,6 +21,7 @@ from ..data.preference import as_messages
 from ..data.readers import read_records, write_jsonl_atomic
 from ..errors import InputError
 from ..feedback.batchfile import BATCH_FILE, BatchItem
+from ..generation.params import SamplingParams
 from ..runs import Run, RunConfig
 
 WORLD = "world"
@@ -35,13 +36,8 @@ class WorldPromptsSection(Section):
     sample_seed: int = Field(0, description="seed for drawing the prompts")
 
 
-class SamplingSection(Section):
-    max_new_tokens: int = Field(128, ge=1)
-    temperature: float = Field(1.0, ge=0, description="> 0: K greedy responses would all be the same")
-    top_p: float = Field(0.95, gt=0, le=1)
-    top_k: int = Field(0, ge=0, description="0: off")
-    repetition_penalty: float = Field(1.0, gt=0)
-    seed: int = 0
+# the generate stage's defaults: K samples per prompt, so temperature > 0 (greedy would repeat one response)
+GENERATE_SAMPLING = SamplingParams(max_new_tokens=128, temperature=1.0, top_p=0.95, logprobs=False)
 
 
 class GenerateConfig(Section):
@@ -52,7 +48,7 @@ class GenerateConfig(Section):
     k: int = Field(4, ge=2, le=26, description="responses per prompt")
     limit: int | None = Field(None, ge=1, description="use only the first N prompts")
     world: WorldPromptsSection = WorldPromptsSection()
-    sampling: SamplingSection = SamplingSection()
+    sampling: SamplingParams = Field(GENERATE_SAMPLING, description="sampling settings (n is k)")
     batch_size: int = Field(8, ge=1, description="prompts per generate call")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
@@ -64,6 +60,8 @@ class GenerateConfig(Section):
         if self.model != WORLD and self.sampling.temperature == 0:
             raise ValueError(f"greedy decoding (sampling.temperature=0) gives {self.k} identical responses; "
                              "set sampling.temperature > 0")
+        if self.sampling.n not in (1, self.k):
+            raise ValueError("sampling.n: the number of responses per prompt is k; leave sampling.n unset")
         return self
 
 
@@ -107,16 +105,15 @@ def _model_responses(cfg: GenerateConfig, prompts: list[dict[str, Any]]) -> list
     import torch
 
     from ..models.load import load_causal_lm, load_tokenizer
-    from ..rollout.generate import SamplingConfig, generate
+    from ..rollout.generate import generate
 
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = load_tokenizer(cfg.model)
     if getattr(tokenizer, "chat_template", None) is None:
         raise InputError("the tokenizer has no chat template; generate needs a chat (SFT) model", file=cfg.model)
     model = load_causal_lm(cfg.model, cfg.dtype).to(device)
-    sampling = SamplingConfig(**cfg.sampling.model_dump())
-    return generate(model, tokenizer, [p["messages"] for p in prompts], sampling, batch_size=cfg.batch_size,
-                    num_return_sequences=cfg.k)
+    sampling = cfg.sampling.model_copy(update={"n": cfg.k})
+    return generate(model, tokenizer, [p["messages"] for p in prompts], sampling, batch_size=cfg.batch_size)
 
 
 def _world_responses(cfg: GenerateConfig, world, items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -148,7 +145,7 @@ def generate_batch(cfg: GenerateConfig, overwrite: bool = False, world=None) -> 
         model_id, sampling = "world", {"seed": cfg.sampling.seed, "source": "world.candidate_responses"}
     else:
         groups = _model_responses(cfg, prompts)
-        model_id, sampling = cfg.model, cfg.sampling.model_dump()
+        model_id, sampling = cfg.model, cfg.sampling.model_dump() | {"n": cfg.k}
     run = Run.create(cfg.run.path, cfg, overwrite=overwrite)
     rows = []
     for p, group in zip(prompts, groups):

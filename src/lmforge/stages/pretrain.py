@@ -173,10 +173,11 @@ def default_sample_prompts(tokenizer, windows: torch.Tensor, n: int = 3) -> list
 
 
 def log_samples(model, tokenizer, prompts: list[str], run: Run, step: int, max_new_tokens: int) -> None:
-    from ..rollout.generate import SamplingConfig, generate
+    from ..generation import SamplingParams
+    from ..rollout.generate import generate
 
     outs = generate(model, tokenizer, [tokenizer.bos_token + p for p in prompts],
-                    SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0), batch_size=len(prompts))
+                    SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0), batch_size=len(prompts))
     for p, group in zip(prompts, outs):
         run.log_sample(step, p, group[0]["text"])
 

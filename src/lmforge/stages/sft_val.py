@@ -100,7 +100,8 @@ def sample_val(model, tokenizer, val: list[Example], run: Run, step: int, n: int
                batch_size: int, threads: int | None) -> None:
     """Greedy answers to the first ``n`` held-out prompts (each conversation up to its last assistant turn)."""
     from ..engine.threads import torch_threads
-    from ..rollout.generate import SamplingConfig, generate
+    from ..generation.params import SamplingParams
+    from ..rollout.generate import generate
 
     items = [ex for ex in val if ex.messages][:n]
     if not items:
@@ -111,7 +112,7 @@ def sample_val(model, tokenizer, val: list[Example], run: Run, step: int, n: int
         prompts.append(ex.messages[:last])
         refs.append(ex.messages[last]["content"])
     with torch_threads(threads):
-        outs = generate(model, tokenizer, prompts, SamplingConfig(max_new_tokens=max_new_tokens),
+        outs = generate(model, tokenizer, prompts, SamplingParams(max_new_tokens=max_new_tokens),
                         batch_size=batch_size)
     for ex, p, ref, out in zip(items, prompts, refs, outs):
         run.log_sample(step, p[-1]["content"] if p else "", out[0]["text"], suite="val", source=ex.where,
