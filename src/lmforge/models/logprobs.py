@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..algos.policy_losses import token_logprobs as logits_logprobs
 from .chunked import length_chunks, unsort
 
 IGNORE = -100  # a target below 0: the position is not scored (its output is 0)
@@ -18,11 +19,9 @@ IGNORE = -100  # a target below 0: the position is not scored (its output is 0)
 
 def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """``[N, K]`` log-probabilities of ``targets`` ``[N, K]`` (ids, all ≥ 0) under ``logits`` ``[N, V]`` at
-    ``temperature`` (computed in fp32)."""
-    z = logits.float()
-    if temperature != 1.0:
-        z = z / temperature
-    return torch.log_softmax(z, dim=-1).gather(-1, targets)
+    ``temperature``: the one formula, :func:`lmforge.algos.policy_losses.token_logprobs`, over K views of each
+    row (a view, no copy, when K = 1)."""
+    return logits_logprobs(logits.unsqueeze(-2).expand(-1, targets.shape[-1], -1), targets, temperature)
 
 
 def _right_padded(mask: torch.Tensor) -> bool:
