@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import InputError
 
@@ -22,6 +22,24 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # older key names a section still accepts, {old: new}: written files keep working when a key is renamed
+    # (config files and overrides are checked against them too); what is saved uses the new names
+    renamed_keys: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_key_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in cls.renamed_keys):
+            data = dict(data)
+            for old, new in cls.renamed_keys.items():
+                if old in data:
+                    cls.from_old_key(data, old, new, data.pop(old))
+        return data
+
+    @classmethod
+    def from_old_key(cls, data: dict[str, Any], old: str, new: str, value: Any) -> None:
+        """Put an old key's ``value`` in ``data`` under its new name (a section may translate the value)."""
+        data[new] = value
 
 
 # --------------------------------------------------------------------------- key paths and suggestions
@@ -70,6 +88,7 @@ def _check_key(key: str, schema: type[BaseModel]) -> None:
         if node is None:  # below a plain field: only free-form mappings (e.g. mixture weights) go deeper
             return
         fields = _model_fields(node)
+        part = getattr(node, "renamed_keys", {}).get(part, part)
         if part not in fields:
             where = ".".join(walked) or "the top level"
             raise InputError(f"unknown key '{key}'{suggest(key, schema)}; "

@@ -11,11 +11,11 @@ from lmforge.models.reward import (
     RewardMeta,
     RewardModelSection,
     create_reward_model,
-    forward_scores,
     load_reward_model,
     prepare_trainable,
     save_reward_model,
 )
+from lmforge.models.reward_scores import forward_scores
 from lmforge.runs import Run
 
 PROMPT = [{"role": "user", "content": "Tell me about cats number 1."}]
@@ -39,7 +39,7 @@ def test_causal_backbone_reads_the_last_non_pad_token(tiny_lm: Path) -> None:
             alone = forward_scores(model, batch_of(tok, "chat", [t]))
             torch.testing.assert_close(alone[0], together[i], rtol=1e-4, atol=1e-5)
         # length-sorted chunks of a few tokens give the same scores as one padded pass
-        chunked = forward_scores(model, batch_of(tok, "chat", TEXTS), max_tokens=40)
+        chunked = forward_scores(model, batch_of(tok, "chat", TEXTS), chunk_tokens=40)
         torch.testing.assert_close(chunked, together, rtol=1e-4, atol=1e-5)
     # the backbone's weights came from the LM
     from transformers import AutoModelForCausalLM

@@ -15,14 +15,14 @@ import torch
 
 from lmforge.data.reward_data import DataReport, Group, collate_groups, tokenize_groups
 from lmforge.data.reward_encode import Encoded
-from lmforge.data.reward_pack import check_sharing, pack, prefix_mask, segments
+from lmforge.data.reward_pack import pack, prefix_mask, segments
 from lmforge.models.reward import (
     RewardModelSection,
     create_reward_model,
-    forward_scores,
     prepare_trainable,
     prompt_rows,
 )
+from lmforge.models.reward_scores import check_sharing, forward_scores
 
 from .conftest import bad, good, prompt, write_jsonl
 
@@ -46,20 +46,20 @@ def rm(tiny_lm: Path):
     return model, tok
 
 
-def scores_and_grads(model, batch, max_tokens=None, weights=None):
+def scores_and_grads(model, batch, chunk_tokens=None, weights=None):
     model.zero_grad(set_to_none=True)
-    s = forward_scores(model, batch, max_tokens)
+    s = forward_scores(model, batch, chunk_tokens)
     w = weights if weights is not None else torch.linspace(-1, 1, s.numel()).reshape(s.shape)
     (s * w).sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return s.detach(), grads
 
 
-def assert_same(model, groups, pad_id, row_tokens, max_tokens=None) -> dict:
+def assert_same(model, groups, pad_id, row_tokens, chunk_tokens=None) -> dict:
     padded = collate_groups(groups, pad_id, 2)
     packed = collate_groups(groups, pad_id, 2, row_tokens)
     s0, g0 = scores_and_grads(model, padded)
-    s1, g1 = scores_and_grads(model, packed, max_tokens)
+    s1, g1 = scores_and_grads(model, packed, chunk_tokens)
     assert s0.shape == s1.shape and s0.shape[0] == sum(len(g.encoded) for g in groups)
     torch.testing.assert_close(s0, s1, rtol=1e-4, atol=1e-5)
     assert g0.keys() == g1.keys() and g0
@@ -88,7 +88,7 @@ def test_packing_mixes_with_length_chunks(rm) -> None:
     model, tok = rm
     groups = groups_of(tok, "chat", 4, prompts=4)
     # rows of ~one segment, run longest first in chunks of at most 120 padded tokens (one or two rows each)
-    packed = assert_same(model, groups, tok.pad_token_id, row_tokens=60, max_tokens=120)
+    packed = assert_same(model, groups, tok.pad_token_id, row_tokens=60, chunk_tokens=120)
     assert packed["input_ids"].shape[0] == 4
 
 

@@ -12,7 +12,8 @@ attend causally within the prompt; a response token attends to the whole prompt 
 never to another response or another segment; position ids continue from the prompt for each response. Every
 response token therefore sees exactly the keys, values and positions it has in its own unpacked sequence, so its
 hidden states — and the score read at its last token — are those of the unpacked forward (to float rounding:
-tests/rm/test_pack.py checks scores and gradients). Segments are placed in rows first-fit decreasing (several
+tests/rm/test_pack.py checks scores and gradients; the forward itself is
+:func:`lmforge.models.reward_scores.packed_scores`). Segments are placed in rows first-fit decreasing (several
 prompts per row) to remove padding too.
 
 Which responses share: those whose *kept* prompt ids are identical. :func:`~lmforge.data.reward_encode.assemble`
@@ -120,82 +121,3 @@ def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     masked), and PyTorch's CPU sdpa runs a float mask about 1.5x faster than a boolean one (fwd + bwd,
     [8, 4, 256, 64], torch 2.13) — attention is a third of a packed forward here."""
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
-
-
-def _dtype(model) -> torch.dtype:
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-
-
-def _head(model) -> torch.nn.Module:
-    """The model's scalar head (``score``), through DDP and PEFT wrappers."""
-    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    if hasattr(inner, "get_base_model"):
-        inner = inner.get_base_model()
-    return inner.score
-
-
-def packed_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None = None) -> torch.Tensor:
-    """``[N, heads]`` scores of a packed batch, sequence i's at row ``score_row[i]``, column ``score_col[i]``.
-
-    The model's own forward runs (so DDP / FSDP hooks and LoRA apply as usual) with the 4-D mask and position
-    ids; a forward hook on its head keeps the per-token head outputs (``score`` is applied to every position of
-    the final hidden states), and its pooled output — read at each row's last non-pad token — is ignored. With
-    ``max_tokens``, rows run longest first in chunks of at most that many padded tokens, as unpacked batches.
-    """
-    ids, pos, seg, part = batch["input_ids"], batch["position_ids"], batch["pack_seg"], batch["pack_part"]
-    n_rows, width = ids.shape
-    lengths = batch["pack_len"].cpu()
-    chunked = bool(max_tokens) and n_rows * width > max_tokens
-    order = torch.argsort(lengths, descending=True, stable=True) if chunked else torch.arange(n_rows)
-    head, dtype = _head(model), _dtype(model)
-    parts: list[torch.Tensor] = []
-    i = 0
-    while i < n_rows:
-        longest = max(1, int(lengths[order[i]])) if chunked else width
-        idx = order[i:i + max(1, max_tokens // longest)] if chunked else order
-        idx = idx.to(ids.device)
-        kept: list[torch.Tensor] = []
-        handle = head.register_forward_hook(lambda _m, _i, out, kept=kept: kept.append(out))
-        try:
-            model(input_ids=ids[idx, :longest], position_ids=pos[idx, :longest],
-                  attention_mask=additive(prefix_mask(seg[idx, :longest], part[idx, :longest]), dtype))
-        finally:
-            handle.remove()
-        parts.append(torch.nn.functional.pad(kept[-1], (0, 0, 0, width - longest)))
-        i += len(idx)
-    logits = torch.cat(parts)  # rows in `order`
-    where = torch.empty_like(order)
-    where[order] = torch.arange(n_rows)
-    return logits[where.to(ids.device)[batch["score_row"]], batch["score_col"]].float()
-
-
-def check_sharing(model, groups, pad_id: int, row_tokens: int, max_tokens: int | None = None,
-                  n_groups: int = 4) -> tuple[bool, str]:
-    """(usable, why): the model has a per-token ``score`` head and an attention implementation that takes a
-    4-D mask, and the packed scores of the first ``n_groups`` groups (eval mode, no gradients) equal the
-    padded ones — the architecture honours ``position_ids`` and the mask, so sharing is exact for it."""
-    from .reward_encode import collate
-
-    try:
-        _head(model)
-    except AttributeError:
-        return False, "off (the model has no per-token score head)"
-    impl = getattr(model.config, "_attn_implementation", None)
-    if impl not in ("sdpa", "eager", None):
-        return False, f"off (attention implementation {impl!r} is not checked with a 4-D mask)"
-    sample = [g.encoded for g in groups[:n_groups] if g.encoded]
-    if not sample:
-        return False, "off (no training sequences)"
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            padded = model(**collate([e for rows in sample for e in rows], pad_id)).logits.float()
-            packed = packed_scores(model, pack(sample, pad_id, row_tokens), max_tokens)
-    finally:
-        model.train(was_training)
-    tol = 1e-4 if _dtype(model) == torch.float32 else 3e-2
-    err = float((padded - packed).abs().max())
-    if err > tol * max(1.0, float(padded.abs().max())):
-        return False, f"off (packed scores differ from padded ones by {err:.2g} on this model)"
-    return True, f"on (checked on {len(sample)} groups: max score difference {err:.1g})"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..models.blocks import transformer_blocks  # the FSDP units; re-exported for callers of this module
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -71,14 +73,6 @@ def wrap(model: torch.nn.Module, info: DistInfo, strategy: str) -> torch.nn.Modu
     # forwards per step on each process (length-chunked micro-batches); the models' buffers (rotary tables)
     # are computed identically on every process anyway
     return DDP(model, device_ids=ids, broadcast_buffers=False)
-
-
-def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The repeated decoder/encoder layers of an HF model (the natural FSDP units)."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) > 1:
-            return list(module)
-    return []
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

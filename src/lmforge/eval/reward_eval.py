@@ -24,7 +24,8 @@ import torch
 
 from ..data.reward_data import Group
 from ..data.reward_encode import Encoded, collate
-from ..models.reward import forward_scores
+from ..models.chunked import length_chunks
+from ..models.reward_scores import forward_scores
 
 OVERALL = "overall"
 
@@ -69,36 +70,31 @@ def eval_pairs(groups: list[Group]) -> list[EvalPair]:
 
 @torch.no_grad()
 def score_encoded(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
-                  max_tokens: int | None = None) -> torch.Tensor:
+                  chunk_tokens: int | None = None) -> torch.Tensor:
     """``[N, heads]`` scores for encoded sequences, batched by length (longest first) to pad little."""
     device = next(model.parameters()).device
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i].input_ids))
+    lengths = torch.tensor([len(r.input_ids) for r in rows], dtype=torch.long)
+    _, chunks = length_chunks(lengths, int(lengths.max()) if rows else 0, chunk_tokens, max_rows=batch_size)
     out: torch.Tensor | None = None
-    i = 0
     was_training = model.training
     model.eval()
     try:
-        while i < len(order):
-            n = batch_size
-            if max_tokens:
-                n = max(1, min(batch_size, max_tokens // max(1, len(rows[order[i]].input_ids))))
-            idx = order[i:i + n]
-            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx], pad_id).items()}
+        for idx, _ in chunks:  # each chunk collated to its own longest row
+            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx.tolist()], pad_id).items()}
             scores = forward_scores(model, batch).cpu()
             if out is None:
                 out = torch.zeros(len(rows), scores.shape[1])
             out[idx] = scores
-            i += n
     finally:
         model.train(was_training)
     return out if out is not None else torch.zeros(0, 1)
 
 
 def group_scores(model, groups: list[Group], pad_id: int, batch_size: int = 32,
-                 max_tokens: int | None = None) -> list[torch.Tensor]:
+                 chunk_tokens: int | None = None) -> list[torch.Tensor]:
     """Scores of every response of every group (each distinct (prompt, response) scored once)."""
     rows = [e for g in groups for e in g.encoded]
-    flat = score_encoded(model, rows, pad_id, batch_size, max_tokens)
+    flat = score_encoded(model, rows, pad_id, batch_size, chunk_tokens)
     out, k = [], 0
     for g in groups:
         out.append(flat[k:k + len(g.encoded)])

@@ -6,9 +6,15 @@ the rows of the chat special tokens, which pre-training never used and SFT must 
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from ..engine.distributed import transformer_blocks
+from .blocks import transformer_blocks
+
+# how the input embedding is frozen, in every stage that fine-tunes (SFT protect.freeze_embeddings, reward models
+# model.freeze_embeddings): not at all, entirely, or all but the special tokens' rows
+FreezeEmbeddings = Literal["none", "all", "except_special"]
 
 
 def embedding_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -48,3 +54,26 @@ def freeze_layers(model: torch.nn.Module, n: int) -> int:
         for p in block.parameters():
             p.requires_grad_(False)
     return min(n, len(blocks))
+
+
+def train_top_blocks(model: torch.nn.Module, top: int, keep_training: list[torch.nn.Module]) -> int:
+    """Train only the last ``top`` blocks and the ``keep_training`` modules (final norm, head); returns how
+    many blocks train."""
+    blocks = transformer_blocks(model)
+    top = min(top, len(blocks))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for module in [*blocks[len(blocks) - top:], *keep_training]:
+        for p in module.parameters():
+            p.requires_grad_(True)
+    return top
+
+
+def apply_freeze(model: torch.nn.Module, embeddings: FreezeEmbeddings = "none", special_ids: list[int] | None = None,
+                 freeze_first: int = 0) -> None:
+    """A stage's freezing settings: the embedding (``except_special``: the ``special_ids`` rows still learn)
+    and the first ``freeze_first`` blocks."""
+    if embeddings != "none":
+        freeze_embeddings(model, sorted(set(special_ids or [])) if embeddings == "except_special" else None)
+    if freeze_first:
+        freeze_layers(model, freeze_first)

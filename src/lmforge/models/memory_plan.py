@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from .blocks import transformer_blocks
 
 GB = 1024**3
 NF4_BITS = 4.127  # 4-bit NF4 + fp8 block scales per 64 + fp32 scales per 256 blocks (QLoRA §3, double quant)
@@ -133,12 +134,6 @@ def _fake_model(config, dtype: torch.dtype, method: str, r: int, special_tokens:
     return model
 
 
-def _blocks(model) -> list[torch.nn.Module]:
-    from ..engine.distributed import transformer_blocks
-
-    return transformer_blocks(model)
-
-
 def _trainable_token_weights(model) -> int:
     """Elements of the full weights behind peft's trainable token rows (``peft.train_special_tokens``).
 
@@ -151,7 +146,7 @@ def _trainable_token_weights(model) -> int:
 
 def _shape(model, method: str) -> Shape:
     params = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
-    blocks = _blocks(model)
+    blocks = transformer_blocks(model)
     block_linear = sum(m.weight.numel() for b in blocks for name, m in b.named_modules()
                        if isinstance(m, torch.nn.Linear) and "lora_" not in name)
     adapter = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) if method != "full" else 0
@@ -197,7 +192,7 @@ def plan(source: str, method: str = "full", batch: int = 1, seq: int = 512, gpus
         model = _fake_model(config, getattr(torch, dtype), method, r, special_tokens).train()
         shape = _shape(model, method)
         activations = _saved_activation_bytes(model, batch, seq)
-        n_blocks = len(_blocks(model))
+        n_blocks = len(transformer_blocks(model))
         token_rows = _trainable_token_weights(model)
     vocab = int(getattr(config, "vocab_size", 0) or getattr(getattr(config, "text_config", None), "vocab_size", 0))
 

@@ -36,6 +36,7 @@ BASE_FILE = "lmforge_base.json"  # in an adapter folder: the base model spec, fo
 
 
 class PeftSection(Section):
+    """The adapter settings of every stage that tunes a model (SFT ``peft``, reward models ``model.lora``, RL)."""
     method: Literal["none", "lora", "dora", "qlora"] = Field(
         "none", description="none: full fine-tuning; lora / dora: adapters; qlora: LoRA on a 4-bit base (GPU)")
     r: int = Field(16, ge=1, description="adapter rank")
@@ -43,14 +44,31 @@ class PeftSection(Section):
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] | None = Field(None, description="module names to adapt; null: every linear "
                                              "projection of the blocks for this architecture")
-    train_special_tokens: bool = Field(True, description="also train the embedding rows of the chat special "
-                                       "tokens (role markers, end of turn)")
-    merge: bool = Field(False, description="also save a merged plain model beside the adapter")
+    train_special_tokens: bool | None = Field(None, description="also train the embedding rows of the special "
+                                              "tokens (role markers, end of turn); null: the stage's choice "
+                                              "(SFT yes: a base never trained them; reward models no)")
+    merge: bool = Field(False, description="SFT: also save a merged plain model beside the adapter (reward "
+                        "models are always saved merged)")
+
+    # reward models wrote ``lora.enabled: true|false`` before the stages shared this section
+    renamed_keys = {"enabled": "method"}
+
+    @classmethod
+    def from_old_key(cls, data: dict, old: str, new: str, value) -> None:
+        if old == "enabled":  # true: LoRA unless a method is named; false: no adapter
+            data["method"] = (data.get("method", "none") if data.get("method", "none") != "none" else "lora") \
+                if value else "none"
+        else:
+            super().from_old_key(data, old, new, value)
+
+    @property
+    def adapter(self) -> bool:
+        return self.method != "none"
 
 
 def linear_module_names(model: torch.nn.Module) -> list[str]:
     """Short names of the linear layers inside the transformer blocks (fallback for unknown architectures)."""
-    from ..engine.distributed import transformer_blocks
+    from .blocks import transformer_blocks
 
     names = set()
     for block in transformer_blocks(model):
@@ -91,9 +109,14 @@ def quantization_config():
                               bnb_4bit_compute_dtype=torch.bfloat16)
 
 
-def apply_peft(model, cfg: PeftSection, special_token_ids: list[int] | None = None):
-    """Wrap ``model`` with a LoRA/DoRA adapter (only adapter weights, and special-token rows, train)."""
+def apply_peft(model, cfg: PeftSection, special_token_ids: list[int] | None = None, *,
+               train_special_default: bool = True, task: str = "CAUSAL_LM", top_layers: int | None = None,
+               modules_to_save: list[str] | None = None):
+    """Wrap ``model`` with a LoRA/DoRA adapter: only adapter weights (and the special-token rows, and the
+    ``modules_to_save``, e.g. a reward model's head) train. ``top_layers``: adapt only the last N blocks."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from .blocks import transformer_blocks
 
     targets = cfg.target_modules or default_target_modules(model)
     present = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
@@ -103,10 +126,16 @@ def apply_peft(model, cfg: PeftSection, special_token_ids: list[int] | None = No
                          f"{', '.join(linear_module_names(model)[:8])})", field="peft.target_modules")
     if cfg.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    tokens = sorted(set(special_token_ids or [])) if cfg.train_special_tokens else []
+    train_special = cfg.train_special_tokens if cfg.train_special_tokens is not None else train_special_default
+    tokens = sorted(set(special_token_ids or [])) if train_special else []
+    layers = None
+    if top_layers:
+        n = len(transformer_blocks(model))
+        layers = list(range(n - min(top_layers, n), n))
     config = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
-                        use_dora=cfg.method == "dora", task_type="CAUSAL_LM", bias="none",
-                        trainable_token_indices=tokens or None)
+                        use_dora=cfg.method == "dora", task_type=task, bias="none",
+                        trainable_token_indices=tokens or None, layers_to_transform=layers,
+                        modules_to_save=modules_to_save)
     return get_peft_model(model, config)
 
 

@@ -25,34 +25,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import Section
 from ..errors import InputError
+from .blocks import transformer_blocks
+from .chunked import chunk_tokens_field
+from .freeze import FreezeEmbeddings
 from .load import DTYPES, load_causal_lm, load_tokenizer, resolve
+from .peft import PeftSection
+from .tokens import ensure_pad_token
 
 ENCODER_TYPES = {"bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "xlm-roberta", "mpnet",
                  "albert", "modernbert"}
 SIDECAR = "reward.json"
 
 
-class LoraSection(Section):
-    enabled: bool = False
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] | None = Field(None, description="null: every linear layer of the blocks")
-
-
 class RewardModelSection(Section):
     path: str = Field(description="backbone: a causal-LM or encoder folder, a .gguf file, a hub id, or a "
                                   "reward-model folder to train further")
     kind: Literal["auto", "causal", "encoder"] = Field("auto", description="auto: by the config's model_type")
-    lora: LoraSection = LoraSection()
+    lora: PeftSection = Field(PeftSection(), description="LoRA/DoRA adapters (the SFT peft section; "
+                              "enabled: true is read as method: lora)")
     top_layers: int | None = Field(None, ge=1, description="train only the last N blocks (full weights or "
                                    "LoRA) plus the head; null: all blocks")
-    freeze_embeddings: Literal["none", "all", "except_special"] = Field(
+    freeze_embeddings: FreezeEmbeddings = Field(
         "none", description="full fine-tuning: freeze the input embedding (except_special: all but the special "
         "tokens' rows, which a pre-trained-only model never learned) to keep facts the backbone read in prose")
     dropout: float | None = Field(0.0, ge=0, lt=1, description="set every dropout of the backbone; null: keep "
@@ -64,10 +61,17 @@ class RewardModelSection(Section):
         "auto", description="how (prompt, response) becomes text: chat (the tokenizer's chat template), "
         "transcript (User:/Assistant: lines + EOS), pair (encoders: [CLS] prompt [SEP] response [SEP]); auto: "
         "pair for encoders, else chat when the tokenizer has a template")
-    forward_tokens: int | None = Field(1024, ge=16, description="padded tokens per forward pass: a micro-batch "
-                                       "runs length-sorted in chunks of at most this many (less padding, same "
-                                       "gradients); null: one pass. 1024 measured fastest on CPU (1.3x over "
-                                       "4096, BENCHMARKS.md); not measured on a GPU")
+    chunk_tokens: int | None = chunk_tokens_field(1024, ge=16)  # 1024 measured fastest on CPU (1.3x over
+    # 4096, BENCHMARKS.md); not measured on a GPU
+    @model_validator(mode="after")
+    def _no_qlora(self) -> RewardModelSection:
+        if self.lora.method == "qlora":
+            raise ValueError("model.lora.method=qlora is not available for reward models (the backbone is not "
+                             "quantised); use lora or dora")
+        return self
+
+    renamed_keys = {"forward_tokens": "chunk_tokens"}  # the name until the stages shared one chunked forward
+
     share_prompt: bool = Field(True, description="causal backbones: forward each prompt once, packed with all "
                                "of its responses behind a block mask (the same scores and gradients; checked on "
                                "a few training groups at start, else the padded path); ignored for encoders")
@@ -122,12 +126,8 @@ def _set_dropout(config, p: float) -> None:
 def ensure_pad(tokenizer, config) -> None:
     """Right padding with a pad token; EOS doubles as pad when the tokenizer has none (the score is read at the
     rightmost non-pad token, so a trailing EOS is then skipped — consistently in training and scoring)."""
-    if tokenizer.pad_token_id is None:
-        if tokenizer.eos_token_id is None:
-            raise InputError("the tokenizer has neither a pad nor an EOS token; cannot batch", field="model.path")
-        tokenizer.pad_token = tokenizer.eos_token
+    config.pad_token_id = ensure_pad_token(tokenizer)
     tokenizer.padding_side = "right"
-    config.pad_token_id = tokenizer.pad_token_id
 
 
 def create_reward_model(cfg: RewardModelSection, criteria: list[str]):
@@ -172,65 +172,24 @@ def head_module_names(model) -> list[str]:
     return [n for n in ("score", "classifier") if hasattr(model, n)]
 
 
-def _blocks(model) -> torch.nn.ModuleList | None:
-    """The backbone's list of transformer blocks (llama ``model.layers``, BERT ``encoder.layer``...)."""
-    base = getattr(model, model.base_model_prefix, model)
-    for path in ("layers", "encoder.layer", "h", "transformer.layer", "layer"):
-        node = base
-        for part in path.split("."):
-            node = getattr(node, part, None)
-            if node is None:
-                break
-        if isinstance(node, torch.nn.ModuleList):
-            return node
-    return None
-
-
-def _block_linears(blocks) -> list[str] | str:
-    """Names of the linear layers inside the blocks (q_proj, ..., down_proj; query, ..., dense for BERT)."""
-    if blocks is None:
-        return "all-linear"
-    return sorted({name.rsplit(".", 1)[-1] for name, m in blocks.named_modules()
-                   if isinstance(m, torch.nn.Linear)})
-
-
 def prepare_trainable(model, cfg: RewardModelSection, tokenizer=None):
     """Full fine-tuning (optionally of the last ``top_layers`` blocks) or LoRA adapters; the head always trains."""
-    blocks = _blocks(model)
-    n_blocks = len(blocks) if blocks is not None else None
-    if cfg.top_layers is not None and n_blocks is None:
+    from .freeze import apply_freeze, train_top_blocks
+    from .peft import apply_peft
+
+    if cfg.top_layers is not None and not transformer_blocks(model):
         raise InputError("model.top_layers: cannot find the backbone's blocks", field="model.top_layers")
-    top = min(cfg.top_layers, n_blocks) if cfg.top_layers is not None else None
-    if cfg.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        lcfg = LoraConfig(task_type="SEQ_CLS", r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
-                          lora_dropout=cfg.lora.dropout,
-                          target_modules=cfg.lora.target_modules or _block_linears(blocks),
-                          layers_to_transform=list(range(n_blocks - top, n_blocks)) if top else None,
-                          modules_to_save=head_module_names(model) + (["pooler"] if hasattr(
-                              getattr(model, model.base_model_prefix, None), "pooler") else []))
-        return get_peft_model(model, lcfg)
-    if cfg.freeze_embeddings != "none":
-        from .freeze import freeze_embeddings
-
-        keep = sorted(set(tokenizer.all_special_ids)) if (cfg.freeze_embeddings == "except_special"
-                                                          and tokenizer is not None) else None
-        freeze_embeddings(model, keep)
-    if top is not None:
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for block in list(blocks)[n_blocks - top:]:
-            for p in block.parameters():
-                p.requires_grad_(True)
-        base = getattr(model, model.base_model_prefix)
-        for name in ("norm", "final_layernorm", "ln_f", "pooler"):
-            if hasattr(base, name) and getattr(base, name) is not None:
-                for p in getattr(base, name).parameters():
-                    p.requires_grad_(True)
-        for name in head_module_names(model):
-            for p in getattr(model, name).parameters():
-                p.requires_grad_(True)
+    base = getattr(model, model.base_model_prefix)
+    heads = head_module_names(model)
+    if cfg.lora.adapter:
+        return apply_peft(model, cfg.lora, tokenizer.all_special_ids if tokenizer is not None else None,
+                          train_special_default=False, task="SEQ_CLS", top_layers=cfg.top_layers,
+                          modules_to_save=heads + (["pooler"] if hasattr(base, "pooler") else []))
+    apply_freeze(model, cfg.freeze_embeddings, tokenizer.all_special_ids if tokenizer is not None else None)
+    if cfg.top_layers is not None:
+        finals = [getattr(base, n) for n in ("norm", "final_layernorm", "ln_f", "pooler")
+                  if getattr(base, n, None) is not None]
+        train_top_blocks(model, cfg.top_layers, finals + [getattr(model, n) for n in heads])
     return model
 
 
@@ -243,45 +202,16 @@ def plain_model(model):
 
 # ----------------------------------------------------------------------------------------- scoring
 
-def forward_scores(model, batch: dict[str, torch.Tensor], max_tokens: int | None = None) -> torch.Tensor:
-    """``[N, 1 + criteria]`` head outputs (column 0 is the reward).
-
-    With ``max_tokens``, the sequences are sorted by length and run in chunks of at most that many padded
-    tokens, each cut to its own longest sequence (right padding keeps every real token in the first columns),
-    so a micro-batch mixing short and long responses does not pay for padding every row to the longest. The
-    scores — and so the gradients — are those of one padded forward pass. A prefix-shared packed batch
-    (:func:`lmforge.data.reward_pack.pack`) gives the same scores through
-    :func:`~lmforge.data.reward_pack.packed_scores`.
-    """
-    if "score_row" in batch:
-        from ..data.reward_pack import packed_scores
-
-        return packed_scores(model, batch, max_tokens)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch]
-    n, width = batch["input_ids"].shape
-    if not max_tokens or n * width <= max_tokens:
-        return model(**{k: batch[k] for k in keys}).logits.float()
-    lengths = batch["attention_mask"].sum(-1)
-    order = torch.argsort(lengths, descending=True, stable=True)
-    parts, i = [], 0
-    while i < n:
-        longest = max(1, int(lengths[order[i]]))
-        idx = order[i:i + max(1, max_tokens // longest)]
-        parts.append(model(**{k: batch[k][idx, :longest] for k in keys}).logits.float())
-        i += len(idx)
-    return torch.cat(parts)[torch.argsort(order)]
-
-
 def prompt_rows(model, cfg: RewardModelSection, fmt: str, groups, pad_id: int) -> tuple[int | None, str]:
     """(row length for prefix-shared packing, or None for padded rows; why): on when asked, the input format is
     causal and the packed scores of a few training groups equal the padded ones."""
-    from ..data.reward_pack import check_sharing
+    from .reward_scores import check_sharing
 
     if not cfg.share_prompt:
         return None, "off (model.share_prompt=false)"
     if fmt == "pair":
         return None, "off (encoder: prompt and response read as a sentence pair)"
-    ok, why = check_sharing(model, groups, pad_id, cfg.max_length, cfg.forward_tokens)
+    ok, why = check_sharing(model, groups, pad_id, cfg.max_length, cfg.chunk_tokens)
     return (cfg.max_length, why) if ok else (None, why)
 
 

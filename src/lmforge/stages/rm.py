@@ -44,11 +44,11 @@ from ..models.reward import (
     RewardModelSection,
     backbone_kind,
     create_reward_model,
-    forward_scores,
     prepare_trainable,
     prompt_rows,
     save_reward_model,
 )
+from ..models.reward_scores import forward_scores
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 
 Kind = Literal["pair", "ranking", "likert", "binary"]
@@ -124,7 +124,7 @@ class RMConfig(Section):
         if self.epochs is not None:
             upd["steps"] = steps_for_epochs(n_prompts, self.train.batch_size, self.epochs)
         if self.train.lr is None:
-            upd["lr"] = 2e-4 if self.model.lora.enabled else 3e-5
+            upd["lr"] = 2e-4 if self.model.lora.adapter else 3e-5
         return self.model_copy(update={"train": self.train.model_copy(update=upd)}) if upd else self
 
 
@@ -133,12 +133,12 @@ class RMConfig(Section):
 LOSS_PARTS = ("loss_pair", "loss_ranking", "loss_likert", "loss_binary")
 
 
-def make_loss(cfg: LossSection, forward_tokens: int | None = None):
+def make_loss(cfg: LossSection, chunk_tokens: int | None = None):
     rank_fn = ranking_pairs if cfg.ranking == "pairs" else plackett_luce
     kw = cfg.weights
 
     def loss_fn(model, batch) -> LossOutput:
-        s = forward_scores(model, batch, forward_tokens)
+        s = forward_scores(model, batch, chunk_tokens)
         total = s.new_zeros(())
         # every part is always reported (0 when a micro-batch has none of its kind): data-parallel processes
         # all-reduce one vector of metrics, so each must send the same keys whatever kinds its records are
@@ -231,7 +231,7 @@ def make_evaluate(cfg: RMConfig, held, heads: HeadSpec, pad_id: int, last: dict[
     def evaluate(model, step: int) -> dict[str, float]:
         if not pairs:
             return {}
-        scores = group_scores(model, held, pad_id, cfg.eval.batch_size, cfg.model.forward_tokens)
+        scores = group_scores(model, held, pad_id, cfg.eval.batch_size, cfg.model.chunk_tokens)
         result = pair_accuracy(pairs, scores, heads.criteria, cfg.eval.calibration_bins)
         last.clear()
         last.update(result)
@@ -249,7 +249,7 @@ def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, float]:
 
     rows = [e for g in train for e in g.encoded]
     sample = random.Random(cfg.train.seed).sample(rows, min(len(rows), cfg.eval.stats_responses))
-    r = score_encoded(model, sample, pad_id, cfg.eval.batch_size, cfg.model.forward_tokens)[:, 0]
+    r = score_encoded(model, sample, pad_id, cfg.eval.batch_size, cfg.model.chunk_tokens)[:, 0]
     std = float(r.std()) if len(r) > 1 else 1.0
     return {"reward_mean": float(r.mean()), "reward_std": std if std > 0 else 1.0, "responses": len(r)}
 
@@ -282,7 +282,7 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
                           info.world_size, seed=cfg.train.seed, row_tokens=rows)
     last: dict[str, Any] = {}
     evaluate = make_evaluate(cfg, held, heads, pad_id, last)
-    trainer = Trainer(model, cfg.train, run, make_loss(cfg.loss, cfg.model.forward_tokens), source, info, evaluate,
+    trainer = Trainer(model, cfg.train, run, make_loss(cfg.loss, cfg.model.chunk_tokens), source, info, evaluate,
                       description="rm")
     result = trainer.fit(resume=resume)
     raw = trainer.raw_model
@@ -294,7 +294,7 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
                              "heldout_pair_accuracy": last.get("heldout_pair_accuracy")})
     files = write_report(run.path, last) if (run.main and last) else {}
     summary = {
-        "stage": "rm", "backbone": cfg.model.path, "kind": kind, "lora": cfg.model.lora.enabled,
+        "stage": "rm", "backbone": cfg.model.path, "kind": kind, "lora": cfg.model.lora.adapter,
         "heldout_pair_accuracy": last.get("heldout_pair_accuracy"), "heldout_pairs": last.get("heldout_pairs"),
         "accuracy_by_criterion": last.get("accuracy_by_criterion"),
         "accuracy_by_source": last.get("accuracy_by_source"),

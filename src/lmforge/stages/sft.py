@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from pydantic import Field, model_validator
 
 from ..algos.lm import token_nll_sum
@@ -29,7 +28,10 @@ from ..data.packing import SFTBatches
 from ..data.sft_tokenize import set_chat_template, tokenize_examples
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
+from ..models.chunked import chunk_tokens_field
+from ..models.freeze import FreezeEmbeddings
 from ..models.peft import PeftSection
+from ..models.tokens import pad_id
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 
 
@@ -52,9 +54,7 @@ class DataSection(Section):
         "drop", description="longer examples: drop them, or keep their first max_length tokens (dropped if no "
         "assistant token is left); both are counted in data_report.json and the log")
     packing: bool = Field(True, description="several examples per row, attention kept inside each")
-    chunk_tokens: int | None = Field(1024, ge=1, description="forward rows sorted by length in chunks of at most "
-                                     "this many padded tokens (same loss, no work on short rows' padding); "
-                                     "null: one pass per micro-batch")
+    chunk_tokens: int | None = chunk_tokens_field(1024)
     packing_attention: Literal["position_ids", "mask_4d"] = Field(
         "position_ids", description="how packed rows are separated: restarting position ids (sdpa/flash "
         "detect them) or an explicit 4-D block-causal mask")
@@ -65,7 +65,7 @@ class DataSection(Section):
 
 class ProtectSection(Section):
     """Ways to keep pre-trained knowledge (replay is a data source: ``{world: corpus, weight: ...}``)."""
-    freeze_embeddings: Literal["none", "all", "except_special"] = Field(
+    freeze_embeddings: FreezeEmbeddings = Field(
         "none", description="freeze the (tied) embedding; except_special keeps the chat special-token rows "
         "trainable")
     freeze_layers: int = Field(0, ge=0, description="freeze the first N transformer blocks")
@@ -165,7 +165,7 @@ def special_token_ids(tokenizer) -> list[int]:
 
 def load_model(cfg: SFTConfig, tokenizer):
     """The base model, quantised for QLoRA, with protections and the adapter applied."""
-    from ..models.freeze import freeze_embeddings, freeze_layers
+    from ..models.freeze import apply_freeze
     from ..models.load import load_causal_lm
     from ..models.peft import check_qlora_available, quantization_config
 
@@ -174,11 +174,7 @@ def load_model(cfg: SFTConfig, tokenizer):
         check_qlora_available()
         extra = {"quantization_config": quantization_config(), "device_map": {"": 0}}
     model = load_causal_lm(cfg.model.path, dtype=cfg.model.dtype, **extra)
-    if cfg.protect.freeze_embeddings != "none":
-        keep = special_token_ids(tokenizer) if cfg.protect.freeze_embeddings == "except_special" else None
-        freeze_embeddings(model, keep)
-    if cfg.protect.freeze_layers:
-        freeze_layers(model, cfg.protect.freeze_layers)
+    apply_freeze(model, cfg.protect.freeze_embeddings, special_token_ids(tokenizer), cfg.protect.freeze_layers)
     return model
 
 
@@ -199,19 +195,15 @@ def sft_loss(model, batch, chunk_tokens: int | None = None) -> LossOutput:
     ``use_cache=False`` matters: transformers builds the packed block mask from position ids only when no
     KV cache is created, and ``config.use_cache`` is True for most models even in training.
     """
-    n_rows, width = batch["input_ids"].shape
+    from ..models.chunked import length_chunks
+
+    width = batch["input_ids"].shape[1]
     tokens = batch.get("tokens", batch["input_ids"].numel())
-    if not chunk_tokens or "lengths" not in batch or n_rows * width <= chunk_tokens:
-        loss, n = _rows_nll(model, batch, slice(None), width)
-        return LossOutput(loss, float(n), tokens)
-    lengths = batch["lengths"]
-    order = torch.argsort(lengths, descending=True, stable=True)
-    loss, n, i = 0.0, 0, 0
-    while i < n_rows:
-        longest = max(1, int(lengths[order[i]]))
-        idx = order[i:i + max(1, chunk_tokens // longest)]
+    _, chunks = length_chunks(batch.get("lengths"), width, chunk_tokens)
+    loss, n = _rows_nll(model, batch, *chunks[0])
+    for idx, longest in chunks[1:]:
         part, k = _rows_nll(model, batch, idx, longest)
-        loss, n, i = loss + part, n + k, i + len(idx)
+        loss, n = loss + part, n + k
     return LossOutput(loss, float(n), tokens)
 
 
@@ -255,7 +247,7 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.model.tokenizer or cfg.model.path)
     set_chat_template(tokenizer, cfg.data.chat_template)
     tokens, report, val, val_tokens = prepare_data(cfg, tokenizer, run)
-    source = SFTBatches(tokens, cfg.data.max_length, cfg.train.micro(info.world_size), _pad_id(tokenizer),
+    source = SFTBatches(tokens, cfg.data.max_length, cfg.train.micro(info.world_size), pad_id(tokenizer),
                         cfg.data.packing, info.rank, info.world_size, cfg.train.seed,
                         mask_4d=cfg.data.packing_attention == "mask_4d")
     if cfg.epochs is not None:
@@ -271,10 +263,10 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     if world and info.main:
         summary.update(baseline_eval(cfg, run, model, tokenizer))
     if val_tokens and cfg.eval.baseline and info.main:
-        summary["base_val_loss"] = val_loss(model, val_tokens, _pad_id(tokenizer), chunk_tokens=cfg.data.chunk_tokens)
+        summary["base_val_loss"] = val_loss(model, val_tokens, pad_id(tokenizer), chunk_tokens=cfg.data.chunk_tokens)
     model = wrap_adapter(cfg, model, tokenizer)
     evaluate = combine(make_evaluate(cfg, run, tokenizer) if world else None,
-                       make_val_evaluate(cfg, run, tokenizer, val, val_tokens, _pad_id(tokenizer))
+                       make_val_evaluate(cfg, run, tokenizer, val, val_tokens, pad_id(tokenizer))
                        if val_tokens else None)
     loss_fn = functools.partial(sft_loss, chunk_tokens=cfg.data.chunk_tokens)
     trainer = Trainer(model, cfg.train, run, loss_fn, source, info, evaluate, description="sft")
@@ -295,10 +287,6 @@ def _sft(cfg: SFTConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     })
     run.write_summary(summary)
     return summary
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def save_outputs(cfg: SFTConfig, run: Run, model, tokenizer) -> dict[str, str]:

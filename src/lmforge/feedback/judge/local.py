@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import torch
 
 from ...errors import InputError
+from ...models.logprobs import IGNORE, token_logprobs
+from ...models.tokens import pad_id
 from .core import logsumexp
 from .prompts import Query
 
@@ -30,9 +32,7 @@ class LocalBackend:
         ctx = getattr(model.config, "max_position_embeddings", None) or 2048
         self.max_length = max_length or min(ctx, 8192)
         self.device = next(model.parameters()).device
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        if self.pad_id is None:
-            self.pad_id = 0
+        self.pad_id = pad_id(tokenizer, fallback=0)  # left padding is masked: any id will do
         self.stats: Counter = Counter()
         self._spellings: dict[tuple[str, ...], dict[str, list[list[int]]]] = {}
 
@@ -80,18 +80,25 @@ class LocalBackend:
     # ------------------------------------------------------------------ scoring
 
     @torch.no_grad()
-    def _end_logprobs(self, seqs: list[list[int]], n_last: int) -> torch.Tensor:
-        """log-softmax of the last ``n_last`` positions of each sequence: [len(seqs), n_last, vocab]."""
+    def _end_logprobs(self, seqs: list[list[int]], ends: list[list[list[int]]]) -> torch.Tensor:
+        """``[len(seqs), n_last, K]``: ``[r, j, k]`` is log P(``ends[r][j][k]``) at the j-th of the last
+        ``len(ends[r])`` positions of sequence r (n_last, K: the most of any row; unused slots are 0)."""
         width = max(len(s) for s in seqs)
+        n_last = max(len(e) for e in ends)
+        k = max(len(c) for e in ends for c in e)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, s in enumerate(seqs):
+        targets = torch.full((len(seqs), width, k), IGNORE, dtype=torch.long)
+        for r, (s, e) in enumerate(zip(seqs, ends, strict=True)):
             ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
             mask[r, width - len(s):] = 1
+            for j, cands in enumerate(e):
+                targets[r, width - len(e) + j, :len(cands)] = torch.tensor(cands, dtype=torch.long)
         ids, mask = ids.to(self.device), mask.to(self.device)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
-        return torch.log_softmax(logits[:, -n_last:, :].float(), dim=-1).cpu()
+        lp = token_logprobs(self.model, ids, targets.to(self.device), attention_mask=mask,
+                            position_ids=position_ids)
+        return lp[:, -n_last:].cpu()
 
     def _fit(self, ids: list[int], extra: int) -> list[int]:
         room = self.max_length - extra
@@ -120,18 +127,21 @@ class LocalBackend:
         single.sort(key=lambda j: len(j[1]))
         for start in range(0, len(single), self.batch_size):
             chunk = single[start:start + self.batch_size]
-            lp = self._end_logprobs([seq for _, seq, _ in chunk], 1)[:, -1, :]
+            cands = [[t for toks in ids.values() for t in toks] for _, _, ids in chunk]
+            lp = self._end_logprobs([seq for _, seq, _ in chunk], [[c] for c in cands])[:, -1, :]
             for row, (qi, _, ids) in enumerate(chunk):
+                at = 0
                 for c, toks in ids.items():
-                    parts[qi][c] = lp[row, toks].tolist()
+                    parts[qi][c] = lp[row, at:at + len(toks)].tolist()
+                    at += len(toks)
         jobs.sort(key=lambda j: (len(j[3]), len(j[2])))
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
             n = max(len(t) for *_, t in chunk)
-            lp = self._end_logprobs([seq for _, _, seq, _ in chunk], n)
+            lp = self._end_logprobs([seq for _, _, seq, _ in chunk], [[[t] for t in target] for *_, target in chunk])
             for row, (qi, c, _, target) in enumerate(chunk):
-                pos = lp[row, n - len(target):, :]
-                parts[qi].setdefault(c, []).append(float(sum(pos[t, tok] for t, tok in enumerate(target))))
+                pos = lp[row, n - len(target):, 0]
+                parts[qi].setdefault(c, []).append(float(sum(pos[t] for t in range(len(target)))))
         for qi, per_choice in parts.items():
             out[qi] = {c: logsumexp(v) for c, v in per_choice.items()}
         self.stats["verdicts from log-probabilities"] += len(queries)
