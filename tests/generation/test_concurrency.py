@@ -35,10 +35,11 @@ class CountingBackend:
 @pytest.fixture
 def counting(model, tokenizer):
     from lmforge.generation.hf_backend import HFBackend
-    from lmforge.generation.params import pad_id, stop_token_ids
+    from lmforge.generation.params import stop_token_ids
+    from lmforge.models.tokens import pad_id
 
     stops = stop_token_ids(tokenizer)
-    backend = CountingBackend(HFBackend(model, tokenizer, stops, pad_id(tokenizer, stops)))
+    backend = CountingBackend(HFBackend(model, tokenizer, stops, pad_id(tokenizer, fallback=0)))
     eng = GenerationEngine(model, tokenizer, backend=backend, window_s=0.3)
     yield eng, backend
     eng.close()

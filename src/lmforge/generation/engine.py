@@ -23,8 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+from ..models.tokens import pad_id
 from .outputs import CANCELLED, Completion, Row, RowResult, finish
-from .params import SamplingParams, pad_id, row_seed, stop_token_ids
+from .params import SamplingParams, row_seed, stop_token_ids
 
 
 def data_parallel_rank() -> int:
@@ -94,7 +95,7 @@ class GenerationEngine:
                  window_s: float = 0.005, rank: int | None = None):
         self.tokenizer = tokenizer
         self.stops = stop_token_ids(tokenizer)
-        self.pad = pad_id(tokenizer, self.stops)
+        self.pad = pad_id(tokenizer, fallback=self.stops[0] if self.stops else 0)  # left padding is masked
         if backend == "hf":
             from .hf_backend import HFBackend
             self.backend = HFBackend(model, tokenizer, self.stops, self.pad)

@@ -66,10 +66,3 @@ def stop_token_ids(tokenizer) -> list[int]:
         if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid not in ids:
             ids.append(tid)
     return ids
-
-
-def pad_id(tokenizer, stops: list[int]) -> int:
-    """The tokenizer's pad id, else the first stop id (padding is masked, so any id works)."""
-    if tokenizer.pad_token_id is not None:
-        return tokenizer.pad_token_id
-    return stops[0] if stops else 0
