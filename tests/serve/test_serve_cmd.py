@@ -13,12 +13,13 @@ def served(engine, monkeypatch):
     from lmforge.cli.main import app
     from lmforge.serve.engine import ChatEngine
 
-    apps = []
+    apps, options = [], []
     monkeypatch.setattr(ChatEngine, "load", classmethod(lambda cls, *a, **kw: engine))
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: (apps.append(app), options.append(kw)))
 
     def run(*args: str):
         result = CliRunner().invoke(app, ["serve", "some-model", *args])
+        run.options = options[-1] if options else None
         return result.exit_code, result.output, apps[-1] if apps else None
     return run
 
@@ -29,7 +30,7 @@ def test_defaults_hide_the_docs_and_limit_the_body(served):
     from lmforge.serve.limits import DEFAULT_MAX_BODY_BYTES
 
     code, _, app = served()
-    assert code == 0
+    assert code == 0 and served.options["limit_concurrency"] == 256  # uvicorn answers 503 beyond it
     with TestClient(app) as client:
         assert client.get("/openapi.json").status_code == 404 and client.get("/docs").status_code == 404
         r = client.post("/v1/chat/completions", content=b"x" * (DEFAULT_MAX_BODY_BYTES + 1))
@@ -39,8 +40,8 @@ def test_defaults_hide_the_docs_and_limit_the_body(served):
 def test_flags_reach_the_app(served):
     from fastapi.testclient import TestClient
 
-    code, _, app = served("--docs", "--max-body-bytes", "100", "--body-timeout", "2.5")
-    assert code == 0
+    code, _, app = served("--docs", "--max-body-bytes", "100", "--body-timeout", "2.5", "--max-connections", "8")
+    assert code == 0 and served.options["limit_concurrency"] == 8
     with TestClient(app) as client:
         assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
         assert client.post("/v1/chat/completions", content=b"x" * 101).status_code == 413
@@ -49,7 +50,8 @@ def test_flags_reach_the_app(served):
     assert timeouts == [2.5]
 
 
-@pytest.mark.parametrize("flag, value", [("--max-body-bytes", "0"), ("--body-timeout", "0")])
+@pytest.mark.parametrize("flag, value", [("--max-body-bytes", "0"), ("--body-timeout", "0"),
+                                         ("--max-connections", "0")])
 def test_limits_must_be_positive(served, flag, value):
     code, output, app = served(flag, value)
     assert code == 2 and flag in output and app is None

@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
                   body_timeout: float = typer.Option(DEFAULT_BODY_TIMEOUT_S, min=0.001, help="seconds a request "
                                                      "body may take to arrive; slower ones are answered 408 and "
                                                      "their connection closed"),
+                  max_connections: int = typer.Option(256, min=1, help="connections and requests served at "
+                                                      "once; beyond them new requests are answered 503 (a cap "
+                                                      "on what slow or stalled clients can hold)"),
                   docs: bool = typer.Option(False, "--docs", help="serve the API docs at /docs and /redoc and "
                                                                   "the schema at /openapi.json")) -> None:
         """Serve MODEL with the OpenAI chat API: GET /v1/models, POST /v1/chat/completions (non-streaming;
@@ -43,4 +46,4 @@ def register(app: typer.Typer) -> None:
             raise InputError(str(e), field="model") from None
         typer.echo(f"serving {engine.name} on http://{host}:{port}/v1 (OpenAI chat completions)", err=True)
         app = create_app(engine, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout, docs=docs)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=max_connections)
