@@ -42,6 +42,15 @@ def test_other_losses_run_and_reference_free_ones_skip_the_cache(tmp_path, tiny_
     assert (tmp_path / "runs/a" / REFERENCE_FILE).is_file() == (loss == "ipo")
 
 
+def test_lora_dpo_saves_an_adapter_and_holds_out_a_fraction(tmp_path, tiny_lm, pref_files):
+    cfg = _cfg(tmp_path, tiny_lm, pref_files, train__steps=8, train__lr=5e-3, peft__method="lora", peft__r=4)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"eval": [], "eval_fraction": 0.2})})
+    s = dpo(cfg)
+    assert s["adapter"] and (Path(s["final"]) / "adapter_config.json").is_file()
+    assert s["heldout_pairs"] > 0 and s["heldout_pairs"] + s["train_pairs"] == 60  # 36 records -> 60 pairs
+    assert s["heldout_loss_after"] < s["heldout_loss_before"]
+
+
 def test_kto_is_refused_with_a_clear_error(tmp_path, tiny_lm, pref_files):
     with pytest.raises(ValueError, match="kto"):
         _cfg(tmp_path, tiny_lm, pref_files, loss__name="kto")

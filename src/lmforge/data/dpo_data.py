@@ -86,6 +86,9 @@ def encode_pairs(tokenizer, pairs: list[PrefPair], max_length: int, counts: Coun
                  ) -> tuple[list[PrefPair], list[tuple[Row, Row]]]:
     kept, rows = [], []
     for p in pairs:
+        if not p.chosen.strip() or not p.rejected.strip():
+            counts["dropped: empty response"] += 1
+            continue
         c = encode_response(tokenizer, p.messages, p.chosen, max_length, method)
         r = encode_response(tokenizer, p.messages, p.rejected, max_length, method)
         if c is None or r is None:

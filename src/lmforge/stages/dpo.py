@@ -69,6 +69,8 @@ class DPOConfig(Section):
     data: DataSection
     loss: LossSection = LossSection()
     peft: PeftSection = PeftSection()
+    epochs: float | None = Field(None, gt=0, description="sets train.steps from the training pairs; null: "
+                                 "use train.steps")
     train: TrainConfig = TrainConfig(steps=100, batch_size=8, lr=5e-6, warmup_steps=0, weight_decay=0.0,
                                      log_every=10, grad_clip=1.0)
 
@@ -108,7 +110,8 @@ def _kwargs(fn, loss: LossSection, lengths: tuple[torch.Tensor, torch.Tensor] | 
 
 def pair_terms(loss: LossSection, logp: torch.Tensor, n_tok: torch.Tensor, ref: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(per-pair loss, chosen reward, rejected reward) from ``[2B]`` policy log-probs (chosen first)."""
+    """(per-pair loss, chosen reward, rejected reward) from ``[2B]`` policy log-probs (chosen first) and
+    ``[B, 2]`` reference log-probs; ORPO / SimPO get per-token averages, IPO the response lengths."""
     spec = preference_loss(loss.name)
     b = logp.shape[0] // 2
     c, r = logp[:b], logp[b:]
@@ -133,6 +136,10 @@ def make_loss(loss: LossSection, reference: torch.Tensor | None, chunk_tokens: i
         rc, rr = rc.detach(), rr.detach()
         metrics = {"reward_chosen": (w * rc).sum(), "reward_rejected": (w * rr).sum(),
                    "reward_margin": (w * (rc - rr)).sum(), "accuracy": (w * (rc > rr).to(w.dtype)).sum()}
+        if ref is not None:  # how far the policy moved: mean log π_θ(y|x) - log π_ref(y|x) of both responses
+            b = len(w)
+            drift = (logp[:b] - ref[:, 0] + logp[b:] - ref[:, 1]).detach() / 2
+            metrics["logp_drift"] = (w * drift).sum()
         return LossOutput((w * per).sum(), float(w.sum()), int(batch["tokens"]), metrics)
     return loss_fn
 
@@ -229,17 +236,17 @@ def load_data(cfg: DPOConfig, tokenizer, run: Run):
     from ..data.preference import read_feedback
 
     counts: Counter = Counter()
-    train = to_pairs([r for p in cfg.data.train for r in read_feedback(p)], counts)
+    records = [r for p in cfg.data.train for r in read_feedback(p)]
     if cfg.data.eval:
         held = to_pairs([r for p in cfg.data.eval for r in read_feedback(p)], Counter())
-    else:
-        order = list(range(len(train)))
+    else:  # hold out whole records, so a ranking's pairs never sit on both sides
+        order = list(range(len(records)))
         random.Random(cfg.train.seed).shuffle(order)
-        n = int(round(cfg.data.eval_fraction * len(train)))
-        n = min(n, len(train) - 1) if len(train) > 1 else 0
-        held_ids = set(order[:n])
-        held = [p for i, p in enumerate(train) if i in held_ids]
-        train = [p for i, p in enumerate(train) if i not in held_ids]
+        n = int(round(cfg.data.eval_fraction * len(records)))
+        held_ids = set(order[:min(n, len(records) - 1)])
+        held = to_pairs([r for i, r in enumerate(records) if i in held_ids], Counter())
+        records = [r for i, r in enumerate(records) if i not in held_ids]
+    train = to_pairs(records, counts)
     train, train_rows = encode_pairs(tokenizer, train, cfg.data.max_length, counts, cfg.data.loss_spans)
     held, held_rows = encode_pairs(tokenizer, held, cfg.data.max_length, Counter(), cfg.data.loss_spans)
     if not train_rows:
@@ -273,6 +280,9 @@ def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     set_chat_template(tokenizer, cfg.data.chat_template)
     pad = pad_id(tokenizer)
     train, train_rows, held, held_rows, report = load_data(cfg, tokenizer, run)
+    if cfg.epochs is not None:
+        steps = max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.train.batch_size))
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": steps})})
     if run.main:
         atomic_write_text(run.path / "config.yaml", dump_config(cfg))
     model = load_causal_lm(cfg.model.path, dtype=cfg.model.dtype).to(info.device)
