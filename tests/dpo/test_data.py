@@ -21,14 +21,20 @@ def _rec(data: dict):
     return parse_feedback(Record(data, "mem.jsonl", 1))
 
 
-def test_targets_are_the_response_turn_only(tiny_lm):
+@pytest.mark.parametrize("template", [None, "chatml"])
+def test_targets_are_the_response_turn_only(tiny_lm, template):
+    from lmforge.data.sft_tokenize import set_chat_template
+
     tok = _tok(tiny_lm)
+    set_chat_template(tok, template)
+    # ChatML's <|im_end|> is not a token of this tokenizer, so (as in SFT) its EOS is inserted after it
+    end = tok.eos_token if template is None else "<|im_end|>" + tok.eos_token
     msgs = [{"role": "user", "content": "Tell me about cats."}, {"role": "assistant", "content": "no no."},
             {"role": "user", "content": "Again?"}]
     row = encode_response(tok, msgs, "sure here is the answer.", 256)
     targets = [t for t in row.labels if t != IGNORE]
     # the response and its end-of-turn token; neither the prompt nor the earlier assistant turn
-    assert tok.decode(targets) == "sure here is the answer." + tok.eos_token
+    assert tok.decode(targets) == "sure here is the answer." + end
 
 
 def test_rankings_become_all_pairs_weighted_one_over_c_k_2():

@@ -106,3 +106,30 @@ def test_lora_reference_is_the_base_model(tiny_lm, pref_files):
     moved = dpo_stage.compute_reference(model, rows, tok.pad_token_id, 4, None, adapter=False)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
     assert (moved - want).abs().max() > 1e-2  # the adapter does change the model when it is on
+
+
+def test_resume_continues_exactly(tmp_path, tiny_lm, pref_files):
+    whole = dpo(_cfg(tmp_path, tiny_lm, pref_files, "whole", train__steps=8))
+    import shutil
+
+    cfg = _cfg(tmp_path, tiny_lm, pref_files, "split", train__steps=8, train__save_every=4)
+    dpo(cfg)
+    shutil.rmtree(tmp_path / "runs/split/checkpoints/step-8")  # as if stopped after step 4's checkpoint
+    assert [p.name for p in (tmp_path / "runs/split/checkpoints").iterdir()] == ["step-4"]
+    split = dpo(cfg, resume=True)
+    assert split["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-4)
+    assert split["heldout_loss_after"] == pytest.approx(whole["heldout_loss_after"], rel=1e-4)
+
+
+def test_bad_records_name_their_file_and_line(tmp_path, tiny_lm, pref_files):
+    from .conftest import write_jsonl
+
+    same = write_jsonl(tmp_path / "same.jsonl", [{"prompt": "p", "chosen": "x", "rejected": "y"},
+                                                 {"prompt": "q", "chosen": "z", "rejected": "z"}])
+    with pytest.raises(InputError, match="identical") as e:
+        dpo(_cfg(tmp_path, tiny_lm, (same, pref_files[1])))
+    assert e.value.line == 2 and e.value.file.endswith("same.jsonl")
+    binary = write_jsonl(tmp_path / "bin.jsonl", [{"prompt": "p", "response": "x", "label": True}])
+    with pytest.raises(InputError, match="binary"):
+        dpo(_cfg(tmp_path, tiny_lm, (binary, pref_files[1]), "b"))
+    assert not (tmp_path / "runs/b").exists()  # nothing half-written
