@@ -52,3 +52,9 @@ def test_loss_output_is_a_weighted_sum_over_pairs(monkeypatch):
     want = 1.0 * -math.log(sig(-1.0)) + (1 / 3) * -math.log(sig(1.0))
     assert out.loss.item() == pytest.approx(want) and out.count == pytest.approx(4 / 3)
     assert float(out.metrics["accuracy"]) == pytest.approx(1 / 3)
+
+
+def test_length_normalised_dpo_uses_per_token_means_of_policy_and_reference():
+    per, _, _ = pair_terms(LossSection(name="dpo", beta=0.5, length_normalize=True), LOGP, N_TOK, REF)
+    # pair 0: (-2/2 - -3/2) - (-5/5 - -4/5) = 0.5 + 0.2 = 0.7
+    assert per[0].item() == pytest.approx(-math.log(sig(0.5 * 0.7)))

@@ -129,6 +129,8 @@ def test_bad_records_name_their_file_and_line(tmp_path, tiny_lm, pref_files):
     with pytest.raises(InputError, match="identical") as e:
         dpo(_cfg(tmp_path, tiny_lm, (same, pref_files[1])))
     assert e.value.line == 2 and e.value.file.endswith("same.jsonl")
+    s = dpo(_cfg(tmp_path, tiny_lm, (same, pref_files[1]), "skip", data__on_invalid="skip", train__steps=1))
+    assert s["train_pairs"] == 1 and s["data"]["skipped invalid: chosen and rejected are identical"] == 1
     binary = write_jsonl(tmp_path / "bin.jsonl", [{"prompt": "p", "response": "x", "label": True}])
     with pytest.raises(InputError, match="binary"):
         dpo(_cfg(tmp_path, tiny_lm, (binary, pref_files[1]), "b"))

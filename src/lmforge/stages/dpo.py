@@ -48,7 +48,10 @@ class DataSection(Section):
     train: list[str] = Field(min_length=1, description="preference JSONL files (pairs; rankings become all "
                              "their pairs weighted 1/C(K,2))")
     eval: list[str] = Field(default_factory=list, description="held-out files; empty: hold out eval_fraction")
-    eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of training pairs held out (seeded)")
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of training records held out (seeded)")
+    on_invalid: Literal["error", "skip"] = Field("error", description="a record the format rejects (e.g. "
+                                                 "identical chosen and rejected): stop with file:line, or skip "
+                                                 "it and count the reason in data_report.json")
     max_length: int = Field(512, ge=8, description="tokens per prompt+response; longer prompts lose their "
                             "start, responses that do not fit are dropped")
     chat_template: str | None = Field(None, description="null: the tokenizer's; 'chatml', 'lmforge' or a file")
@@ -61,6 +64,8 @@ class LossSection(Section):
     beta: float | None = Field(None, gt=0, description="null: the loss's own default")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cdpo / robust / simpo: ε")
     gamma: float | None = Field(None, description="simpo's target margin; null: its default")
+    length_normalize: bool = Field(False, description="dpo/cdpo/robust: per-token mean log-probs (policy "
+                                   "and reference) instead of sums, so long responses do not dominate")
 
 
 class DPOConfig(Section):
@@ -122,6 +127,8 @@ def pair_terms(loss: LossSection, logp: torch.Tensor, n_tok: torch.Tensor, ref: 
         rc, rr = implicit_rewards(c / nc, 0.0, beta), implicit_rewards(r / nr, 0.0, beta)
     else:
         ref_c, ref_r = ref[:, 0].to(logp.dtype), ref[:, 1].to(logp.dtype)
+        if loss.length_normalize and loss.name != "ipo":  # IPO takes the lengths itself
+            c, r, ref_c, ref_r = c / nc, r / nr, ref_c / nc, ref_r / nr
         per = spec.fn(c, r, ref_c, ref_r, **_kwargs(spec.fn, loss, (nc, nr)))
         rc, rr = implicit_rewards(c, ref_c, beta), implicit_rewards(r, ref_r, beta)
     return per, rc, rr
@@ -233,12 +240,13 @@ def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batc
 # ---------------------------------------------------------------------------- the recipe
 
 def load_data(cfg: DPOConfig, tokenizer, run: Run):
-    from ..data.preference import read_feedback
+    from ..data.reward_data import DataReport, read_preference_files
 
-    counts: Counter = Counter()
-    records = [r for p in cfg.data.train for r in read_feedback(p)]
+    report = DataReport()
+    counts = report.counts
+    records = read_preference_files(cfg.data.train, report, cfg.data.on_invalid)
     if cfg.data.eval:
-        held = to_pairs([r for p in cfg.data.eval for r in read_feedback(p)], Counter())
+        held = to_pairs(read_preference_files(cfg.data.eval, DataReport(), cfg.data.on_invalid), Counter())
     else:  # hold out whole records, so a ranking's pairs never sit on both sides
         order = list(range(len(records)))
         random.Random(cfg.train.seed).shuffle(order)
@@ -252,7 +260,7 @@ def load_data(cfg: DPOConfig, tokenizer, run: Run):
     if not train_rows:
         raise InputError(f"no training pair fits data.max_length={cfg.data.max_length} (or all were skipped: "
                          f"{dict(counts)})", field="data.train")
-    report = {**dict(counts), "train_pairs": len(train_rows), "heldout_pairs": len(held_rows)}
+    report = {**report.as_dict(), "train_pairs": len(train_rows), "heldout_pairs": len(held_rows)}
     if run.main:
         atomic_write_text(run.path / "data_report.json", json.dumps(report, indent=1) + "\n")
     return train, train_rows, held, held_rows, report
