@@ -135,3 +135,15 @@ def test_bad_records_name_their_file_and_line(tmp_path, tiny_lm, pref_files):
     with pytest.raises(InputError, match="binary"):
         dpo(_cfg(tmp_path, tiny_lm, (binary, pref_files[1]), "b"))
     assert not (tmp_path / "runs/b").exists()  # nothing half-written
+
+
+def test_a_model_retrained_in_place_invalidates_the_cache(tmp_path, tiny_lm, pref_files):
+    import os
+    import shutil
+
+    lm = shutil.copytree(tiny_lm, tmp_path / "lm")
+    dpo(_cfg(tmp_path, lm, pref_files, train__steps=2))
+    weights = next(lm.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    with pytest.raises(InputError, match="another weights"):
+        dpo(_cfg(tmp_path, lm, pref_files, train__steps=4), resume=True)

@@ -176,10 +176,24 @@ def compute_reference(model, rows, pad: int, batch_size: int, chunk_tokens: int 
     return torch.cat(out) if out else torch.zeros((0, 2), dtype=torch.float64)
 
 
+def weights_signature(path: str) -> str:
+    """Name, size and mtime of a local model's weight files (cheap: a model retrained in place changes it);
+    the id itself for a hub model."""
+    p = Path(path)
+    if not p.exists():
+        return path
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".gguf"))
+    return hashlib.sha256(json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]).encode()
+                          ).hexdigest()
+
+
 def fingerprint(cfg: DPOConfig, model, tokenizer, train_rows, eval_rows) -> dict[str, Any]:
+    """What the cached reference log-probs depend on: the model (path, config, weight files), its dtype, the
+    tokenizer (vocab size and hash) and the tokenised pairs (which also fixes the chat template)."""
     vocab = sorted(tokenizer.get_vocab().items())
     return {
         "model": str(Path(cfg.model.path).resolve()) if Path(cfg.model.path).exists() else cfg.model.path,
+        "weights": weights_signature(cfg.model.path),
         "model_config": hashlib.sha256(model.config.to_json_string(use_diff=False).encode()).hexdigest(),
         "dtype": cfg.model.dtype,
         "vocab_size": len(vocab),
