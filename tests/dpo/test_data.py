@@ -77,3 +77,27 @@ def test_batches_resume_at_the_same_position(tiny_lm):
     b.load_state_dict(a.state_dict())
     assert a.next_batch()["index"].tolist() == b.next_batch()["index"].tolist()
     assert a.next_batch()["input_ids"].shape[0] == 6  # chosen then rejected rows
+
+
+def test_shared_prompt_rows_give_the_padded_log_probs(tiny_lm):
+    import torch
+
+    from lmforge.data.dpo_data import collate, collate_shared
+    from lmforge.models.load import load_causal_lm
+    from lmforge.stages.dpo import sequence_logprobs
+
+    tok = _tok(tiny_lm)
+    recs = [_rec({"prompt": "Tell me about cats number 3.", "chosen": "sure here is the answer.",
+                  "rejected": "no wrong."}),
+            _rec({"prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "no."},
+                             {"role": "user", "content": "Tell me about snow."}], "chosen": "sure.",
+                  "rejected": "bad bad rude nonsense wrong broken no."})]
+    _, rows = encode_pairs(tok, to_pairs(recs, Counter()), 64, Counter())
+    model = load_causal_lm(str(tiny_lm)).eval()
+    with torch.no_grad():
+        want, n_want = sequence_logprobs(model, collate(rows, [0, 1], [1.0, 1.0], 0))
+        shared = collate_shared(rows, [0, 1], [1.0, 1.0], 0)
+        got, n_got = sequence_logprobs(model, shared)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert n_got.tolist() == n_want.tolist()
+    assert shared["tokens"] < shared["sequence_tokens"]  # each prompt forwarded once

@@ -147,3 +147,11 @@ def test_a_model_retrained_in_place_invalidates_the_cache(tmp_path, tiny_lm, pre
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     with pytest.raises(InputError, match="another weights"):
         dpo(_cfg(tmp_path, lm, pref_files, train__steps=4), resume=True)
+
+
+def test_shared_prompt_rows_train_like_padded_rows(tmp_path, tiny_lm, pref_files):
+    shared = dpo(_cfg(tmp_path, tiny_lm, pref_files, "shared", train__steps=6))
+    padded = dpo(_cfg(tmp_path, tiny_lm, pref_files, "padded", train__steps=6, data__share_prompt=False))
+    assert shared["train_loss"] == pytest.approx(padded["train_loss"], rel=1e-3)
+    assert shared["heldout_loss_after"] == pytest.approx(padded["heldout_loss_after"], rel=1e-3)
+    assert shared["tokens"] < padded["tokens"]  # the prompt forwarded once per pair

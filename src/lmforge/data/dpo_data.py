@@ -132,8 +132,9 @@ class PairBatches:
     """Micro-batches of pairs in a seeded order per epoch, resumable by (epoch, position)."""
 
     def __init__(self, rows: list[tuple[Row, Row]], weights: list[float], micro: int, pad: int,
-                 rank: int = 0, world_size: int = 1, seed: int = 0):
+                 rank: int = 0, world_size: int = 1, seed: int = 0, share_prompt: bool = False):
         self.rows, self.weights, self.micro, self.pad = rows, weights, micro, pad
+        self.collate = collate_shared if share_prompt else collate
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.epoch, self.pos = 0, 0
         self._order = self._perm()
@@ -151,7 +152,7 @@ class PairBatches:
                 self._order = self._perm()
             idx.append(self._order[self.pos])
             self.pos += 1
-        return collate([self.rows[i] for i in idx], idx, [self.weights[i] for i in idx], self.pad)
+        return self.collate([self.rows[i] for i in idx], idx, [self.weights[i] for i in idx], self.pad)
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "pos": self.pos}
@@ -159,3 +160,39 @@ class PairBatches:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
         self._order = self._perm()
+
+
+def collate_shared(rows: list[tuple[Row, Row]], index: list[int], weights: list[float], pad: int
+                   ) -> dict[str, Any]:
+    """``[B, T]`` rows, one per pair: ``[shared prompt | chosen | rejected]`` (as :mod:`lmforge.data.reward_pack`
+    does for reward models), so the prompt is forwarded once. The shared part is the common prefix of both
+    sequences, cut before the last prompt token so each response segment starts with the token that predicts
+    its first token; ``part`` is 0 (shared), 1 (chosen), 2 (rejected), -1 (padding) and position ids continue
+    from the shared part in each segment. With :func:`lmforge.data.reward_pack.prefix_mask` every response
+    token sees exactly the keys and positions of its own unpacked sequence (so the log-probs are those of
+    :func:`collate`'s rows, to float rounding)."""
+    built = []
+    for c, r in rows:
+        first = min(next(i for i, t in enumerate(s.labels) if t >= 0) for s in (c, r))
+        s = 0
+        while s < first and c.input_ids[s] == r.input_ids[s]:
+            s += 1
+        ids = c.input_ids[:s] + c.input_ids[s:] + r.input_ids[s:]
+        labels = [IGNORE] * s + c.labels[s:] + r.labels[s:]
+        part = [0] * s + [1] * (len(c.input_ids) - s) + [2] * (len(r.input_ids) - s)
+        pos = list(range(len(c.input_ids))) + list(range(s, len(r.input_ids)))
+        built.append((ids, labels, part, pos))
+    width = max(len(b[0]) for b in built)
+    ids = torch.full((len(built), width), pad, dtype=torch.long)
+    labels = torch.full((len(built), width), IGNORE, dtype=torch.long)
+    part = torch.full((len(built), width), -1, dtype=torch.long)
+    pos = torch.zeros((len(built), width), dtype=torch.long)
+    for i, (a, b, p, q) in enumerate(built):
+        n = len(a)
+        ids[i, :n], labels[i, :n], part[i, :n], pos[i, :n] = (torch.tensor(a), torch.tensor(b), torch.tensor(p),
+                                                             torch.tensor(q))
+    seg = (part < 0).long()  # padding is its own block
+    return {"input_ids": ids, "labels": labels, "part": part, "pack_seg": seg, "position_ids": pos,
+            "index": torch.tensor(index, dtype=torch.long), "weight": torch.tensor(weights, dtype=torch.float64),
+            "tokens": int((part >= 0).sum()),
+            "sequence_tokens": sum(len(x.input_ids) for pair in rows for x in pair)}

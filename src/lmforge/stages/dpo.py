@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 
 from ..algos.preference_losses import implicit_rewards, preference_loss
 from ..config import Section, dump_config
-from ..data.dpo_data import PairBatches, collate, encode_pairs, fingerprint_rows, to_pairs
+from ..data.dpo_data import PairBatches, collate, collate_shared, encode_pairs, fingerprint_rows, to_pairs
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
 from ..models.logprobs import token_logprobs
@@ -57,6 +57,8 @@ class DataSection(Section):
     chat_template: str | None = Field(None, description="null: the tokenizer's; 'chatml', 'lmforge' or a file")
     loss_spans: Literal["auto", "generation", "prefix"] = "auto"
     chunk_tokens: int | None = Field(None, ge=1, description="padded tokens per forward chunk; null: one")
+    share_prompt: bool = Field(True, description="forward each pair as one row [prompt | chosen | rejected] "
+                               "behind a block mask (the prompt once); false: two padded rows per pair")
 
 
 class LossSection(Section):
@@ -94,7 +96,20 @@ class DPOConfig(Section):
 
 def sequence_logprobs(model, batch: dict[str, Any], chunk_tokens: int | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log π(y|x)`` summed over each row's response tokens ``[2B]``, and the response token counts."""
+    """``log π(y|x)`` summed over the response tokens ``[2B]`` (chosen, then rejected), and the response token
+    counts; a prompt-shared batch (:func:`lmforge.data.dpo_data.collate_shared`) runs one row per pair."""
+    if "part" in batch:
+        from ..data.reward_pack import additive, prefix_mask
+
+        dtype = next(model.parameters()).dtype
+        part = batch["part"]
+        mask = additive(prefix_mask(batch["pack_seg"], part.clamp(min=0)), dtype)
+        lp = token_logprobs(model, batch["input_ids"], batch["labels"], attention_mask=mask,
+                            position_ids=batch["position_ids"], chunk_tokens=chunk_tokens)
+        scored = batch["labels"] >= 0
+        sums = torch.cat([(lp * (part == k)).sum(-1) for k in (1, 2)])
+        counts = torch.cat([(scored & (part == k)).sum(-1) for k in (1, 2)])
+        return sums, counts
     lp = token_logprobs(model, batch["input_ids"], batch["labels"], attention_mask=batch["attention_mask"],
                         chunk_tokens=chunk_tokens)
     return lp.sum(-1), (batch["labels"] >= 0).sum(-1)
@@ -154,8 +169,8 @@ def make_loss(loss: LossSection, reference: torch.Tensor | None, chunk_tokens: i
 # ---------------------------------------------------------------------------- the reference cache
 
 @torch.no_grad()
-def compute_reference(model, rows, pad: int, batch_size: int, chunk_tokens: int | None, adapter: bool
-                      ) -> torch.Tensor:
+def compute_reference(model, rows, pad: int, batch_size: int, chunk_tokens: int | None, adapter: bool,
+                      share_prompt: bool = False) -> torch.Tensor:
     """``[N, 2]`` summed response log-probs (chosen, rejected) of every pair under the reference: the model as
     loaded, or with ``adapter`` the same model with its adapter switched off."""
     import contextlib
@@ -167,7 +182,8 @@ def compute_reference(model, rows, pad: int, batch_size: int, chunk_tokens: int 
     with ctx:
         for lo in range(0, len(rows), batch_size):
             part = rows[lo:lo + batch_size]
-            batch = collate(part, list(range(len(part))), [1.0] * len(part), pad)
+            batch = (collate_shared if share_prompt else collate)(part, list(range(len(part))), [1.0] * len(part),
+                                                                  pad)
             device = next(model.parameters()).device
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             lp, _ = sequence_logprobs(model, batch, chunk_tokens)
@@ -225,7 +241,7 @@ def load_or_compute_reference(run: Run, fp: dict[str, Any], compute) -> dict[str
 
 @torch.no_grad()
 def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batch_size: int,
-                    chunk_tokens: int | None) -> dict[str, float]:
+                    chunk_tokens: int | None, share_prompt: bool = False) -> dict[str, float]:
     """Weighted held-out loss and preference accuracy (implicit reward of chosen > rejected)."""
     if not rows:
         return {}
@@ -236,7 +252,8 @@ def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batc
     wsum = 0.0
     for lo in range(0, len(rows), batch_size):
         idx = list(range(lo, min(lo + batch_size, len(rows))))
-        batch = collate([rows[i] for i in idx], idx, [weights[i] for i in idx], pad)
+        batch = (collate_shared if share_prompt else collate)([rows[i] for i in idx], idx,
+                                                              [weights[i] for i in idx], pad)
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         logp, n_tok = sequence_logprobs(model, batch, chunk_tokens)
         per, rc, rr = pair_terms(loss, logp, n_tok, ref[idx].to(device) if ref is not None else None)
@@ -312,23 +329,24 @@ def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     if adapter:
         model = apply_peft(model, cfg.peft, special_token_ids(tokenizer))
     spec = preference_loss(cfg.loss.name)
+    share = cfg.data.share_prompt
     ref: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
     bs = max(1, cfg.train.micro(info.world_size))
     if spec.reference:
         fp = fingerprint(cfg, model, tokenizer, train_rows, held_rows)
 
         def compute() -> dict[str, torch.Tensor]:
-            return {"train": compute_reference(model, train_rows, pad, bs, cfg.data.chunk_tokens, adapter),
-                    "eval": compute_reference(model, held_rows, pad, bs, cfg.data.chunk_tokens, adapter)}
+            return {k: compute_reference(model, rows, pad, bs, cfg.data.chunk_tokens, adapter, share)
+                    for k, rows in (("train", train_rows), ("eval", held_rows))}
         ref = load_or_compute_reference(run, fp, compute)
     train_w, held_w = [p.weight for p in train], [p.weight for p in held]
 
     def evaluate(m, step: int) -> dict[str, float]:
-        return heldout_metrics(m, cfg.loss, held_rows, held_w, ref["eval"], pad, bs, cfg.data.chunk_tokens)
+        return heldout_metrics(m, cfg.loss, held_rows, held_w, ref["eval"], pad, bs, cfg.data.chunk_tokens, share)
 
     before = evaluate(model, 0) if held_rows else {}
     source = PairBatches(train_rows, train_w, cfg.train.micro(info.world_size), pad, info.rank,
-                         info.world_size, cfg.train.seed)
+                         info.world_size, cfg.train.seed, share)
     trainer = Trainer(model, cfg.train, run, make_loss(cfg.loss, ref["train"], cfg.data.chunk_tokens), source,
                       info, evaluate if held_rows else None, description="dpo")
     result = trainer.fit(resume=resume)
