@@ -50,6 +50,7 @@ COMMAND_MODULES = [
     "sft_cmd",
     "export_cmd",
     "rm_cmd",
+    "dpo_cmd",
     "judge_cmd",
     "serve_cmd",
     "plan_cmd",

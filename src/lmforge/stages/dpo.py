@@ -1,0 +1,372 @@
+"""DPO recipe: preference pairs (and rankings as pairs) -> a chat model tuned by a DPO-family loss.
+
+Losses come from :mod:`lmforge.algos.preference_losses` by name. The reference log-probs ``log π_ref(y|x)`` of
+every training and held-out response are computed once before training (batched, no grad) and cached in the
+run folder as ``reference_logprobs.pt`` with a fingerprint of the model, the tokenizer and the data, so a
+resumed run reuses them; with a LoRA adapter the reference is the same model with the adapter switched off
+(no second copy). ORPO and SimPO need no reference and skip it. The engine gets a per-pair loss *sum* and the
+pair count (rankings' pairs weighted 1/C(K,2)) and normalises globally.
+
+Writes ``runs/<name>/``: config.yaml, data_report.json, reference_logprobs.pt, metrics.jsonl, checkpoints/,
+final/ (HF model, or the adapter folder), summary.json (train loss, held-out preference accuracy before/after).
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from ..algos.preference_losses import implicit_rewards, preference_loss
+from ..config import Section, dump_config
+from ..data.dpo_data import PairBatches, collate, collate_shared, encode_pairs, fingerprint_rows, to_pairs
+from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
+from ..errors import InputError
+from ..models.logprobs import token_logprobs
+from ..models.peft import PeftSection
+from ..models.tokens import pad_id
+from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
+
+REFERENCE_FILE = "reference_logprobs.pt"
+
+
+class ModelSection(Section):
+    path: str | None = Field(None, description="the model to tune (an SFT run's final/, a HF folder, a hub id)")
+    tokenizer: str | None = Field(None, description="null: the model's own")
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+class DataSection(Section):
+    train: list[str] = Field(min_length=1, description="preference JSONL files (pairs; rankings become all "
+                             "their pairs weighted 1/C(K,2))")
+    eval: list[str] = Field(default_factory=list, description="held-out files; empty: hold out eval_fraction")
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of training records held out (seeded)")
+    on_invalid: Literal["error", "skip"] = Field("error", description="a record the format rejects (e.g. "
+                                                 "identical chosen and rejected): stop with file:line, or skip "
+                                                 "it and count the reason in data_report.json")
+    max_length: int = Field(512, ge=8, description="tokens per prompt+response; longer prompts lose their "
+                            "start, responses that do not fit are dropped")
+    chat_template: str | None = Field(None, description="null: the tokenizer's; 'chatml', 'lmforge' or a file")
+    loss_spans: Literal["auto", "generation", "prefix"] = "auto"
+    chunk_tokens: int | None = Field(None, ge=1, description="padded tokens per forward chunk; null: one")
+    share_prompt: bool = Field(True, description="forward each pair as one row [prompt | chosen | rejected] "
+                               "behind a block mask (the prompt once); false: two padded rows per pair")
+
+
+class LossSection(Section):
+    name: str = Field("dpo", description="dpo, cdpo, robust, ipo, orpo or simpo (kto: not yet)")
+    beta: float | None = Field(None, gt=0, description="null: the loss's own default")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cdpo / robust / simpo: ε")
+    gamma: float | None = Field(None, description="simpo's target margin; null: its default")
+    length_normalize: bool = Field(False, description="dpo/cdpo/robust: per-token mean log-probs (policy "
+                                   "and reference) instead of sums, so long responses do not dominate")
+
+
+class DPOConfig(Section):
+    run: RunConfig = RunConfig(name="dpo")
+    model: ModelSection = ModelSection()
+    data: DataSection
+    loss: LossSection = LossSection()
+    peft: PeftSection = PeftSection()
+    epochs: float | None = Field(None, gt=0, description="sets train.steps from the training pairs; null: "
+                                 "use train.steps")
+    train: TrainConfig = TrainConfig(steps=100, batch_size=8, lr=5e-6, warmup_steps=0, weight_decay=0.0,
+                                     log_every=10, grad_clip=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DPOConfig:
+        spec = preference_loss(self.loss.name)
+        if not spec.paired:
+            raise ValueError(f"loss.name={self.loss.name} (unpaired good/bad examples) is not supported by "
+                             "lmforge dpo yet; use a paired loss")
+        if self.train.distributed == "fsdp":
+            raise ValueError("train.distributed=fsdp is not supported by lmforge dpo; use ddp")
+        return self
+
+
+# ---------------------------------------------------------------------------- log-probs and the loss
+
+def sequence_logprobs(model, batch: dict[str, Any], chunk_tokens: int | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log π(y|x)`` summed over the response tokens ``[2B]`` (chosen, then rejected), and the response token
+    counts; a prompt-shared batch (:func:`lmforge.data.dpo_data.collate_shared`) runs one row per pair."""
+    if "part" in batch:
+        from ..data.reward_pack import additive, prefix_mask
+
+        dtype = next(model.parameters()).dtype
+        part = batch["part"]
+        mask = additive(prefix_mask(batch["pack_seg"], part.clamp(min=0)), dtype)
+        lp = token_logprobs(model, batch["input_ids"], batch["labels"], attention_mask=mask,
+                            position_ids=batch["position_ids"], chunk_tokens=chunk_tokens)
+        scored = batch["labels"] >= 0
+        sums = torch.cat([(lp * (part == k)).sum(-1) for k in (1, 2)])
+        counts = torch.cat([(scored & (part == k)).sum(-1) for k in (1, 2)])
+        return sums, counts
+    lp = token_logprobs(model, batch["input_ids"], batch["labels"], attention_mask=batch["attention_mask"],
+                        chunk_tokens=chunk_tokens)
+    return lp.sum(-1), (batch["labels"] >= 0).sum(-1)
+
+
+def _kwargs(fn, loss: LossSection, lengths: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, Any]:
+    names = inspect.signature(fn).parameters
+    kw: dict[str, Any] = {}
+    for key in ("beta", "gamma"):
+        if key in names and getattr(loss, key) is not None:
+            kw[key] = getattr(loss, key)
+    if "label_smoothing" in names:
+        kw["label_smoothing"] = loss.label_smoothing
+    if "chosen_len" in names and lengths is not None:
+        kw["chosen_len"], kw["rejected_len"] = lengths
+    return kw
+
+
+def pair_terms(loss: LossSection, logp: torch.Tensor, n_tok: torch.Tensor, ref: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(per-pair loss, chosen reward, rejected reward) from ``[2B]`` policy log-probs (chosen first) and
+    ``[B, 2]`` reference log-probs; ORPO / SimPO get per-token averages, IPO the response lengths."""
+    spec = preference_loss(loss.name)
+    b = logp.shape[0] // 2
+    c, r = logp[:b], logp[b:]
+    nc, nr = n_tok[:b].clamp(min=1).to(logp.dtype), n_tok[b:].clamp(min=1).to(logp.dtype)
+    beta = loss.beta if loss.beta is not None else inspect.signature(spec.fn).parameters["beta"].default
+    if spec.average:  # ORPO / SimPO: average per-token log-probs, no reference
+        per = spec.fn(c / nc, r / nr, **_kwargs(spec.fn, loss, None))
+        rc, rr = implicit_rewards(c / nc, 0.0, beta), implicit_rewards(r / nr, 0.0, beta)
+    else:
+        ref_c, ref_r = ref[:, 0].to(logp.dtype), ref[:, 1].to(logp.dtype)
+        if loss.length_normalize and loss.name != "ipo":  # IPO takes the lengths itself
+            c, r, ref_c, ref_r = c / nc, r / nr, ref_c / nc, ref_r / nr
+        per = spec.fn(c, r, ref_c, ref_r, **_kwargs(spec.fn, loss, (nc, nr)))
+        rc, rr = implicit_rewards(c, ref_c, beta), implicit_rewards(r, ref_r, beta)
+    return per, rc, rr
+
+
+def make_loss(loss: LossSection, reference: torch.Tensor | None, chunk_tokens: int | None):
+    def loss_fn(model, batch) -> LossOutput:
+        logp, n_tok = sequence_logprobs(model, batch, chunk_tokens)
+        ref = reference[batch["index"].cpu()].to(logp.device) if reference is not None else None
+        per, rc, rr = pair_terms(loss, logp, n_tok, ref)
+        w = batch["weight"].to(per.device, per.dtype)
+        rc, rr = rc.detach(), rr.detach()
+        metrics = {"reward_chosen": (w * rc).sum(), "reward_rejected": (w * rr).sum(),
+                   "reward_margin": (w * (rc - rr)).sum(), "accuracy": (w * (rc > rr).to(w.dtype)).sum()}
+        if ref is not None:  # how far the policy moved: mean log π_θ(y|x) - log π_ref(y|x) of both responses
+            b = len(w)
+            drift = (logp[:b] - ref[:, 0] + logp[b:] - ref[:, 1]).detach() / 2
+            metrics["logp_drift"] = (w * drift).sum()
+        return LossOutput((w * per).sum(), float(w.sum()), int(batch["tokens"]), metrics)
+    return loss_fn
+
+
+# ---------------------------------------------------------------------------- the reference cache
+
+@torch.no_grad()
+def compute_reference(model, rows, pad: int, batch_size: int, chunk_tokens: int | None, adapter: bool,
+                      share_prompt: bool = False) -> torch.Tensor:
+    """``[N, 2]`` summed response log-probs (chosen, rejected) of every pair under the reference: the model as
+    loaded, or with ``adapter`` the same model with its adapter switched off."""
+    import contextlib
+
+    was = model.training
+    model.eval()
+    out = []
+    ctx = model.disable_adapter() if adapter else contextlib.nullcontext()
+    with ctx:
+        for lo in range(0, len(rows), batch_size):
+            part = rows[lo:lo + batch_size]
+            batch = (collate_shared if share_prompt else collate)(part, list(range(len(part))), [1.0] * len(part),
+                                                                  pad)
+            device = next(model.parameters()).device
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            lp, _ = sequence_logprobs(model, batch, chunk_tokens)
+            out.append(lp.view(2, -1).T.double().cpu())
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros((0, 2), dtype=torch.float64)
+
+
+def weights_signature(path: str) -> str:
+    """Name, size and mtime of a local model's weight files (cheap: a model retrained in place changes it);
+    the id itself for a hub model."""
+    p = Path(path)
+    if not p.exists():
+        return path
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".gguf"))
+    return hashlib.sha256(json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]).encode()
+                          ).hexdigest()
+
+
+def fingerprint(cfg: DPOConfig, model, tokenizer, train_rows, eval_rows) -> dict[str, Any]:
+    """What the cached reference log-probs depend on: the model (path, config, weight files), its dtype, the
+    tokenizer (vocab size and hash) and the tokenised pairs (which also fixes the chat template)."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    return {
+        "model": str(Path(cfg.model.path).resolve()) if Path(cfg.model.path).exists() else cfg.model.path,
+        "weights": weights_signature(cfg.model.path),
+        "model_config": hashlib.sha256(model.config.to_json_string(use_diff=False).encode()).hexdigest(),
+        "dtype": cfg.model.dtype,
+        "vocab_size": len(vocab),
+        "vocab": hashlib.sha256(json.dumps(vocab).encode()).hexdigest(),
+        "train": fingerprint_rows(train_rows), "eval": fingerprint_rows(eval_rows),
+    }
+
+
+def load_or_compute_reference(run: Run, fp: dict[str, Any], compute) -> dict[str, torch.Tensor]:
+    """The cached reference log-probs when the file is there and its fingerprint matches (an error naming
+    the file and the mismatched fields when it does not); else computed, then written atomically."""
+    path = run.path / REFERENCE_FILE
+    if path.is_file():
+        cached = torch.load(path, weights_only=True)
+        bad = sorted(k for k in fp if cached.get("fingerprint", {}).get(k) != fp[k])
+        if bad:
+            raise InputError(f"reference log-probs were computed for another {', '.join(bad)}; delete the file "
+                             "or start a new run", file=path)
+        return {"train": cached["train"], "eval": cached["eval"]}
+    ref = compute()
+    if run.main:
+        tmp = path.with_suffix(".tmp")
+        torch.save({"fingerprint": fp, **ref}, tmp)
+        tmp.replace(path)
+    return ref
+
+
+# ---------------------------------------------------------------------------- held-out accuracy
+
+@torch.no_grad()
+def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batch_size: int,
+                    chunk_tokens: int | None, share_prompt: bool = False) -> dict[str, float]:
+    """Weighted held-out loss and preference accuracy (implicit reward of chosen > rejected)."""
+    if not rows:
+        return {}
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    tot = {"heldout_loss": 0.0, "heldout_accuracy": 0.0, "heldout_margin": 0.0, "heldout_logp_accuracy": 0.0}
+    wsum = 0.0
+    for lo in range(0, len(rows), batch_size):
+        idx = list(range(lo, min(lo + batch_size, len(rows))))
+        batch = (collate_shared if share_prompt else collate)([rows[i] for i in idx], idx,
+                                                              [weights[i] for i in idx], pad)
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        logp, n_tok = sequence_logprobs(model, batch, chunk_tokens)
+        per, rc, rr = pair_terms(loss, logp, n_tok, ref[idx].to(device) if ref is not None else None)
+        w = batch["weight"].to(per.dtype)
+        tot["heldout_loss"] += float((w * per).sum())
+        tot["heldout_accuracy"] += float((w * (rc > rr).to(w.dtype)).sum())
+        tot["heldout_margin"] += float((w * (rc - rr)).sum())
+        b = len(idx)  # the policy's own preference: summed log-prob of chosen above rejected
+        tot["heldout_logp_accuracy"] += float((w * (logp[:b] > logp[b:]).to(w.dtype)).sum())
+        wsum += float(w.sum())
+    model.train(was)
+    return {k: v / max(wsum, 1e-12) for k, v in tot.items()} | {"heldout_pairs": len(rows)}
+
+
+# ---------------------------------------------------------------------------- the recipe
+
+def load_data(cfg: DPOConfig, tokenizer, run: Run):
+    from ..data.reward_data import DataReport, read_preference_files
+
+    report = DataReport()
+    counts = report.counts
+    records = read_preference_files(cfg.data.train, report, cfg.data.on_invalid)
+    if cfg.data.eval:
+        held = to_pairs(read_preference_files(cfg.data.eval, DataReport(), cfg.data.on_invalid), Counter())
+    else:  # hold out whole records, so a ranking's pairs never sit on both sides
+        order = list(range(len(records)))
+        random.Random(cfg.train.seed).shuffle(order)
+        n = int(round(cfg.data.eval_fraction * len(records)))
+        held_ids = set(order[:min(n, len(records) - 1)])
+        held = to_pairs([r for i, r in enumerate(records) if i in held_ids], Counter())
+        records = [r for i, r in enumerate(records) if i not in held_ids]
+    train = to_pairs(records, counts)
+    train, train_rows = encode_pairs(tokenizer, train, cfg.data.max_length, counts, cfg.data.loss_spans)
+    held, held_rows = encode_pairs(tokenizer, held, cfg.data.max_length, Counter(), cfg.data.loss_spans)
+    if not train_rows:
+        raise InputError(f"no training pair fits data.max_length={cfg.data.max_length} (or all were skipped: "
+                         f"{dict(counts)})", field="data.train")
+    report = {**report.as_dict(), "train_pairs": len(train_rows), "heldout_pairs": len(held_rows)}
+    if run.main:
+        atomic_write_text(run.path / "data_report.json", json.dumps(report, indent=1) + "\n")
+    return train, train_rows, held, held_rows, report
+
+
+def dpo(cfg: DPOConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    if not cfg.model.path:
+        raise InputError("model.path is required (an SFT run's final/, a HF folder or a hub id)",
+                         field="model.path")
+    with discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
+        return _dpo(cfg, resume, overwrite)
+
+
+def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
+    from ..data.sft_tokenize import set_chat_template
+    from ..models.load import load_causal_lm, load_tokenizer
+    from ..models.peft import apply_peft
+    from .sft import save_outputs, special_token_ids
+
+    t0 = time.time()
+    info = init_distributed()
+    run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite, main=info.main)
+    seed_everything(cfg.train.seed)
+    tokenizer = load_tokenizer(cfg.model.tokenizer or cfg.model.path)
+    set_chat_template(tokenizer, cfg.data.chat_template)
+    pad = pad_id(tokenizer)
+    train, train_rows, held, held_rows, report = load_data(cfg, tokenizer, run)
+    if cfg.epochs is not None:
+        steps = max(1, math.ceil(cfg.epochs * len(train_rows) / cfg.train.batch_size))
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": steps})})
+    if run.main:
+        atomic_write_text(run.path / "config.yaml", dump_config(cfg))
+    model = load_causal_lm(cfg.model.path, dtype=cfg.model.dtype).to(info.device)
+    adapter = cfg.peft.method != "none"
+    if adapter:
+        model = apply_peft(model, cfg.peft, special_token_ids(tokenizer))
+    spec = preference_loss(cfg.loss.name)
+    share = cfg.data.share_prompt
+    ref: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
+    bs = max(1, cfg.train.micro(info.world_size))
+    if spec.reference:
+        fp = fingerprint(cfg, model, tokenizer, train_rows, held_rows)
+
+        def compute() -> dict[str, torch.Tensor]:
+            return {k: compute_reference(model, rows, pad, bs, cfg.data.chunk_tokens, adapter, share)
+                    for k, rows in (("train", train_rows), ("eval", held_rows))}
+        ref = load_or_compute_reference(run, fp, compute)
+    train_w, held_w = [p.weight for p in train], [p.weight for p in held]
+
+    def evaluate(m, step: int) -> dict[str, float]:
+        return heldout_metrics(m, cfg.loss, held_rows, held_w, ref["eval"], pad, bs, cfg.data.chunk_tokens, share)
+
+    before = evaluate(model, 0) if held_rows else {}
+    source = PairBatches(train_rows, train_w, cfg.train.micro(info.world_size), pad, info.rank,
+                         info.world_size, cfg.train.seed, share)
+    trainer = Trainer(model, cfg.train, run, make_loss(cfg.loss, ref["train"], cfg.data.chunk_tokens), source,
+                      info, evaluate if held_rows else None, description="dpo")
+    result = trainer.fit(resume=resume)
+    final = save_outputs(cfg, run, trainer.raw_model, tokenizer)
+    summary: dict[str, Any] = {
+        "stage": "dpo", "loss": cfg.loss.name, "method": cfg.peft.method,
+        "train_pairs": len(train_rows), "heldout_pairs": len(held_rows), "data": report,
+        "steps": result["steps"], "train_loss": result["train_loss"], "tokens": result["tokens"],
+        "train_seconds": result["train_seconds"],
+        "heldout_accuracy_before": before.get("heldout_accuracy"),
+        "heldout_loss_before": before.get("heldout_loss"),
+        "heldout_accuracy_after": result.get("heldout_accuracy"),
+        "heldout_loss_after": result.get("heldout_loss"),
+        # implicit-reward accuracy starts at 0 for reference losses (every reward is 0, a tie counts as
+        # wrong); the log-prob accuracy (chosen more likely than rejected) is comparable before and after
+        "heldout_logp_accuracy_before": before.get("heldout_logp_accuracy"),
+        "heldout_logp_accuracy_after": result.get("heldout_logp_accuracy"),
+        "reference_cache": str(run.path / REFERENCE_FILE) if spec.reference else None,
+        **final, "seconds": round(time.time() - t0, 2),
+    }
+    summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+    run.write_summary(summary)
+    return summary
