@@ -221,8 +221,3 @@ def plan(source: str, method: str = "full", batch: int = 1, seq: int = 512, gpus
     return Plan(model=source, method=method, batch=batch, seq=seq, gpus=n_gpus if device == "gpu" else 0,
                 device=device, dtype=dtype, params=shape.params, trainable=trainable,
                 parts_gb={k: round(v / GB, 3) for k, v in parts.items()})
-
-
-def fits(source: str, memory_gb: float, **kw: Any) -> dict[str, Plan]:
-    """Every method's plan, for a table of which fit in ``memory_gb`` per device."""
-    return {m: plan(source, method=m, **kw) for m in METHODS if m != "qlora" or kw.get("gpus", None) != 0}
