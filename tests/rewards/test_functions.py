@@ -87,6 +87,9 @@ def test_check_scores_accepts_tensors_and_arrays_and_rejects_inf():
     import numpy as np
 
     assert check_scores("x", np.array([1, 2]), 2).tolist() == [1.0, 2.0]
+    assert check_scores("x", [np.float32(0.5), torch.tensor(2.0), 3], 3).tolist() == [0.5, 2.0, 3.0]
+    with pytest.raises(RewardError, match="score of response 1 is True, not a number"):
+        check_scores("x", [1.0, True], 2)
     assert check_scores("x", torch.tensor([0.5], dtype=torch.float64), 1).dtype == torch.float32
     with pytest.raises(RewardError, match="reward x: score of response 0 is inf"):
         check_scores("x", [float("inf"), 0.0], 2)

@@ -19,6 +19,7 @@ the RL stage's checkpoints are written atomically, so nothing is half-written wh
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -52,7 +53,7 @@ def check_batch(name: str, prompts: Sequence[Any], responses: Sequence[Any], met
 def check_scores(name: str, scores: Any, n: int) -> torch.Tensor:
     """``scores`` as a float32 ``[n]`` tensor, or a :class:`RewardError` naming ``name`` and the first bad index.
 
-    Accepts a list/tuple of numbers, a numpy array or a tensor. Rejected: a count other than ``n``, a value that
+    Accepts a list/tuple of numbers (Python, numpy or one-element tensors), a numpy array or a 1-D tensor. Rejected: a count other than ``n``, a value that
     is not a number (None, a string, a bool), NaN or ±inf.
     """
     if isinstance(scores, torch.Tensor):
@@ -65,7 +66,9 @@ def check_scores(name: str, scores: Any, n: int) -> torch.Tensor:
         if not isinstance(scores, (list, tuple)):
             raise RewardError(f"reward {name}: returned {type(scores).__name__}, expected a list of {n} numbers")
         for i, v in enumerate(scores):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if isinstance(v, torch.Tensor) and v.numel() == 1:
+                continue
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):  # numpy scalars are Real
                 raise RewardError(f"reward {name}: score of response {i} is {v!r}, not a number")
         values = torch.tensor([float(v) for v in scores], dtype=torch.float32)
     if values.numel() != n:
