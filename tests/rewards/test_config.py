@@ -59,8 +59,16 @@ def test_bad_terms_are_one_line_errors_naming_the_field(tmp_path, term, message)
 
 
 def test_empty_terms_and_duplicate_names(tmp_path):
-    with pytest.raises(InputError, match="at least 1 item"):
+    with pytest.raises(InputError, match="reward.terms': no reward: add at least one term"):
         load(tmp_path, "reward:\n  terms: []\n")
+    class Stage(Section):  # a stage may hold the section as its default
+        reward: RewardSection = RewardSection()
+
+    (tmp_path / "stage.yaml").write_text("reward:\n  batch_size: 4\n")
+    with pytest.raises(InputError, match="field 'reward.terms': no reward"):  # the loader fills in the default
+        load_config(Stage, tmp_path / "stage.yaml")
+    with pytest.raises(InputError, match="field 'reward.terms': no reward"):
+        build_reward(Stage().reward)
     with pytest.raises(InputError, match="two reward terms are named 'n_words'"):
         load(tmp_path, "reward:\n  terms:\n    - {kind: function, function: 'rewards.sample_rewards:n_words'}\n"
                        "    - {kind: function, function: 'rewards.sample_rewards:n_words', weight: 2}\n")

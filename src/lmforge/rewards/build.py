@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..errors import InputError
 from .base import Reward
 from .combine import WeightedSum
-from .config import RewardSection, RewardTerm
+from .config import NO_TERMS, RewardSection, RewardTerm
 
 
 def build_term(term: RewardTerm, batch_size: int = 32, device: str = "cpu") -> Reward:
@@ -34,6 +34,8 @@ def build_term(term: RewardTerm, batch_size: int = 32, device: str = "cpu") -> R
 def build_reward(section: RewardSection, device: str = "cpu") -> Reward:
     """The reward of ``section``: the term itself when there is one with weight 1, else a
     :class:`~lmforge.rewards.combine.WeightedSum` (which keeps each term's scores in ``last_terms``)."""
+    if not section.terms:
+        raise InputError(NO_TERMS, field="reward.terms")
     terms = []
     for i, term in enumerate(section.terms):
         try:

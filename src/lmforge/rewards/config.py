@@ -21,12 +21,14 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config import Section
 from ..data.preference import CRITERIA
 
 KINDS = ("model", "function", "judge")
+NO_TERMS = ("no reward: add at least one term under reward.terms (kind: model, function or judge; see "
+            "docs/rewards.md)")
 # which optional fields belong to which kind (a field of another kind set by mistake is an error, not ignored)
 _OWN = {"model": {"path", "dtype"}, "function": {"function", "kwargs"}, "judge": {"judge"}}
 
@@ -115,9 +117,19 @@ class RewardTerm(Section):
 
 
 class RewardSection(Section):
-    terms: list[RewardTerm] = Field(min_length=1, description="the reward is sum_i weight_i * term_i")
+    # empty by default so a stage's config can hold RewardSection() as its default; a config that is loaded or
+    # built with an empty list (and build_reward) refuses it: RL without a reward has nothing to climb
+    terms: list[RewardTerm] = Field(default_factory=list, description="the reward is sum_i weight_i * term_i "
+                                    "(at least one term)")
     batch_size: int = Field(32, ge=1, description="responses per reward-model forward / judge queries per "
                             "local forward")
+
+    @field_validator("terms")
+    @classmethod
+    def _some_terms(cls, terms: list[RewardTerm]) -> list[RewardTerm]:
+        if not terms:  # runs on a given list only, not on the default of RewardSection()
+            raise ValueError(NO_TERMS)
+        return terms
 
     @model_validator(mode="after")
     def _unique_names(self) -> RewardSection:
