@@ -52,7 +52,10 @@ def test_reward_is_rm_score_of_the_text_not_of_the_policy_tokens(tiny_rm, tmp_pa
     want = rm_score_rewards(tiny_rm, tmp_path, PROMPTS, texts)
     assert got.dtype == torch.float32 and got.shape == (3,)
     torch.testing.assert_close(got, torch.tensor(want), rtol=1e-4, atol=1e-5)  # rm score rounds to 6 places
-    assert not reward.model.training and not got.requires_grad
+    assert not reward.model.training and not got.requires_grad and reward.truncated == 0
+    long = reward(PROMPTS[:1], ["sure " * 100], [None])  # past the model's max_length of 64: cut, counted
+    assert reward.truncated == 1 and torch.isfinite(long).all()
+    assert reward([], [], []).shape == (0,) and reward.last_terms[reward.name].shape == (0,)
 
 
 def test_normalised_with_saved_statistics_then_clipped(tiny_rm):

@@ -73,6 +73,7 @@ class JudgeReward:
                  ) -> torch.Tensor:
         check_batch(self.name, prompts, responses, meta)
         if not responses:
+            self.last_terms = {self.name: torch.zeros(0)}
             return torch.zeros(0)
         per = self.judge_scores(prompts, responses)
         unread = torch.isnan(per)

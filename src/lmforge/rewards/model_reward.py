@@ -105,6 +105,7 @@ class ModelReward:
                  ) -> torch.Tensor:
         check_batch(self.name, prompts, responses, meta)
         if not responses:
+            self.last_terms = {self.name: torch.zeros(0)}
             return torch.zeros(0)
         r = check_scores(f"model {self.path}", self.raw_scores(prompts, responses)[:, 0], len(responses))
         if self.normalize:
