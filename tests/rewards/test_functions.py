@@ -46,6 +46,8 @@ def test_an_exception_names_the_function_and_the_first_response_it_fails_on():
     assert str(exc.value) == ("reward function rewards.sample_rewards:raises_on_boom raised at response 2: "
                               "ValueError: cannot score a boom")
     assert isinstance(exc.value, InputError)  # one line, exit 2 in the CLI
+    with pytest.raises(RewardError, match=r"needs_two raised: RuntimeError: batch too large$"):
+        call("rewards.sample_rewards:needs_two", ["a", "b"])  # no single response fails alone: no index
 
 
 @pytest.mark.parametrize("spec, message", [
