@@ -58,6 +58,17 @@ def test_bad_terms_are_one_line_errors_naming_the_field(tmp_path, term, message)
     assert "reward.terms.0" in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_a_dumped_config_loads_back(tmp_path):
+    from lmforge.config import dump_config
+
+    cfg = load(tmp_path, "reward:\n  terms:\n    - {kind: function, function: 'rewards.sample_rewards:n_words'}\n"
+                         "    - {kind: model, path: runs/rm/final, clip: 3}\n"
+                         "    - {kind: judge, judge: {endpoint: 'http://x'}, normalize: false}\n")
+    assert [t.normalized for t in cfg.reward.terms] == [False, True, False]
+    again = load(tmp_path, dump_config(cfg))  # every field written, those of other kinds at their defaults
+    assert again == cfg
+
+
 def test_empty_terms_and_duplicate_names(tmp_path):
     with pytest.raises(InputError, match="reward.terms': no reward: add at least one term"):
         load(tmp_path, "reward:\n  terms: []\n")

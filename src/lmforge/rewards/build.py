@@ -23,11 +23,11 @@ def build_term(term: RewardTerm, batch_size: int = 32, device: str = "cpu") -> R
     if term.kind == "model":
         from .model_reward import ModelReward
 
-        return ModelReward(term.path, normalize=term.normalize, clip=term.clip, batch_size=batch_size,
+        return ModelReward(term.path, normalize=term.normalized, clip=term.clip, batch_size=batch_size,
                            device=device, dtype=term.dtype, name=name)
     from .judge_reward import JudgeReward
 
-    return JudgeReward.from_section(term.judge, normalize=term.normalize, clip=term.clip, batch_size=batch_size,
+    return JudgeReward.from_section(term.judge, normalize=term.normalized, clip=term.clip, batch_size=batch_size,
                                     device=device, name=name)
 
 

@@ -72,9 +72,10 @@ class RewardTerm(Section):
                                    "passed on every call (e.g. length_penalty's target)")
     judge: JudgeSection | None = Field(None, description="kind=judge: the judge (a local model or a URL)")
     weight: float = Field(1.0, description="the term's weight in the sum")
-    normalize: bool = Field(True, description="model: (r - mean) / std with the statistics the reward model "
-                            "saved; judge: (s - 4) / 3, the 1-7 scale mapped to [-1, 1]; function: must be "
-                            "false or unset (a function returns its own scale)")
+    normalize: bool | None = Field(None, description="model: (r - mean) / std with the statistics the reward "
+                                   "model saved; judge: (s - 4) / 3, the 1-7 scale mapped to [-1, 1]; null: on "
+                                   "for both; function: must stay null or false (a function returns its own "
+                                   "scale)")
     clip: float | None = Field(None, gt=0, description="clip the (normalised) score to [-clip, clip]")
 
     @model_validator(mode="before")
@@ -94,15 +95,22 @@ class RewardTerm(Section):
         need = {"model": "path", "function": "function", "judge": "judge"}[self.kind]
         if getattr(self, need) is None:
             raise ValueError(f"a reward term of kind={self.kind} needs '{need}'")
-        given = self.model_fields_set
-        stray = sorted((set().union(*_OWN.values()) - _OWN[self.kind]) & given)
+        # a field of another kind counts when it differs from its default (a dumped config lists every field)
+        fields = type(self).model_fields
+        stray = sorted(f for f in set().union(*_OWN.values()) - _OWN[self.kind]
+                       if getattr(self, f) != fields[f].get_default(call_default_factory=True))
         if stray:
             owner = next(k for k, own in _OWN.items() if stray[0] in own)
             raise ValueError(f"'{stray[0]}' is for kind={owner}, not kind={self.kind}")
-        if self.kind == "function" and "normalize" in given and self.normalize:
+        if self.kind == "function" and self.normalize:
             raise ValueError("normalize is for kind=model and kind=judge; a function returns its own scale "
                              "(scale it with weight, bound it with clip)")
         return self
+
+    @property
+    def normalized(self) -> bool:
+        """Whether the score is normalised (``normalize`` null: yes for model and judge, no for functions)."""
+        return self.kind != "function" if self.normalize is None else self.normalize
 
     def label(self) -> str:
         """The term's name in logs: ``name``, else the function's name or the model folder."""
