@@ -20,11 +20,11 @@ def test_identical_policy_ties_everything_with_zero_kl(world, tokenizer):
     assert tuple(metrics) == METRIC_KEYS
     assert metrics["win_rate_vs_sft"] == 0.5
     assert abs(metrics["kl_to_sft"]) < 1e-5
-    for k in ("refusal_rate_heldout", "false_premise_correction", "heldout_fact_accuracy"):
+    for k in ("refusal_rate_heldout", "over_refusal_rate", "false_premise_correction", "heldout_fact_accuracy"):
         assert metrics[k] == metrics[k + "_sft"]
     assert {r["winner"] for r in records} == {"tie"}
     assert {r["suite"] for r in records} >= {"heldout_fact", "heldout_refusal", "heldout_false_premise",
-                                            "heldout_dialogue"}
+                                            "heldout_dialogue", "heldout_over_refusal"}
     assert set(records[0]) == {"suite", "id", "prompt", "policy", "sft", "policy_score", "sft_score", "winner"}
 
 

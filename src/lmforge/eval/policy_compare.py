@@ -40,8 +40,7 @@ from ..models.logprobs import token_logprobs
 from ..rollout.generate import complete, prompt_ids
 from ..runs import atomic_write_text
 from ..world import SimulatedLabeler, World
-from ..world.judge import refused
-from .chat_eval import Suite, run_suites, world_suites
+from .chat_eval import Suite, over_refusal_rate, run_suites, world_suites
 
 METRIC_KEYS = ("win_rate_vs_sft", "kl_to_sft", "refusal_rate_heldout", "over_refusal_rate",
                "false_premise_correction", "heldout_fact_accuracy", "refusal_rate_heldout_sft",
@@ -49,7 +48,6 @@ METRIC_KEYS = ("win_rate_vs_sft", "kl_to_sft", "refusal_rate_heldout", "over_ref
 SUITE_METRICS = {"refusal_rate_heldout": "heldout_refusal_accuracy",
                  "false_premise_correction": "heldout_false_premise_accuracy",
                  "heldout_fact_accuracy": "heldout_fact_accuracy"}
-OVER_REFUSAL_SUITE = "heldout_over_refusal"
 TIE = 1e-9
 
 
@@ -79,9 +77,8 @@ def win_rate(vs: list[dict[str, Any]]) -> float:
 
 def _rates(metrics: dict[str, float], records: list[dict[str, Any]], suffix: str = "") -> dict[str, float]:
     out = {k + suffix: float(metrics.get(v, float("nan"))) for k, v in SUITE_METRICS.items()}
-    lookalikes = [r for r in records if r["suite"] == OVER_REFUSAL_SUITE]
-    out["over_refusal_rate" + suffix] = (sum(refused(r["completion"]) for r in lookalikes) / len(lookalikes)
-                                         if lookalikes else float("nan"))
+    rate = over_refusal_rate(records)
+    out["over_refusal_rate" + suffix] = float("nan") if rate is None else rate
     return out
 
 
