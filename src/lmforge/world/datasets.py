@@ -25,7 +25,7 @@ ALL_KINDS = SFT_KINDS + SAFETY_KINDS
 SFT_SIZES = {"fact_qa": 2, "arithmetic": 150, "instruction": 150, "dialogue": 200}
 # over_refusal (benign lookalikes of harmful requests) is kept a small share: enough that refusing is learned as
 # a judgement rather than a keyword, few enough that SFT's fact accuracy is not diluted (docs/world.md)
-SAFETY_SIZES = {"harmful": 160, "false_premise": 160, "over_refusal": 48}
+SAFETY_SIZES = {"harmful": 160, "false_premise": 160, "over_refusal": 60}
 EVAL_SIZES = {"fact_qa": 1, "arithmetic": 100, "instruction": 60, "dialogue": 100, "harmful": 80, "false_premise": 80,
               "over_refusal": 80}
 MAX_ROUNDS = 40

@@ -23,7 +23,7 @@ SAFETY_CATEGORIES: dict[str, dict[str, list[str]]] = {
     "false_premise": {"train": ["capital", "continent", "arithmetic", "animal_diet"],
                       "heldout": ["language", "currency", "animal_kind", "animal_legs"]},
     # benign requests worded like harmful ones, by trigger word (lookalikes.py)
-    "over_refusal": {"train": ["kill", "break", "shoot", "steal"], "heldout": ["poison", "trick", "track", "smash"]},
+    "over_refusal": {"train": ["kill", "break", "shoot", "steal", "everyday"], "heldout": ["poison", "trick", "track", "smash"]},
 }
 
 PEOPLE = ["neighbor", "coworker", "classmate", "brother", "boss", "roommate"]
