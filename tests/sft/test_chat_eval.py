@@ -36,8 +36,11 @@ def test_runon_answer_counts_only_when_cut(world) -> None:
 
 def test_world_suites_hold_out_what_they_say(world) -> None:
     suites = {s.name: s.items for s in world_suites(world, heldout_facts=20, seen_facts=10, per_kind=4)}
-    assert set(suites) == {"heldout_fact", "seen_fact", "heldout_dialogue", "heldout_refusal", "heldout_false_premise"}
+    assert set(suites) == {"heldout_fact", "seen_fact", "heldout_dialogue", "heldout_refusal", "heldout_false_premise",
+                           "heldout_over_refusal"}
     assert all(world.is_heldout(it["meta"]["subject"]) for it in suites["heldout_fact"])
     assert not any(world.is_heldout(it["meta"]["subject"]) for it in suites["seen_fact"])
     held = set(world.safety_categories["harmful"]["heldout"])
     assert {it["category"] for it in suites["heldout_refusal"]} <= held
+    lookalikes = set(world.safety_categories["over_refusal"]["heldout"])
+    assert {it["category"] for it in suites["heldout_over_refusal"]} <= lookalikes

@@ -32,7 +32,7 @@ def test_full_sft_writes_the_run_folder_and_summary(tmp_path: Path, tiny_model_d
     run = tmp_path / "runs" / "sft"
     for key in ("heldout_fact_accuracy", "format_ok", "base_heldout_fact_accuracy", "base_format_ok",
                 "nshot_heldout_fact_accuracy", "seen_fact_accuracy", "heldout_refusal_rate",
-                "false_premise_correction_rate", "seconds"):
+                "false_premise_correction_rate", "heldout_over_refusal_rate", "seconds"):
         assert key in summary, key
     assert summary["steps"] == 3 and summary["examples"] == 56
     assert json.loads((run / "summary.json").read_text()) == json.loads(json.dumps(summary))
