@@ -27,3 +27,97 @@ def test_algorithms_run_a_few_steps(tmp_path, tiny_lm, prompt_file, algorithm):
         assert (tmp_path / "runs/rl/value_head.pt").exists()
     assert (tmp_path / "runs/rl/final/config.json").exists()
     assert (tmp_path / "runs/rl/samples.jsonl").read_text().strip()
+
+
+def test_lora_reference_is_the_base_model(tmp_path, tiny_lm):
+    """With an adapter the reference is the same model with the adapter off: the base model's log-probs."""
+    import torch
+
+    from lmforge.models.load import load_causal_lm
+    from lmforge.models.peft import PeftSection, apply_peft
+    from lmforge.rl.policy import PolicyWithValue, Reference
+    from lmforge.rl.rollout import masked_logprobs
+
+    base = load_causal_lm(str(tiny_lm)).eval()
+    policy = apply_peft(load_causal_lm(str(tiny_lm)), PeftSection(method="lora", r=4))
+    torch.manual_seed(1)
+    for name, p in policy.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)  # a trained adapter: the policy now differs from the base
+    model = PolicyWithValue(policy, "shared").eval()
+    ref = Reference(policy, adapter=True)
+    assert ref.copy is None  # no second copy of the weights
+    ids = torch.randint(5, 300, (3, 12))
+    att = torch.ones_like(ids)
+    tgt, mask = ids.roll(-1, 1), torch.ones(3, 12)
+    with torch.no_grad():
+        with ref.model(model.policy) as r:
+            got, _ = masked_logprobs(r(input_ids=ids, attention_mask=att).logits, tgt, mask, 0.7)
+        want, _ = masked_logprobs(base(input_ids=ids, attention_mask=att).logits, tgt, mask, 0.7)
+        moved, _ = masked_logprobs(model(ids, att, values=False)[0], tgt, mask, 0.7)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert (moved - want).abs().max() > 1e-2
+
+
+def test_grpo_with_lora_saves_an_adapter(tmp_path, tiny_lm, prompt_file):
+    s = rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, peft__method="lora", peft__r=4, rl__rollouts=1))
+    assert s["steps"] == 2 and (tmp_path / "runs/rl/final/adapter_config.json").exists()
+
+
+def _no_template(tmp_path, lm):
+    import shutil
+
+    out = tmp_path / "plain-lm"
+    shutil.copytree(lm, out)
+    (out / "chat_template.jinja").unlink(missing_ok=True)
+    tc = json.loads((out / "tokenizer_config.json").read_text())
+    tc.pop("chat_template", None)
+    (out / "tokenizer_config.json").write_text(json.dumps(tc))
+    return out
+
+
+def test_bad_input_stops_before_training_and_leaves_no_run(tmp_path, tiny_lm, prompt_file):
+    from lmforge.errors import InputError
+
+    with pytest.raises(InputError, match="chat template"):
+        rl_train(rl_cfg(tmp_path, _no_template(tmp_path, tiny_lm), prompt_file))
+    with pytest.raises(InputError, match="does not exist"):
+        rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, reward__terms=[{"kind": "function",
+                                                                          "function": "rl.rewards:nope"}]))
+    with pytest.raises(InputError, match="no lmforge reward model|reward.json"):
+        rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, reward__terms=[{"kind": "model", "path": str(tiny_lm)}]))
+    assert not (tmp_path / "runs/rl").exists()
+
+
+@pytest.mark.parametrize("fn, message", [("raises", "raised RuntimeError: the scorer is down"),
+                                         ("nan", "NaN")])
+def test_a_reward_function_that_fails_is_named(tmp_path, tiny_lm, prompt_file, fn, message):
+    from lmforge.errors import InputError
+
+    with pytest.raises(InputError, match=message) as e:
+        rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, reward__terms=[{"kind": "function",
+                                                                          "function": f"rl.rewards:{fn}"}]))
+    assert f"rl.rewards:{fn}" in str(e.value)
+    assert not (tmp_path / "runs/rl").exists()  # failed before the first checkpoint: nothing half-written
+
+
+def test_unscorable_responses_leave_the_loss(tmp_path, tiny_lm, prompt_file):
+    s = rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, rl__rollouts=1, reward__terms=[
+        {"kind": "function", "function": "rl.rewards:some_none"}]))
+    first = json.loads((tmp_path / "runs/rl/metrics.jsonl").read_text().splitlines()[0])
+    assert first["reward_mean"] == pytest.approx(1.0)  # the None scores are not averaged in as 0
+    assert s["steps"] == 2
+
+
+def test_prompts_longer_than_the_context_are_dropped_and_counted(tmp_path, tiny_lm):
+    from lmforge.errors import InputError
+
+    from .conftest import write_prompts
+
+    path = write_prompts(tmp_path / "p.jsonl")
+    long = json.dumps({"prompt": "cats " * 400})
+    path.write_text(path.read_text() + long + "\n")
+    s = rl_train(rl_cfg(tmp_path, tiny_lm, path, rl__rollouts=1))
+    assert s["prompts"] == {"prompts": 16, "dropped_too_long": 1}
+    with pytest.raises(InputError, match="prompt 17 has .* tokens"):
+        rl_train(rl_cfg(tmp_path, tiny_lm, path, "strict", prompts__on_too_long="error"))
