@@ -13,10 +13,9 @@ from typing import Any
 
 from ..data.preference import Message, as_messages
 from ..data.readers import read_records, write_jsonl_atomic
-from ..data.reward_encode import encode
 from ..errors import InputError
-from ..eval.reward_eval import score_encoded
 from ..models.reward import load_reward_model
+from ..models.reward_text import score_texts
 
 
 def _prompt(rec) -> list[dict[str, str]]:
@@ -34,8 +33,7 @@ def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None
                normalize: bool = False) -> dict[str, Any]:
     t0 = time.time()
     model, tokenizer, meta = load_reward_model(model_dir)
-    rows, spans, encoded = [], [], []
-    truncated = 0
+    rows, spans, prompts, responses = [], [], [], []
     for rec in read_records(inputs):
         prompt = _prompt(rec)
         if "responses" in rec.data:
@@ -44,16 +42,14 @@ def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None
             texts = [rec.get("response", str)]
         if not all(isinstance(t, str) for t in texts):
             raise rec.error("responses must be strings", "responses")
-        start = len(encoded)
-        for t in texts:
-            e = encode(tokenizer, meta.input_format, prompt, t, meta.max_length)
-            truncated += e.truncated
-            encoded.append(e)
+        start = len(responses)
+        prompts += [prompt] * len(texts)
+        responses += texts
         rows.append(rec.data)
-        spans.append((start, len(encoded), "responses" in rec.data))
+        spans.append((start, len(responses), "responses" in rec.data))
     if not rows:
         raise InputError("no rows to score", file=inputs)
-    scores = score_encoded(model, encoded, tokenizer.pad_token_id, batch_size)
+    scores, truncated = score_texts(model, tokenizer, meta, prompts, responses, batch_size)
     names = [model.config.id2label[i] for i in range(scores.shape[1])]
     out_rows = []
     for row, (a, b, many) in zip(rows, spans):
@@ -69,5 +65,5 @@ def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None
         out_rows.append(new)
     out = Path(out) if out else Path(inputs).with_suffix(".scored.jsonl")
     write_jsonl_atomic(out, out_rows)
-    return {"rows": len(rows), "responses": len(encoded), "truncated": truncated, "out": str(out),
+    return {"rows": len(rows), "responses": len(responses), "truncated": truncated, "out": str(out),
             "seconds": round(time.time() - t0, 2)}
