@@ -22,9 +22,6 @@ def nan(prompts, responses, meta):
     return [float("nan")] * len(responses)
 
 
-def some_none(prompts, responses, meta):
-    return [None if i % 2 else 1.0 for i in range(len(responses))]
-
 
 def vowels(prompts, responses, meta):
     """Share of the response's characters that are vowels: varies even for an untrained model's text."""

@@ -81,7 +81,7 @@ def test_bad_input_stops_before_training_and_leaves_no_run(tmp_path, tiny_lm, pr
 
     with pytest.raises(InputError, match="chat template"):
         rl_train(rl_cfg(tmp_path, _no_template(tmp_path, tiny_lm), prompt_file))
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="has no .nope."):
         rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, reward__terms=[{"kind": "function",
                                                                           "function": "rl.rewards:nope"}]))
     with pytest.raises(InputError, match="no lmforge reward model|reward.json"):
@@ -89,8 +89,8 @@ def test_bad_input_stops_before_training_and_leaves_no_run(tmp_path, tiny_lm, pr
     assert not (tmp_path / "runs/rl").exists()
 
 
-@pytest.mark.parametrize("fn, message", [("raises", "raised RuntimeError: the scorer is down"),
-                                         ("nan", "NaN")])
+@pytest.mark.parametrize("fn, message", [("raises", "raised at response 0: RuntimeError: the scorer is down"),
+                                         ("nan", "nan")])
 def test_a_reward_function_that_fails_is_named(tmp_path, tiny_lm, prompt_file, fn, message):
     from lmforge.errors import InputError
 
@@ -99,14 +99,6 @@ def test_a_reward_function_that_fails_is_named(tmp_path, tiny_lm, prompt_file, f
                                                                           "function": f"rl.rewards:{fn}"}]))
     assert f"rl.rewards:{fn}" in str(e.value)
     assert not (tmp_path / "runs/rl").exists()  # failed before the first checkpoint: nothing half-written
-
-
-def test_unscorable_responses_leave_the_loss(tmp_path, tiny_lm, prompt_file):
-    s = rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, rl__rollouts=1, reward__terms=[
-        {"kind": "function", "function": "rl.rewards:some_none"}]))
-    first = json.loads((tmp_path / "runs/rl/metrics.jsonl").read_text().splitlines()[0])
-    assert first["reward_mean"] == pytest.approx(1.0)  # the None scores are not averaged in as 0
-    assert s["steps"] == 2
 
 
 def test_prompts_longer_than_the_context_are_dropped_and_counted(tmp_path, tiny_lm):

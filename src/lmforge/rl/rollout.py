@@ -162,6 +162,7 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
         "no_eos_share": (float((~finished).sum()), n),
         "rollout_entropy": (float((fwd["entropy"] * mask).sum()), float(mask.sum())),
         "loss_rows_share": (float((loss_mask.sum(-1) > 0).sum()), n),
+        **{f"reward_{name}": (float(v.double().sum()), n) for name, v in getattr(reward, "last_terms", {}).items()},
         "kl_coef": float(beta), "seconds_generation": t1 - t0, "seconds_scoring": t2 - t1,
     }
     # the sampler's log-probs against the trainer's (same temperature); a key every process logs

@@ -29,8 +29,8 @@ from ..engine import TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
 from ..generation import SamplingParams
 from ..models.peft import PeftSection
+from ..rewards import RewardSection, build_reward
 from ..rl.config import RLSection
-from ..rl.reward_shim import RewardSection, build_reward
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 from .generate import WorldPromptsSection
 
