@@ -26,6 +26,9 @@ def test_algorithms_run_a_few_steps(tmp_path, tiny_lm, prompt_file, algorithm):
         assert "value_loss" in first and "explained_variance" in first
         assert (tmp_path / "runs/rl/value_head.pt").exists()
     assert (tmp_path / "runs/rl/final/config.json").exists()
+    mem = s["weight_bytes"]
+    assert mem["reference"] == mem["policy"] > 0  # full fine-tuning: a frozen copy for the reference
+    assert mem["total"] < mem["naive_four_models"]
     assert (tmp_path / "runs/rl/samples.jsonl").read_text().strip()
 
 
@@ -62,6 +65,7 @@ def test_lora_reference_is_the_base_model(tmp_path, tiny_lm):
 def test_grpo_with_lora_saves_an_adapter(tmp_path, tiny_lm, prompt_file):
     s = rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, peft__method="lora", peft__r=4, rl__rollouts=1))
     assert s["steps"] == 2 and (tmp_path / "runs/rl/final/adapter_config.json").exists()
+    assert s["weight_bytes"]["reference"] == 0  # the adapter switched off: no second copy
 
 
 def _no_template(tmp_path, lm):

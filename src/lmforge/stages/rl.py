@@ -28,6 +28,7 @@ from ..config import Section, dump_config
 from ..engine import TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
 from ..generation import SamplingParams
+from ..models.freeze import FreezeEmbeddings
 from ..models.peft import PeftSection
 from ..rewards import RewardSection, build_reward
 from ..rl.config import RLSection
@@ -39,6 +40,9 @@ class ModelSection(Section):
     path: str | None = Field(None, description="the policy to start from (an SFT run's final/, a HF folder, a "
                              "hub id or a .gguf file)")
     dtype: Literal["float32", "bfloat16"] = "float32"
+    freeze_embeddings: FreezeEmbeddings = Field("none", description="full fine-tuning: freeze the input "
+                                                "embedding (except_special: all but the special tokens' rows), "
+                                                "as SFT's protect.freeze_embeddings, to keep what it knows")
 
 
 class PromptsSection(Section):
@@ -65,6 +69,8 @@ class RLConfig(Section):
     rl: RLSection = RLSection()
     train: TrainConfig = TrainConfig(steps=1, batch_size=16, lr=1e-5, schedule="constant", warmup_steps=0,
                                      log_every=1, grad_clip=1.0, betas=(0.9, 0.95))
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; null: torch's choice (1 is "
+                                "fastest for tiny models on a shared CPU, see engine.threads)")
 
     @model_validator(mode="after")
     def _check(self) -> RLConfig:
@@ -129,7 +135,9 @@ def rl_train(cfg: RLConfig, resume: bool = False, overwrite: bool = False) -> di
     if not cfg.model.path:
         raise InputError("model.path is required (an SFT run's final/, a HF folder or a hub id)",
                          field="model.path")
-    with discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
+    from ..engine.threads import torch_threads
+
+    with discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite), torch_threads(cfg.threads):
         return _rl(cfg, resume, overwrite)
 
 
@@ -172,6 +180,10 @@ def _rl(cfg: RLConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     seed_everything(cfg.train.seed)
     policy = load_causal_lm(cfg.model.path, dtype=cfg.model.dtype)
     _no_dropout(policy)
+    if cfg.model.freeze_embeddings != "none":
+        from ..models.freeze import apply_freeze
+
+        apply_freeze(policy, cfg.model.freeze_embeddings, special_token_ids(tokenizer))
     prompts, dropped = fit_prompts(read_prompts(cfg), tokenizer, _context(policy), cfg.sampling.max_new_tokens,
                                    cfg.prompts.on_too_long)
     report = {"prompts": len(prompts), "dropped_too_long": dropped}
@@ -209,11 +221,28 @@ def _rl(cfg: RLConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
         "train_loss": result["train_loss"], "train_seconds": result["train_seconds"],
         "reward_mean_start": source.reward_first, "reward_mean_end": source.reward_last,
         "kl_ref_end": last.get("kl_ref"), "response_length_end": last.get("response_length"),
-        "kl_coef_end": source.kl.value, **final, "seconds": round(time.time() - t0, 2),
+        "kl_coef_end": source.kl.value, "weight_bytes": memory_layout(model, reference, reward),
+        **final, "seconds": round(time.time() - t0, 2),
     }
     summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
     run.write_summary(summary)
     return summary
+
+
+def _bytes(module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters()) if module is not None else 0
+
+
+def memory_layout(model, reference, reward) -> dict[str, int]:
+    """Weight bytes held per role, against the naive layout of four full models (policy, reference, critic,
+    reward model, each the policy's size): what LoRA's adapter-off reference and a shared critic save."""
+    terms = getattr(reward, "terms", [reward])
+    rm = sum(_bytes(getattr(t, "model", None)) for t in terms)
+    policy = _bytes(model.policy)
+    critic = _bytes(getattr(model, "value_head", None)) + _bytes(getattr(model, "critic", None))
+    ref = _bytes(reference.copy)
+    return {"policy": policy, "reference": ref, "critic": critic, "reward_models": rm,
+            "total": policy + ref + critic + rm, "naive_four_models": 4 * policy}
 
 
 def save_policy(cfg: RLConfig, run: Run, model, tokenizer) -> dict[str, str]:
