@@ -117,3 +117,23 @@ def test_prompts_longer_than_the_context_are_dropped_and_counted(tmp_path, tiny_
     assert s["prompts"] == {"prompts": 16, "dropped_too_long": 1}
     with pytest.raises(InputError, match="prompt 17 has .* tokens"):
         rl_train(rl_cfg(tmp_path, tiny_lm, path, "strict", prompts__on_too_long="error"))
+
+
+def test_command_and_config_must_agree_on_the_algorithm(tmp_path):
+    from conftest import run_cli
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rl:\n  algorithm: ppo\nreward:\n  terms: [{kind: function, function: 'rl.rewards:vowels'}]\n")
+    proc = run_cli(["grpo", str(cfg), "model.path=x"], tmp_path, check=False)
+    assert proc.returncode == 2 and "rl.algorithm=ppo" in proc.stderr + proc.stdout
+
+
+def test_demo_registers_ppo_after_the_reward_model():
+    from lmforge.stages.demo import STAGES
+    from lmforge.stages.demo_align import ppo_demo_config
+
+    names = list(STAGES)
+    assert names.index("ppo") == names.index("reward_model") + 1
+    cfg = ppo_demo_config("sft/final", "rm/final", "out", 0).with_steps()
+    assert cfg.rl.algorithm == "ppo" and cfg.train.steps == cfg.rl.rollouts * cfg.rl.ppo_epochs * (
+        cfg.rl.prompts_per_rollout // cfg.train.batch_size)
