@@ -137,3 +137,15 @@ def test_demo_registers_ppo_after_the_reward_model():
     cfg = ppo_demo_config("sft/final", "rm/final", "out", 0).with_steps()
     assert cfg.rl.algorithm == "ppo" and cfg.train.steps == cfg.rl.rollouts * cfg.rl.ppo_epochs * (
         cfg.rl.prompts_per_rollout // cfg.train.batch_size)
+
+
+def test_the_saved_config_of_a_reward_model_run_loads_back(tmp_path):
+    """config.yaml writes every field; a reward term's defaults of other kinds must not read as given."""
+    from lmforge.config import dump_config, load_config
+    from lmforge.stages.demo_align import ppo_demo_config
+    from lmforge.stages.rl import RLConfig
+
+    cfg = ppo_demo_config("sft/final", "rm/final", "out", 0)
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(RLConfig, path) == cfg

@@ -94,12 +94,15 @@ class RewardTerm(Section):
         need = {"model": "path", "function": "function", "judge": "judge"}[self.kind]
         if getattr(self, need) is None:
             raise ValueError(f"a reward term of kind={self.kind} needs '{need}'")
-        given = self.model_fields_set
+        # a field counts as given when it differs from its default: a saved config (every field written out,
+        # e.g. the run's config.yaml) must load back
+        given = {k for k in self.model_fields_set if getattr(self, k) != type(self).model_fields[k].get_default(
+            call_default_factory=True)}
         stray = sorted((set().union(*_OWN.values()) - _OWN[self.kind]) & given)
         if stray:
             owner = next(k for k, own in _OWN.items() if stray[0] in own)
             raise ValueError(f"'{stray[0]}' is for kind={owner}, not kind={self.kind}")
-        if self.kind == "function" and "normalize" in given and self.normalize:
+        if self.kind == "function" and "normalize" in self.model_fields_set and self.normalize:
             raise ValueError("normalize is for kind=model and kind=judge; a function returns its own scale "
                              "(scale it with weight, bound it with clip)")
         return self
