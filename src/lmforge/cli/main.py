@@ -51,6 +51,7 @@ COMMAND_MODULES = [
     "export_cmd",
     "rm_cmd",
     "dpo_cmd",
+    "rl_cmd",
     "judge_cmd",
     "serve_cmd",
     "plan_cmd",

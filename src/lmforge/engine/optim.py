@@ -1,4 +1,9 @@
-"""AdamW with the usual parameter groups: no weight decay on biases, norms and embeddings' 1-D params."""
+"""AdamW with the usual parameter groups: no weight decay on biases, norms and embeddings' 1-D params.
+
+A model may name parameters that train at their own learning rate (e.g. an RL critic beside the policy) with
+a method ``lr_overrides() -> {name prefix: lr}``: those parameters get groups of their own with that peak lr,
+and the schedule scales every group by the same multiplier (``LambdaLR`` keeps each group's base lr).
+"""
 from __future__ import annotations
 
 import torch
@@ -7,13 +12,21 @@ from .config import TrainConfig
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
+    overrides = dict(getattr(model, "lr_overrides", lambda: {})() or {})
+    buckets: dict[tuple[float | None, bool], list] = {}
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+        own = next((v for k, v in overrides.items() if name.startswith(k)), None)
+        buckets.setdefault((own, p.ndim >= 2), []).append(p)
+    groups = []
+    for (own, decay), params in sorted(buckets.items(), key=lambda kv: (kv[0][0] is not None, kv[0][0] or 0,
+                                                                          not kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decay else 0.0}
+        if own is not None:
+            group["lr"] = own
+        groups.append(group)
+    return groups
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:

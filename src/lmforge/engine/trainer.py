@@ -34,13 +34,50 @@ class LossOutput:
     loss: torch.Tensor  # summed over units; the trainer divides by the global unit count
     count: float  # units in this micro-batch (tokens with a label, pairs, sequences...)
     tokens: int  # tokens processed, for throughput
-    metrics: dict[str, float | torch.Tensor] = field(default_factory=dict)  # sums over units
+    # a plain value is a sum over the loss's units (logged divided by the global unit count); a pair
+    # ``(sum, count)`` has its own count (e.g. a per-sequence reward beside a per-token loss): both halves are
+    # summed over micro-batches and processes and logged as sum / count
+    metrics: dict[str, float | torch.Tensor | tuple] = field(default_factory=dict)
 
 
 class BatchSource(Protocol):
+    """Micro-batches with a resumable position. A source may also define ``phase_metrics() -> dict`` (``(sum, count)``
+    pairs, reduced across processes, or plain values, this process's own): merged into the step's logged metrics, e.g. an RL
+    source's rollout reward and seconds per phase; it must return the same keys on every process."""
     def next_batch(self) -> dict[str, Any]: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def _add_metric(sums: dict[str, list[float]], key: str, value: Any) -> None:
+    """Accumulate a metric as [sum, count]; count None means "per the loss's units"."""
+    if isinstance(value, tuple):
+        s, c = float(value[0]), float(value[1])
+        prev = sums.setdefault(key, [0.0, 0.0])
+        prev[0] += s
+        prev[1] += c
+    else:
+        prev = sums.setdefault(key, [0.0, None])
+        prev[0] += float(value)
+
+
+def reduce_metrics(sums: dict[str, list[float]], unit_count: float | None, info: DistInfo) -> dict[str, float]:
+    """All-reduce ``{key: [sum, count]}`` in one collective and divide: a pair by its own count, a plain sum by
+    ``unit_count`` (the global unit count of the step; None: the value as is)."""
+    keys = sorted(sums)
+    if not keys:
+        return {}
+    packed = torch.tensor([[sums[k][0], sums[k][1] if sums[k][1] is not None else 0.0] for k in keys],
+                          dtype=torch.float64)
+    packed = all_reduce_sum(packed.to(info.device), info).cpu()
+    out = {}
+    for i, k in enumerate(keys):
+        s, c = packed[i, 0].item(), packed[i, 1].item()
+        if sums[k][1] is not None:
+            out[k] = s / c if c > 0 else float("nan")
+        else:
+            out[k] = s / unit_count if unit_count else s
+    return out
 
 
 LossFn = Callable[[torch.nn.Module, dict[str, Any]], LossOutput]
@@ -114,7 +151,7 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64)
         count = torch.zeros((), dtype=torch.float64)
         tokens = torch.zeros((), dtype=torch.float64)
-        metric_sums: dict[str, float] = {}
+        metric_sums: dict[str, list[float]] = {}
         for i, batch in enumerate(micro_batches):
             sync = i == len(micro_batches) - 1
             no_sync = self.model.no_sync() if (not sync and hasattr(self.model, "no_sync")) else contextlib.nullcontext()
@@ -125,10 +162,8 @@ class Trainer:
             count += float(out.count)
             tokens += out.tokens
             for k, v in out.metrics.items():
-                metric_sums[k] = metric_sums.get(k, 0.0) + float(v)
-        keys = sorted(metric_sums)
-        packed = torch.stack([loss_sum, count, tokens] + [torch.tensor(metric_sums[k], dtype=torch.float64)
-                                                          for k in keys])
+                _add_metric(metric_sums, k, v)
+        packed = torch.stack([loss_sum, count, tokens])
         packed = all_reduce_sum(packed.to(self.info.device), self.info).cpu()
         g_loss, g_count, g_tokens = packed[0].item(), max(packed[1].item(), 1.0), packed[2].item()
         loss = g_loss / g_count
@@ -153,8 +188,19 @@ class Trainer:
         metrics = {"loss": loss, "lr": lr, "tokens": int(g_tokens)}
         if grad_norm is not None:
             metrics["grad_norm"] = grad_norm
-        metrics.update({k: packed[3 + i].item() / g_count for i, k in enumerate(keys)})
+        metrics.update(reduce_metrics(metric_sums, g_count, self.info))
         return metrics
+
+    def phase_metrics(self) -> dict[str, float]:
+        """The source's own metrics for this step (see :class:`BatchSource`), reduced across processes."""
+        fn = getattr(self.source, "phase_metrics", None)
+        if fn is None:
+            return {}
+        sums: dict[str, list[float]] = {}
+        for k, v in (fn() or {}).items():
+            _add_metric(sums, k, v)
+        return reduce_metrics({k: v for k, v in sums.items() if v[1] is not None}, None, self.info) | {
+            k: v[0] for k, v in sums.items() if v[1] is None}
 
     def _stop(self, why: str) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -175,11 +221,13 @@ class Trainer:
                 t0 = time.perf_counter()
                 micro = [self.source.next_batch() for _ in range(self.accum)]
                 metrics = self.train_step(micro)
+                phase = self.phase_metrics()
+                metrics.update(phase)
                 self.train_seconds += time.perf_counter() - t0
                 window_tokens += metrics["tokens"]
                 step = self.step
                 self.last_train = metrics
-                if step % cfg.log_every == 0 or step == cfg.steps:
+                if step % cfg.log_every == 0 or step == cfg.steps or phase:
                     now = time.perf_counter()
                     metrics["tokens_per_s"] = window_tokens / max(now - window_t, 1e-9)
                     window_tokens, window_t = 0, now

@@ -1,0 +1,180 @@
+"""The rollout phase: generate, score, and turn scores into per-token advantages (one call per rollout).
+
+1. **Generate** with the one generation engine (:func:`lmforge.rollout.generate.complete`), seeded per
+   (seed, rollout, rank, prompt, sample), from the policy in eval mode (no grad).
+2. **Score** the decoded responses with the reward (``reward(prompts, responses, meta) -> [N]``), clip, put
+   the missing-EOS penalty on responses cut at the budget, subtract the length penalty.
+3. **Forward** the rows without grad: the policy's log-probs (the "old" log-probs of the ratio, from the
+   same forward code the loss uses, at the sampling temperature), the critic's values, the reference's
+   log-probs.
+4. **Advantages**: PPO: per-token reward ``-β k1`` plus the score at the last token
+   (:func:`~lmforge.algos.kl.kl_penalised_rewards`), GAE, whitening; GRPO / RLOO: the group estimator on the
+   (optionally KL-shaped) sequence reward. Uninformative groups and truncated responses leave the loss mask.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..algos.advantages import advantage_estimator, informative_groups, mask_truncated, masked_whiten
+from ..algos.kl import k1, kl_penalised_rewards, missing_eos_penalty
+from ..algos.policy_losses import entropy_from_logits, token_logprobs
+from .buffer import pack_rows
+from .config import RLSection
+
+
+@dataclass
+class RolloutResult:
+    rows: dict[str, torch.Tensor]
+    metrics: dict[str, Any] = field(default_factory=dict)  # (sum, count) pairs or this process's values
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    kl_mean: tuple[float, float] = (0.0, 0.0)  # (Σ KL per response, responses): for the adaptive β
+
+
+def masked_logprobs(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, temperature: float,
+                    entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``log π(target_t)`` at ``temperature`` on the masked positions only (the ``[M, V]`` rows a loss needs,
+    never ``[B, L, V]`` fp32), scattered back to ``[B, L]`` (0 elsewhere); with ``entropy`` also H_t."""
+    sel = mask.bool()
+    picked = logits[sel]
+    lp = token_logprobs(picked, targets[sel].clamp(min=0), temperature)
+    out = torch.zeros(mask.shape, dtype=lp.dtype, device=lp.device).masked_scatter(sel, lp)
+    ent = None
+    if entropy:
+        h = entropy_from_logits(picked, temperature)
+        ent = torch.zeros(mask.shape, dtype=h.dtype, device=h.device).masked_scatter(sel, h)
+    return out, ent
+
+
+@torch.no_grad()
+def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: float, batch: int,
+                 values: bool) -> dict[str, torch.Tensor]:
+    """``old_logp``, ``ref_logp``, ``old_values`` ``[N, L]`` and the entropy of every row, in chunks."""
+    device = next(model.parameters()).device
+    out: dict[str, list[torch.Tensor]] = {"old_logp": [], "ref_logp": [], "old_values": [], "entropy": []}
+    was = model.training
+    model.eval()
+    try:
+        for lo in range(0, rows["input_ids"].shape[0], batch):
+            ids = rows["input_ids"][lo:lo + batch].to(device)
+            att = rows["attention_mask"][lo:lo + batch].to(device)
+            tgt, m = rows["targets"][lo:lo + batch].to(device), rows["mask"][lo:lo + batch].to(device)
+            logits, v = model(ids, att, values=values)
+            lp, ent = masked_logprobs(logits, tgt, m, temperature, entropy=True)
+            with reference.model(model.policy) as ref:
+                ref_logits = ref(input_ids=ids, attention_mask=att, use_cache=False).logits
+            rlp, _ = masked_logprobs(ref_logits, tgt, m, temperature)
+            out["old_logp"].append(lp.cpu())
+            out["ref_logp"].append(rlp.cpu())
+            out["entropy"].append(ent.cpu())
+            out["old_values"].append((v * m).float().cpu() if v is not None else torch.zeros_like(lp).cpu())
+    finally:
+        model.train(was)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def shaped_scores(raw: torch.Tensor, finished: torch.Tensor, lengths: torch.Tensor, rl: RLSection
+                  ) -> torch.Tensor:
+    """The sequence score RL maximises: clipped, missing-EOS penalty, length penalty (NaN stays NaN)."""
+    s = raw.clone()
+    if rl.reward_clip is not None:
+        s = s.clamp(-rl.reward_clip, rl.reward_clip)
+    if rl.missing_eos_penalty is not None:
+        s = torch.where(torch.isnan(s), s, missing_eos_penalty(s, finished, rl.missing_eos_penalty))
+    return s - rl.length_penalty * lengths.to(s.dtype)
+
+
+def advantages(rl: RLSection, score: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, values: torch.Tensor,
+               beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns) ``[N, L]`` for the configured algorithm (see the module docstring)."""
+    scorable = ~torch.isnan(score)
+    beta_r = beta if rl.kl_mode == "reward" else 0.0
+    if rl.algorithm == "ppo":
+        rewards = kl_penalised_rewards(torch.nan_to_num(score), kl, mask, beta_r)
+        adv, ret = advantage_estimator("gae")(rewards, mask, 1, values=values, gamma=rl.gamma, lam=rl.lam)
+    else:
+        # a NaN score stays NaN through the sum, so the estimator leaves it out of its group's statistics
+        rewards = kl_penalised_rewards(score, kl, mask, beta_r)
+        adv, ret = advantage_estimator(rl.algorithm)(rewards, mask, rl.group_size, scale=rl.scale)
+    adv = torch.nan_to_num(adv) * scorable.unsqueeze(-1)
+    if rl.whiten_advantages:
+        adv = masked_whiten(adv, mask * scorable.unsqueeze(-1))
+    return adv, torch.nan_to_num(ret)
+
+
+def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], rl: RLSection, sampling,
+            eot: int, pad: int, step: int, rank: int, beta: float) -> RolloutResult:
+    """One rollout on this process's ``prompts`` (``{"messages", "meta"}``)."""
+    from ..rollout.generate import complete, prompt_ids
+
+    t0 = time.perf_counter()
+    g = rl.group_size
+    messages = [p["messages"] for p in prompts]
+    sp = sampling.model_copy(update={"n": g, "logprobs": True})
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        groups = complete(model.policy, tokenizer, messages, sp, batch_size=max(rl.forward_batch, g),
+                          step=step, rank=rank)
+    model.train(was)
+    comps = [c for grp in groups for c in grp]
+    p_ids = [ids for ids in prompt_ids(tokenizer, messages) for _ in range(g)]
+    finished = torch.tensor([c.finished for c in comps])
+    resp = [list(c.token_ids) + ([eot] if c.finish_reason == "stop" else []) for c in comps]
+    rows = pack_rows(p_ids, resp, pad)
+    t1 = time.perf_counter()
+
+    texts = [c.text for c in comps]
+    flat_msgs = [m for m in messages for _ in range(g)]
+    flat_meta = [p.get("meta") for p in prompts for _ in range(g)]
+    raw = reward(flat_msgs, texts, flat_meta).double()
+    lengths = torch.tensor([len(r) for r in resp])
+    score = shaped_scores(raw, finished, lengths, rl)
+    fwd = forward_rows(model, reference, rows, max(sampling.temperature, 1e-6), rl.forward_batch, rl.uses_critic)
+    mask = rows["mask"]
+    kl = k1(fwd["old_logp"], fwd["ref_logp"]) * mask
+    adv, ret = advantages(rl, score, kl.double(), mask.double(), fwd["old_values"].double(), beta)
+    loss_mask = mask * (~torch.isnan(score)).unsqueeze(-1).float()
+    if rl.algorithm != "ppo" and rl.drop_equal_groups:
+        keep = informative_groups(score.view(-1, g)).repeat_interleave(g)
+        loss_mask = loss_mask * keep.unsqueeze(-1).float()
+    if rl.mask_truncated:
+        loss_mask = mask_truncated(loss_mask, ~finished)
+    rows.update(old_logp=fwd["old_logp"].float(), ref_logp=fwd["ref_logp"].float(),
+                old_values=fwd["old_values"].float(), advantages=adv.float(), returns=ret.float(),
+                loss_mask=loss_mask.float(), beta=torch.full((len(comps),), float(beta)))
+    t2 = time.perf_counter()
+
+    n = float(len(comps))
+    ok = ~torch.isnan(raw)
+    kl_seq = kl.sum(-1)
+    sampled = torch.tensor([lp for c in comps for lp in c.logprobs], dtype=torch.float64)
+    recomputed = fwd["old_logp"][mask.bool()].double()
+    metrics: dict[str, Any] = {
+        "reward_mean": (float(raw[ok].sum()), float(ok.sum())),
+        "reward_sq_mean": (float((raw[ok] ** 2).sum()), float(ok.sum())),
+        "score_mean": (float(torch.nan_to_num(score).sum()), n),
+        "kl_ref": (float(kl_seq.sum()), n),
+        "response_length": (float(lengths.sum()), n),
+        "no_eos_share": (float((~finished).sum()), n),
+        "rollout_entropy": (float((fwd["entropy"] * mask).sum()), float(mask.sum())),
+        "loss_rows_share": (float((loss_mask.sum(-1) > 0).sum()), n),
+        **{f"reward_{name}": (float(v.double().sum()), n) for name, v in getattr(reward, "last_terms", {}).items()},
+        "kl_coef": float(beta), "seconds_generation": t1 - t0, "seconds_scoring": t2 - t1,
+    }
+    # the sampler's log-probs against the trainer's (same temperature); a key every process logs
+    same = len(sampled) == len(recomputed)
+    metrics["logprob_mismatch"] = (float((sampled - recomputed).abs().sum()) if same else 0.0,
+                                   float(len(sampled)) if same else 0.0)
+    if rl.uses_critic:
+        from ..algos.policy_losses import explained_variance, explained_variance_sums
+
+        metrics["explained_variance"] = float(explained_variance(explained_variance_sums(
+            fwd["old_values"].double(), ret, mask.double())))
+    samples = [{"prompt": flat_msgs[i][-1]["content"], "completion": texts[i], "reward": float(raw[i]),
+                "score": float(score[i]), "kl": float(kl_seq[i]), "finished": bool(finished[i])}
+               for i in range(min(len(comps), rl.samples_per_rollout * g))]
+    return RolloutResult(rows, metrics, samples, (float(kl_seq.sum()), n))

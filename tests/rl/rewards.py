@@ -1,0 +1,28 @@
+"""Reward functions the RL tests name as ``rl.rewards:NAME`` (tests/ is on the path)."""
+from __future__ import annotations
+
+from dpo.conftest import BAD, GOOD
+
+
+def good_words(prompts, responses, meta):
+    """Share of GOOD words minus share of BAD words: a signal a tiny model can climb."""
+    out = []
+    for r in responses:
+        words = r.replace(".", " ").split()
+        n = max(len(words), 1)
+        out.append((sum(w in GOOD for w in words) - sum(w in BAD for w in words)) / n)
+    return out
+
+
+def raises(prompts, responses, meta):
+    raise RuntimeError("the scorer is down")
+
+
+def nan(prompts, responses, meta):
+    return [float("nan")] * len(responses)
+
+
+
+def vowels(prompts, responses, meta):
+    """Share of the response's characters that are vowels: varies even for an untrained model's text."""
+    return [sum(ch in "aeiou" for ch in r) / max(len(r), 1) for r in responses]
