@@ -63,7 +63,7 @@ def test_truncation_drops_prompt_from_the_left_and_keeps_the_response(tiny_lm):
     counts = Counter()
     kept, rows = encode_pairs(tok, to_pairs([_rec({"prompt": "cats " * 80, "chosen": "sure here.",
                                                    "rejected": "no."})], counts), n_resp, counts)
-    assert rows == [] and counts["dropped: response empty or longer than data.max_length"] == 1
+    assert rows == [] and counts["dropped: response does not fit data.max_length"] == 1
 
 
 def test_batches_resume_at_the_same_position(tiny_lm):
