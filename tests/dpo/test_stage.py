@@ -204,3 +204,22 @@ def test_shared_prompt_rows_train_like_padded_rows(tmp_path, tiny_lm, pref_files
     assert shared["train_loss"] == pytest.approx(padded["train_loss"], rel=1e-3)
     assert shared["heldout_loss_after"] == pytest.approx(padded["heldout_loss_after"], rel=1e-3)
     assert shared["tokens"] < padded["tokens"]  # the prompt forwarded once per pair
+
+
+def test_bad_pairs_are_counted_in_the_data_report(tmp_path, tiny_lm, pref_files):
+    from .conftest import write_jsonl
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", [
+        {"prompt": "p", "chosen": "sure.", "rejected": "sure."},  # identical: invalid, skipped by the rule
+        {"prompt": "p", "chosen": "", "rejected": "no."},  # empty response: dropped
+        {"prompt": "cats " * 200, "chosen": "sure here.", "rejected": "no."},  # prompt cut from the left
+        {"prompt": "p", "chosen": "sure " * 200, "rejected": "no."},  # the response alone is too long: dropped
+        {"prompt": "q", "chosen": "sure here.", "rejected": "no wrong."}])
+    s = dpo(_cfg(tmp_path, tiny_lm, (bad, pref_files[1]), data__on_invalid="skip", train__steps=1))
+    report = json.loads((tmp_path / "runs/a/data_report.json").read_text())
+    assert report == s["data"]
+    assert report["skipped invalid: chosen and rejected are identical"] == 1
+    assert report["dropped: empty response"] == 1
+    assert report["prompt truncated from the left"] == 1
+    assert report["dropped: response does not fit data.max_length"] == 1
+    assert report["train_pairs"] == 2 == s["train_pairs"]
