@@ -26,7 +26,14 @@ import torch
 from ..algos.lm import IGNORE
 from .packing import shifted_labels
 from .preference import Binary, Pair, Ranking, as_messages
-from .sft_tokenize import assistant_spans, mask_from_offsets
+from .sft_tokenize import (
+    GENERATION_TAG,
+    close_spans,
+    end_of_turn_strings,
+    generation_spans,
+    mask_from_offsets,
+    prefix_spans,
+)
 
 
 @dataclass
@@ -61,25 +68,27 @@ def to_pairs(records: list[Any], counts: Counter, rule: str = "all") -> list[Pre
             if len(made) < (k * (k - 1) // 2 if rule == "all" else k - 1):
                 counts["ranking pairs not made: tied or identical responses"] += \
                     (k * (k - 1) // 2 if rule == "all" else k - 1) - len(made)
-            out += [PrefPair(as_messages(p.prompt), p.chosen, p.rejected, w) for p in made]
+            messages = as_messages(rec.prompt)
+            out += [PrefPair(messages, c, r, w) for c, r in made]
         else:
             counts[f"skipped kind not used by this loss: {rec.type}"] += 1
     return out
 
 
-def ranking_pairs(rec: Ranking, rule: str = "all") -> list[Pair]:
-    """A ranking's pairs: ``all`` ordered pairs, or ``best_vs_rest`` (the first-ranked position against each
-    other position); a pair of tied or identical responses is not made (its weight is not given to others)."""
-    from .preference import ranking_to_pairs
-
+def ranking_pairs(rec: Ranking, rule: str = "all") -> list[tuple[str, str]]:
+    """A ranking's (chosen, rejected) texts: ``all`` ordered pairs, or ``best_vs_rest`` (the first-ranked position
+    against each other position); a pair of tied or identical responses is not made (its weight is not given
+    to others). Plain tuples: the demo's rankings make 37k pairs, too many to validate one by one."""
     if rule not in RANKING_RULES:
         raise ValueError(f"ranking_pairs must be one of {RANKING_RULES}, not {rule!r}")
-    if rule == "all":
-        return ranking_to_pairs(rec)
-    best = rec.ranking[0]
-    tied = {i for g in rec.ties if best in g for i in g}
-    return [Pair(prompt=rec.prompt, chosen=rec.responses[best], rejected=rec.responses[i], weight=rec.weight)
-            for i in rec.ranking[1:] if i not in tied and rec.responses[i] != rec.responses[best]]
+    tied = {frozenset((a, b)) for g in rec.ties for a in g for b in g if a != b}
+    order = rec.ranking
+    made = []
+    for i, better in enumerate(order[:1] if rule == "best_vs_rest" else order):
+        for worse in order[i + 1:]:
+            if frozenset((better, worse)) not in tied and rec.responses[better] != rec.responses[worse]:
+                made.append((rec.responses[better], rec.responses[worse]))
+    return made
 
 
 @dataclass
@@ -120,40 +129,67 @@ def encode_response(tokenizer, messages: list[dict[str, str]], response: str, ma
     """The chat ``messages + [assistant: response]`` as ids with targets on the last assistant turn only;
     prompt tokens dropped from the left to fit ``max_length``; None when the response alone does not fit or
     is empty."""
-    full = [*messages, {"role": "assistant", "content": response}]
-    text, spans, _ = assistant_spans(tokenizer, full, method)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    mask = mask_from_offsets(enc["offset_mapping"], spans[-1:])  # the response turn, not earlier ones
-    ids = list(enc["input_ids"])
+    return Encoder(tokenizer, max_length, method)(messages, response)
+
+
+def _fit(ids: list[int], mask: list[bool], max_length: int) -> Row | None:
     first = next((i for i, m in enumerate(mask) if m), None)
     if first is None or first == 0:
         return None
-    if len(ids) > max_length:
-        cut = len(ids) - max_length
+    n = len(ids)
+    if n > max_length:
+        cut = n - max_length
         if cut >= first:  # keeping the response would leave no prompt token to predict its first token from
             return None
         ids, mask = ids[cut:], mask[cut:]
-    return Row(ids, shifted_labels(ids, mask), len(ids) < len(enc["input_ids"]))
+    return Row(ids, shifted_labels(ids, mask), len(ids) < n)
 
 
 class Encoder:
-    """:func:`encode_response` memoised on (prompt, response): rankings and several labelers repeat the same
-    responses many times (the demo's 37k pairs hold about 8k distinct ones), and rendering is the slow part."""
+    """:func:`encode_response` memoised on (prompt, response), rendering batched: rankings and several labelers
+    repeat the same responses many times (the demo's 37k pairs hold about 8k distinct ones). The template's
+    span method and end-of-turn strings are looked up once (the latter reads the whole vocabulary)."""
 
     def __init__(self, tokenizer, max_length: int, method: str = "auto"):
-        self.tokenizer, self.max_length, self.method = tokenizer, max_length, method
-        self.cache: dict[tuple[str, str], Row | None] = {}
+        self.tokenizer, self.max_length = tokenizer, max_length
+        self.method = method if method != "auto" else \
+            "generation" if GENERATION_TAG.search(tokenizer.chat_template or "") else "prefix"
+        self.ends = end_of_turn_strings(tokenizer)
+        self.cache: dict[tuple, Row | None] = {}
+
+    @staticmethod
+    def key(messages: list[dict[str, str]], response: str) -> tuple:
+        return tuple((m["role"], m["content"]) for m in messages), response
+
+    def prefetch(self, items: list[tuple[list[dict[str, str]], str]]) -> None:
+        """Encode every (messages, response) not cached yet, tokenising them in one batched call."""
+        todo = {}
+        for messages, response in items:
+            k = self.key(messages, response)
+            if k not in self.cache and k not in todo:
+                todo[k] = (messages, response)
+        if not todo:
+            return
+        texts, spans = [], []
+        for messages, response in todo.values():
+            full = [*messages, {"role": "assistant", "content": response}]
+            text, sp = (generation_spans if self.method == "generation" else prefix_spans)(self.tokenizer, full)
+            text, sp, _ = close_spans(text, sp, self.ends, self.tokenizer.eos_token or self.ends[0])
+            texts.append(text)
+            spans.append(sp[-1:])  # the response turn, not earlier ones
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        for k, ids, offsets, sp in zip(todo, enc["input_ids"], enc["offset_mapping"], spans, strict=True):
+            self.cache[k] = _fit(list(ids), mask_from_offsets(offsets, sp), self.max_length)
 
     def __call__(self, messages: list[dict[str, str]], response: str) -> Row | None:
-        key = (json.dumps(messages, sort_keys=True), response)
-        if key not in self.cache:
-            self.cache[key] = encode_response(self.tokenizer, messages, response, self.max_length, self.method)
-        return self.cache[key]
+        self.prefetch([(messages, response)])
+        return self.cache[self.key(messages, response)]
 
 
 def encode_pairs(tokenizer, pairs: list[PrefPair], max_length: int, counts: Counter, method: str = "auto",
                  encoder: Encoder | None = None) -> tuple[list[PrefPair], list[tuple[Row, Row]]]:
     enc = encoder or Encoder(tokenizer, max_length, method)
+    enc.prefetch([(p.messages, r) for p in pairs for r in (p.chosen, p.rejected) if r.strip()])
     kept, rows = [], []
     for p in pairs:
         if not p.chosen.strip() or not p.rejected.strip():
@@ -178,6 +214,7 @@ def encode_kto(tokenizer, examples: list[KTOExample], max_length: int, counts: C
     example's completion. The mismatched rows estimate KTO's reference point z0 (the policy's KL from the
     reference); fixing them here lets their reference log-probs be cached like a pair's."""
     enc = Encoder(tokenizer, max_length, method)
+    enc.prefetch([(e.messages, e.response) for e in examples if e.response.strip()])
     ok = []
     for e in examples:
         if not e.response.strip():
