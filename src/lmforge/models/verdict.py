@@ -67,25 +67,31 @@ def suffix_text(tokenizer, fmt: str, question: str) -> str:
                      field="model.input_format")
 
 
-def _answer_id(tokenizer, suffix: str, suffix_ids: list[int], answer: str) -> int:
-    """The first token of ``answer`` as the tokenizer writes it right after the suffix (so ``" Yes"`` after
-    ``Assistant:`` and ``"Yes"`` after a newline both come out as the token the LM would emit)."""
+def _answer_ids(tokenizer, suffix: str, suffix_ids: list[int], answer: str) -> list[int]:
+    """The tokens of ``answer`` as the tokenizer writes it right after the suffix (so ``" Yes"`` after
+    ``Assistant:`` and ``"Yes"`` after a newline both come out as the tokens the LM would emit)."""
     lead = "" if suffix.endswith(("\n", " ")) else " "
     ids = tokenizer(suffix + lead + answer, add_special_tokens=False)["input_ids"]
     if ids[:len(suffix_ids)] != suffix_ids or len(ids) == len(suffix_ids):
         ids = suffix_ids + tokenizer(lead + answer, add_special_tokens=False)["input_ids"]
-    return int(ids[len(suffix_ids)])
+    return list(ids[len(suffix_ids):])
 
 
 def build_verdict(tokenizer, fmt: str, question: str = QUESTION, yes: str = "Yes", no: str = "No") -> Verdict:
-    """The verdict template of a tokenizer and input format; the two answers must start with different tokens."""
+    """The verdict template of a tokenizer and input format. Tokens both answers start with (a lone space
+    token where the words are not in the vocabulary) join the suffix, so the verdict is the first token where
+    they differ; answers that never differ are an error."""
     suffix = suffix_text(tokenizer, fmt, question)
     suffix_ids = list(tokenizer(suffix, add_special_tokens=False)["input_ids"])
-    yes_id, no_id = _answer_id(tokenizer, suffix, suffix_ids, yes), _answer_id(tokenizer, suffix, suffix_ids, no)
-    if yes_id == no_id:
-        raise InputError(f"the answers {yes!r} and {no!r} start with the same token ({yes_id}); choose answers "
-                         "that differ in their first token", field="model.verdict")
-    return Verdict(question, suffix, suffix_ids, yes, no, yes_id, no_id)
+    a, b = _answer_ids(tokenizer, suffix, suffix_ids, yes), _answer_ids(tokenizer, suffix, suffix_ids, no)
+    common = 0
+    while common < min(len(a), len(b)) and a[common] == b[common]:
+        common += 1
+    if common == min(len(a), len(b)):
+        raise InputError(f"the answers {yes!r} and {no!r} do not differ in a token after the question; choose "
+                         "other answers", field="model.verdict")
+    suffix_ids += a[:common]
+    return Verdict(question, suffix, suffix_ids, yes, no, int(a[common]), int(b[common]))
 
 
 def log_odds(logits: torch.Tensor, yes_id: int, no_id: int) -> torch.Tensor:
