@@ -166,3 +166,26 @@ def test_saved_folder_is_a_plain_causal_lm_and_scores_the_same(gen, tmp_path: Pa
             lp = torch.log_softmax(plain(torch.tensor([g.encoded[0].input_ids])).logits[0, -1], -1)
             assert float(got[i, 0]) == pytest.approx(float(lp[verdict.yes_id] - lp[verdict.no_id]), abs=1e-4)
     assert head_kind(RewardModelSection(path=str(final)), "causal") == "generative"  # auto keeps the head
+
+
+def test_likelihood_term_is_the_mean_response_logprob_packed_or_padded(gen) -> None:
+    model, tok, _ = gen
+    verdict = build_verdict(tok, "chat", likelihood_weight=0.5)
+    model.config.reward = {"head": "generative", "verdict": verdict.as_dict()}
+    model.eval()
+    try:
+        groups = groups_of(tok, verdict)
+        with torch.no_grad():
+            padded = forward_scores(model, collate_groups(groups, tok.pad_token_id, 1))
+            packed = forward_scores(model, collate_groups(groups, tok.pad_token_id, 1, 64), chunk_tokens=64)
+            e = groups[2].encoded[1]
+            ids = torch.tensor([e.input_ids])
+            lp = torch.log_softmax(model(ids).logits[0], -1)
+            odds = lp[-1, verdict.yes_id] - lp[-1, verdict.no_id]
+            # response tokens 2..n (the first is predicted from the prompt's last token), not the suffix
+            start, end = e.prompt_len, len(e.input_ids) - e.suffix_len
+            mean = torch.stack([lp[t, e.input_ids[t + 1]] for t in range(start, end - 1)]).mean()
+        torch.testing.assert_close(padded[8 + 1, 0], odds + 0.5 * mean, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(packed, padded, rtol=1e-4, atol=1e-5)
+    finally:
+        model.config.reward = {"head": "generative", "verdict": build_verdict(tok, "chat").as_dict()}

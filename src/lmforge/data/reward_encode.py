@@ -145,6 +145,7 @@ def collate(rows: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         for i, r in enumerate(rows):
             tgt[i, :len(r.input_ids)] = torch.tensor(lm_targets(r), dtype=torch.long)
         out["lm_targets"] = tgt
+        out["lm_seq"] = torch.arange(len(rows)).unsqueeze(-1).expand(-1, n).clone()  # whose token each is
     if types is not None:
         out["token_type_ids"] = types
     return out

@@ -84,6 +84,7 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
     score_col = torch.zeros(len(flat), dtype=torch.long)
     generative = any(e.suffix_len for e in flat)  # the verdict suffix sits inside each response's block
     tgt = torch.full((len(bins), width), -100, dtype=torch.long) if generative else None
+    seq = torch.zeros((len(bins), width), dtype=torch.long)  # the sequence each target position belongs to
     for r, b in enumerate(bins):
         at = 0
         for k, s in enumerate(b):
@@ -104,6 +105,7 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
                     part[r, at:at + n] = j + 1
                     if tgt is not None:  # targets never cross into the next block: the last is the suffix's
                         tgt[r, at:at + n] = torch.tensor(lm_targets(flat[i])[p:], dtype=torch.long)
+                        seq[r, at:at + n] = i
                 t = _score_index(flat[i].input_ids, pad_id)
                 score_row[i] = r
                 score_col[i] = start + t if t < p else at + t - p
@@ -115,7 +117,7 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
            "score_row": score_row, "score_col": score_col, "tokens": int(lengths.sum()),
            "sequence_tokens": sum(len(e.input_ids) for e in flat)}
     if tgt is not None:
-        out["lm_targets"] = tgt
+        out["lm_targets"], out["lm_seq"] = tgt, seq
     return out
 
 

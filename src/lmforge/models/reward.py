@@ -62,6 +62,9 @@ class RewardModelSection(Section):
     verdict: VerdictSection = Field(VerdictSection(), description="generative head: the question and answers")
     lm_loss_weight: float = Field(0.0, ge=0, description="generative head: weight of an auxiliary next-token "
                                   "loss on the response tokens (mean per token, per micro-batch)")
+    likelihood_weight: float = Field(0.0, ge=0, description="generative head: β of the response's mean token "
+                                     "log-probability under the model added to the verdict log-odds (SimPO's "
+                                     "implicit reward; reads what the LM knows token by token); 0: off")
     path: str = Field(description="backbone: a causal-LM or encoder folder, a .gguf file, a hub id, or a "
                                   "reward-model folder to train further")
     kind: Literal["auto", "causal", "encoder"] = Field("auto", description="auto: by the config's model_type")

@@ -14,7 +14,7 @@ import torch
 from ..data.reward_encode import Encoded, collate, encode
 from ..data.reward_pack import additive, pack, prefix_mask
 from .chunked import length_chunks, unsort
-from .verdict import output_head, readout, verdict_of
+from .verdict import output_head, readout, verdict_of, verdict_reward
 
 
 def forward_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int | None = None) -> torch.Tensor:
@@ -123,31 +123,33 @@ def _final_hidden(model, head: torch.nn.Module, **inputs) -> torch.Tensor:
     return kept[-1]
 
 
-def _lm_nll(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> tuple[torch.Tensor, int]:
-    """(summed next-token NLL, count) of the positions with a target >= 0: logits of those rows only."""
+def _token_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+    """Log-probabilities of the positions with a target >= 0 (logits of those rows only)."""
     sel = targets >= 0
-    n = int(sel.sum())
-    if not n:
-        return hidden.new_zeros(()), 0
     logits = head(hidden[sel]).float()
-    return torch.nn.functional.cross_entropy(logits, targets[sel], reduction="sum"), n
+    return -torch.nn.functional.cross_entropy(logits, targets[sel], reduction="none")
 
 
 def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int | None = None,
                       lm_loss: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``([N, 1] verdict log-odds, summed response NLL, NLL tokens)`` of a padded or packed batch.
+    """``([N, 1] rewards, summed response NLL, NLL tokens)`` of a padded or packed batch.
 
-    Padded rows: the verdict is read at each row's last real token (``attention_mask`` sum - 1). Packed rows:
-    at ``score_row`` / ``score_col`` with the 4-D block mask and position ids, as :func:`packed_scores`. Both
-    run in the same length-sorted chunks; the NLL (``lm_loss``; else 0) uses ``lm_targets`` of the batch."""
+    The reward is :func:`lmforge.models.verdict.verdict_reward`: the verdict log-odds, read for padded rows at
+    each row's last real token (``attention_mask`` sum - 1) and for packed rows at ``score_row`` /
+    ``score_col`` (4-D block mask and position ids, as :func:`packed_scores`), plus β times each response's
+    mean token log-probability when the verdict has a ``likelihood_weight``. Both layouts run in the same
+    length-sorted chunks; the NLL (``lm_loss``; else 0) is over the same ``lm_targets`` response tokens."""
     verdict, head = verdict_of(model), output_head(model)
     ids = batch["input_ids"]
     packed = "score_row" in batch
     width = ids.shape[1]
     lengths = batch["pack_len"] if packed else batch["attention_mask"].sum(-1)
     order, chunks = length_chunks(lengths, width, chunk_tokens)
-    targets = batch.get("lm_targets") if lm_loss else None
-    nll, count = ids.new_zeros((), dtype=torch.float32), 0
+    beta = verdict.likelihood_weight
+    targets = batch.get("lm_targets") if (lm_loss or beta) else None
+    n_seq = len(batch["score_row"]) if packed else ids.shape[0]
+    lp_sum = torch.zeros(n_seq, device=ids.device)
+    lp_n = torch.zeros(n_seq, device=ids.device)
     parts: list[torch.Tensor] = []
     for idx, longest in chunks:
         idx = idx.to(ids.device) if isinstance(idx, torch.Tensor) else idx
@@ -163,12 +165,17 @@ def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int |
             last = (am.sum(-1) - 1).clamp(min=0)
             parts.append(h[torch.arange(h.shape[0], device=h.device), last])
         if targets is not None:
-            part_nll, n = _lm_nll(h, targets[idx, :longest], head)
-            nll, count = nll + part_nll, count + n
+            tgt = targets[idx, :longest]
+            lp = _token_logprobs(h, tgt, head)
+            seq = batch["lm_seq"][idx, :longest][tgt >= 0]
+            lp_sum = lp_sum.index_add(0, seq, lp)
+            lp_n = lp_n.index_add(0, seq, torch.ones_like(lp))
     hidden = unsort(torch.cat(parts), order)
     if packed:
         hidden = hidden[batch["score_row"], batch["score_col"]]
-    return readout(hidden, head, verdict.yes_id, verdict.no_id).float().unsqueeze(-1), nll, count
+    odds = readout(hidden, head, verdict.yes_id, verdict.no_id).float()
+    reward = verdict_reward(odds, lp_sum / lp_n.clamp(min=1), beta)
+    return reward.unsqueeze(-1), -lp_sum.sum(), int(lp_n.sum())
 
 
 # ----------------------------------------------------------------------------------------- scoring texts

@@ -41,13 +41,14 @@ class Verdict:
     no: str
     yes_id: int
     no_id: int
+    likelihood_weight: float = 0.0  # β of the response's mean token log-probability added to the log-odds
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 def suffix_text(tokenizer, fmt: str, question: str) -> str:
@@ -77,7 +78,8 @@ def _answer_ids(tokenizer, suffix: str, suffix_ids: list[int], answer: str) -> l
     return list(ids[len(suffix_ids):])
 
 
-def build_verdict(tokenizer, fmt: str, question: str = QUESTION, yes: str = "Yes", no: str = "No") -> Verdict:
+def build_verdict(tokenizer, fmt: str, question: str = QUESTION, yes: str = "Yes", no: str = "No",
+                  likelihood_weight: float = 0.0) -> Verdict:
     """The verdict template of a tokenizer and input format. Tokens both answers start with (a lone space
     token where the words are not in the vocabulary) join the suffix, so the verdict is the first token where
     they differ; answers that never differ are an error."""
@@ -91,7 +93,15 @@ def build_verdict(tokenizer, fmt: str, question: str = QUESTION, yes: str = "Yes
         raise InputError(f"the answers {yes!r} and {no!r} do not differ in a token after the question; choose "
                          "other answers", field="model.verdict")
     suffix_ids += a[:common]
-    return Verdict(question, suffix, suffix_ids, yes, no, int(a[common]), int(b[common]))
+    return Verdict(question, suffix, suffix_ids, yes, no, int(a[common]), int(b[common]), likelihood_weight)
+
+
+def verdict_reward(log_odds: torch.Tensor, mean_logprob: torch.Tensor, beta: float) -> torch.Tensor:
+    """``r = [log P(yes) - log P(no)] + β/|y| Σ_t log π(y_t | x, y_<t)``: the verdict plus, with β > 0, the
+    response's length-normalised log-likelihood under the same model — SimPO's implicit reward (Meng et al.
+    2024, eq. 4). The second term reads what the LM knows token by token (a wrong value is an unlikely token
+    wherever the fact was learned), which a verdict read at one position cannot recover for held-out facts."""
+    return log_odds + beta * mean_logprob if beta else log_odds
 
 
 def log_odds(logits: torch.Tensor, yes_id: int, no_id: int) -> torch.Tensor:

@@ -193,7 +193,8 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     fmt = input_format(tokenizer, kind, cfg.model.input_format)
     head = head_kind(cfg.model, kind)
     v = cfg.model.verdict
-    verdict = build_verdict(tokenizer, fmt, v.question, v.yes, v.no) if head == "generative" else None
+    verdict = (build_verdict(tokenizer, fmt, v.question, v.yes, v.no, cfg.model.likelihood_weight)
+               if head == "generative" else None)
     train, held, heads, report = load_data(cfg, tokenizer, fmt, suffix=verdict.suffix_ids if verdict else None)
     cfg = cfg.resolved(len(train))
     if run.main:
