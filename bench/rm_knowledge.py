@@ -78,7 +78,7 @@ def rm_scores(path, groups):
     from lmforge.models.reward import load_reward_model
 
     model, tok, meta = load_reward_model(path)
-    rows = [encode(tok, meta.input_format, it["messages"], t, meta.max_length) for it, typed, _ in groups
+    rows = [encode(tok, meta.input_format, it["messages"], t, meta.max_length, meta.suffix_ids) for it, typed, _ in groups
             for _, t in typed]
     flat = score_encoded(model, rows, tok.pad_token_id)[:, 0].tolist()
     out, at = [], 0

@@ -17,7 +17,16 @@ name               per-record loss
 ``regression``     ``1/|C| Σ_c (ŝ_c - s_c)^2`` over the criteria a response was rated on.
 ``logistic``       ``-log σ(y r)`` with ``y = +1`` (good) or ``-1`` (bad).
 ``centring``       ``(1/K Σ_i r_i)^2`` over the K responses of one prompt.
+``pair_verdicts``  ``1/2 [-log σ(r_c) - log σ(-r_r)]``: the chosen response as a yes, the rejected as a no.
+``ranking_verdicts`` ``1/P Σ_{i above j} 1/2 [-log σ(r_i) - log σ(-r_j)]`` over a ranking's P ordered pairs.
+``lm_nll``         ``1/T Σ_t -log p(y_t | y_<t)`` over the response tokens of a micro-batch.
 =================  ==========================================================================================
+
+A generative reward model's reward is the verdict log-odds ``r = log P(yes) - log P(no)``
+(:mod:`lmforge.models.verdict`), so every loss above applies to it unchanged — Bradley–Terry on two log-odds is
+``-log σ(r_c - r_r)``, and ``logistic`` is the yes/no cross-entropy of the two answer tokens, ``-log P(y)`` with
+``P(yes) = σ(r)``. The two ``*_verdicts`` losses turn comparisons into such yes/no targets instead (pointwise,
+as Zhang et al. 2024 train a verifier), each pair one yes and one no.
 """
 from __future__ import annotations
 
@@ -121,3 +130,30 @@ def centring(rewards: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     n = valid.sum(-1)
     total = torch.where(valid, rewards, torch.zeros_like(rewards)).sum(-1)
     return torch.where(n > 0, (total / n.clamp(min=1)) ** 2, torch.zeros_like(total))
+
+
+def pair_verdicts(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """A pair as two yes/no verdict targets, ``1/2 [-log σ(r_c) - log σ(-r_r)]`` per pair: the chosen response
+    should be judged good, the rejected one bad (the :func:`logistic` loss of each, averaged, so a pair counts
+    once). Unlike :func:`bradley_terry` it fixes the reward's zero: ``r > 0`` reads as "yes"."""
+    return 0.5 * (F.softplus(-chosen) + F.softplus(rejected))
+
+
+def ranking_verdicts(ranked: torch.Tensor, group: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """A ranking as yes/no verdict targets, one per side of each of its comparable pairs:
+    ``1/P Σ_{i above j} 1/2 [-log σ(r_i) - log σ(-r_j)]`` (P pairs, ties skipped, as :func:`ranking_pairs`).
+
+    A response ranked above ``a`` others and below ``b`` gets ``a`` yes and ``b`` no targets — in effect the
+    target ``P(yes) = a / (a + b)`` — so the top is a clear yes, the bottom a clear no, and the middle of the
+    ranking keeps its place instead of being thrown away."""
+    mask = comparable(group, valid)
+    yes = F.softplus(-ranked).unsqueeze(-1)  # [R, K, 1]: the upper response of pair (i, j) is i
+    no = F.softplus(ranked).unsqueeze(-2)  # [R, 1, K]: the lower one is j
+    per_pair = torch.where(mask, 0.5 * (yes + no), torch.zeros_like(mask, dtype=ranked.dtype))
+    return per_pair.sum(dim=(-1, -2)) / mask.sum(dim=(-1, -2)).clamp(min=1)
+
+
+def lm_nll(nll_sum: torch.Tensor, tokens: int) -> torch.Tensor:
+    """The auxiliary language-model loss, the mean next-token negative log-likelihood ``1/T Σ_t -log p(y_t)``
+    of the ``tokens`` response tokens whose summed NLL is ``nll_sum`` (0 when there are none)."""
+    return nll_sum / max(tokens, 1)

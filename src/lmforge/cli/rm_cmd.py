@@ -21,8 +21,9 @@ def register(app: typer.Typer) -> None:
 
         Needs model.path (a causal LM or encoder folder, .gguf or hub id) and data.train (files); e.g.
         `lmforge rm model.path=runs/base/final data.train=\\[fb.jsonl] data.eval=\\[heldout.jsonl]`. Writes
-        runs/<run.name>/ with final/ (a plain HF AutoModelForSequenceClassification folder + reward.json),
-        eval_report.json, calibration.png and summary.json.
+        runs/<run.name>/ with final/ (a plain HF AutoModelForSequenceClassification folder, or with
+        model.head=generative an AutoModelForCausalLM verifier, + reward.json), eval_report.json,
+        calibration.png and summary.json.
         """
         from ..stages.rm import RMConfig, train_rm
 

@@ -52,6 +52,7 @@ class Group:
     ratings: list[tuple[int, dict[str, float], str]] = field(default_factory=list)  # idx, raw scores, source
     sources: dict[str, str] = field(default_factory=dict)  # "p<i>" / "r<i>" / "b<i>" -> source, for evaluation
     criteria: dict[str, str | None] = field(default_factory=dict)  # same keys -> criterion name
+    types: dict[int, str] = field(default_factory=dict)  # response index -> candidate type (meta.candidate_types)
     encoded: list[Encoded] = field(default_factory=list)
 
     def index(self, text: str) -> int:
@@ -190,9 +191,51 @@ def build_groups(records: list[Feedback], heads: HeadSpec, report: DataReport) -
             raise TypeError(type(r))
         g.sources[key] = r.source or "unknown"
         g.criteria[key] = r.criterion
+        _add_types(g, r)
     out = [g for g in groups.values() if g.n_records > 0]
     report.add("prompts", len(out))
     report.add("responses", sum(len(g.responses) for g in out))
+    return out
+
+
+def _record_texts(r: Feedback) -> list[str]:
+    if isinstance(r, Pair):
+        return [r.chosen, r.rejected]
+    if isinstance(r, Ranking):
+        return list(r.responses)
+    return [r.response]
+
+
+def _add_types(g: Group, r: Feedback) -> None:
+    """Candidate types (``meta.candidate_types``, one per response of the record, as the world's held-out
+    evaluation writes them) by response index, for the knowledge / format split of the evaluation."""
+    types = r.meta.get("candidate_types")
+    texts = _record_texts(r)
+    if isinstance(types, list) and len(types) == len(texts):
+        for text, typ in zip(texts, types):
+            if isinstance(typ, str):
+                g.types[g.index(text)] = typ
+
+
+def likert_verdicts(records: list[Feedback], threshold: float, weights: dict[str, float] | None,
+                    report: DataReport) -> list[Feedback]:
+    """Likert ratings as good/bad labels for a generative head: good when the (weighted) mean rating is at
+    least ``lo + threshold * (hi - lo)`` of the record's scale; other records unchanged."""
+    out: list[Feedback] = []
+    for r in records:
+        if not isinstance(r, Likert):
+            out.append(r)
+            continue
+        lo, hi = r.scale
+        w = {c: (weights or {}).get(c, 1.0 if weights is None else 0.0) for c in r.scores}
+        if sum(w.values()) <= 0:
+            report.add("skipped likert with no weighted criterion")
+            continue
+        mean = sum(w[c] * v for c, v in r.scores.items()) / sum(w.values())
+        good = mean >= lo + threshold * (hi - lo)
+        out.append(Binary(prompt=r.prompt, response=r.response, label=good, id=r.id, source=r.source,
+                          weight=r.weight, labeler=r.labeler, split=r.split, meta=r.meta))
+        report.add(f"likert as {'yes' if good else 'no'} verdict")
     return out
 
 
@@ -221,13 +264,14 @@ def _add_likert(g: Group, r: Likert, heads: HeadSpec, report: DataReport) -> Non
     g.ratings.append((idx, dict(r.scores), r.source or "unknown"))
 
 
-def tokenize_groups(groups: list[Group], tokenizer, fmt: str, max_length: int, report: DataReport) -> None:
-    """Fill ``group.encoded`` (one entry per response); prompts are tokenised once per group."""
+def tokenize_groups(groups: list[Group], tokenizer, fmt: str, max_length: int, report: DataReport,
+                    suffix: list[int] | None = None) -> None:
+    """Fill ``group.encoded`` (one entry per response, the verdict ``suffix`` after it for a generative head)."""
     for g in groups:
         g.encoded = []
         for text in g.responses:
             p, r = encode_parts(tokenizer, fmt, g.prompt, text)
-            enc = assemble(tokenizer, fmt, p, r, max_length)
+            enc = assemble(tokenizer, fmt, p, r, max_length, suffix)
             g.encoded.append(enc)
             if enc.truncated:
                 report.add("sequences truncated to max_length")

@@ -3,6 +3,8 @@
 Formats (:func:`input_format`): ``chat`` (the tokenizer's chat template), ``transcript`` (``User:`` /
 ``Assistant:`` lines + EOS, for pre-trained-only models) and ``pair`` (encoders: ``[CLS] prompt [SEP] response
 [SEP]``). Long inputs are cut by :func:`assemble`: the prompt from the left, then the response from the right.
+A generative reward model's verdict question (:mod:`lmforge.models.verdict`) is a fixed ``suffix`` of token ids
+after the response, never cut: the budget for prompt and response is ``max_length - len(suffix)``.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class Encoded:
     token_type_ids: list[int] | None
     truncated: bool
     prompt_len: int | None = None  # causal formats: input_ids[:prompt_len] is the (kept) prompt part
+    suffix_len: int = 0  # generative head: the last suffix_len ids are the verdict question
 
 
 def encode_parts(tokenizer, fmt: str, prompt: list[dict[str, str]], response: str) -> tuple[list[int], list[int]]:
@@ -62,11 +65,19 @@ def encode_parts(tokenizer, fmt: str, prompt: list[dict[str, str]], response: st
     return list(enc[0]), list(enc[1])
 
 
-def assemble(tokenizer, fmt: str, p: list[int], r: list[int], max_length: int) -> Encoded:
+def assemble(tokenizer, fmt: str, p: list[int], r: list[int], max_length: int,
+             suffix: list[int] | None = None) -> Encoded:
     """Cut to ``max_length``: the prompt keeps at least a quarter of the budget (from its end), the response
-    the rest (from its start), then special tokens are added (``[CLS] p [SEP] r [SEP]`` for encoders)."""
+    the rest (from its start), then special tokens are added (``[CLS] p [SEP] r [SEP]`` for encoders) or, for a
+    generative reward model, the verdict ``suffix`` (causal formats only)."""
     specials = sum(len(x) for x in pair_template(tokenizer)[0]) if fmt == "pair" else 0
-    budget = max_length - specials
+    suffix = list(suffix or [])
+    if suffix and fmt == "pair":
+        raise ValueError("a verdict suffix needs a causal input format")
+    budget = max_length - specials - len(suffix)
+    if budget < 2:
+        raise InputError(f"model.max_length={max_length} leaves no room beside the {len(suffix)}-token verdict",
+                         field="model.max_length")
     keep_p = min(len(p), max(budget // 4, budget - len(r)))
     keep_r = min(len(r), budget - keep_p)
     truncated = keep_p < len(p) or keep_r < len(r)
@@ -76,7 +87,7 @@ def assemble(tokenizer, fmt: str, p: list[int], r: list[int], max_length: int) -
         ids = pre + p + mid + r + post
         types = [t_pre] * (len(pre) + len(p)) + [t_mid] * len(mid) + [t_post] * (len(r) + len(post))
         return Encoded(ids, types, truncated)
-    return Encoded(p + r, None, truncated, len(p))
+    return Encoded(p + r + suffix, None, truncated, len(p), len(suffix))
 
 
 def pair_template(tokenizer) -> tuple[tuple[list[int], list[int], list[int]], tuple[int, int, int]]:
@@ -97,9 +108,24 @@ def pair_template(tokenizer) -> tuple[tuple[list[int], list[int], list[int]], tu
     return out
 
 
-def encode(tokenizer, fmt: str, prompt: list[dict[str, str]], response: str, max_length: int) -> Encoded:
+def encode(tokenizer, fmt: str, prompt: list[dict[str, str]], response: str, max_length: int,
+           suffix: list[int] | None = None) -> Encoded:
     p, r = encode_parts(tokenizer, fmt, prompt, response)
-    return assemble(tokenizer, fmt, p, r, max_length)
+    return assemble(tokenizer, fmt, p, r, max_length, suffix)
+
+
+def lm_targets(e: Encoded) -> list[int]:
+    """Next-token targets aligned with ``e.input_ids`` for the auxiliary LM loss on the response: position t
+    predicts token t+1 while both are response tokens (the verdict suffix and the prompt are not scored, nor
+    the response's first token, which is predicted from the prompt's last token — in a packed row that
+    position is shared by every response of the prompt); -100 elsewhere."""
+    out = [-100] * len(e.input_ids)
+    if e.prompt_len is None:
+        return out
+    end = len(e.input_ids) - e.suffix_len  # response tokens: [prompt_len, end)
+    for t in range(e.prompt_len, end - 1):
+        out[t] = e.input_ids[t + 1]
+    return out
 
 
 def collate(rows: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
@@ -114,6 +140,12 @@ def collate(rows: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         if types is not None:
             types[i, :len(r.token_type_ids)] = torch.tensor(r.token_type_ids)
     out = {"input_ids": ids, "attention_mask": mask}
+    if any(r.suffix_len for r in rows):  # generative head: targets of the auxiliary LM loss
+        tgt = torch.full((len(rows), n), -100, dtype=torch.long)
+        for i, r in enumerate(rows):
+            tgt[i, :len(r.input_ids)] = torch.tensor(lm_targets(r), dtype=torch.long)
+        out["lm_targets"] = tgt
+        out["lm_seq"] = torch.arange(len(rows)).unsqueeze(-1).expand(-1, n).clone()  # whose token each is
     if types is not None:
         out["token_type_ids"] = types
     return out

@@ -22,7 +22,10 @@ prompt can keep different prompt tails; then each distinct kept prompt gets its 
 what a sequence is — a response is always scored on exactly the tokens the unpacked path would give it).
 
 The score is read where ``transformers`` reads it in the unpacked sequence: the rightmost token that is not
-``pad_token_id``. Only causal formats (``chat``, ``transcript``: ``Encoded.prompt_len`` set) are packed; encoders
+``pad_token_id``. A generative reward model's verdict suffix (``Encoded.suffix_len``) is part of each response's
+block, so its positions continue after the response and its last token — where the verdict is read — sees the
+prompt, that response and the question only; ``lm_targets`` (the auxiliary LM loss's next-token targets on the
+response, -100 elsewhere) are laid out the same way. Only causal formats (``chat``, ``transcript``: ``Encoded.prompt_len`` set) are packed; encoders
 (``pair``) read [CLS] through a pooler and keep the padded path.
 
 ``tokens`` of a packed batch counts the non-pad tokens actually forwarded (a shared prompt once);
@@ -35,7 +38,7 @@ from typing import Any
 import torch
 
 from .packing import block_causal_mask, first_fit_decreasing
-from .reward_encode import Encoded
+from .reward_encode import Encoded, lm_targets
 
 
 def segments(groups: list[list[Encoded]]) -> list[tuple[list[int], list[int]]]:
@@ -79,6 +82,9 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
     lengths = torch.zeros(len(bins), dtype=torch.long)
     score_row = torch.zeros(len(flat), dtype=torch.long)
     score_col = torch.zeros(len(flat), dtype=torch.long)
+    generative = any(e.suffix_len for e in flat)  # the verdict suffix sits inside each response's block
+    tgt = torch.full((len(bins), width), -100, dtype=torch.long) if generative else None
+    seq = torch.zeros((len(bins), width), dtype=torch.long)  # the sequence each target position belongs to
     for r, b in enumerate(bins):
         at = 0
         for k, s in enumerate(b):
@@ -97,6 +103,9 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
                     pos[r, at:at + n] = torch.arange(p, p + n)
                     seg[r, at:at + n] = k
                     part[r, at:at + n] = j + 1
+                    if tgt is not None:  # targets never cross into the next block: the last is the suffix's
+                        tgt[r, at:at + n] = torch.tensor(lm_targets(flat[i])[p:], dtype=torch.long)
+                        seq[r, at:at + n] = i
                 t = _score_index(flat[i].input_ids, pad_id)
                 score_row[i] = r
                 score_col[i] = start + t if t < p else at + t - p
@@ -104,9 +113,12 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
         seg[r, at:] = len(b)  # padding: its own block (it attends causally to itself; no row is all-masked)
         pos[r, at:] = torch.arange(width - at)
         lengths[r] = at
-    return {"input_ids": ids, "position_ids": pos, "pack_seg": seg, "pack_part": part, "pack_len": lengths,
-            "score_row": score_row, "score_col": score_col, "tokens": int(lengths.sum()),
-            "sequence_tokens": sum(len(e.input_ids) for e in flat)}
+    out = {"input_ids": ids, "position_ids": pos, "pack_seg": seg, "pack_part": part, "pack_len": lengths,
+           "score_row": score_row, "score_col": score_col, "tokens": int(lengths.sum()),
+           "sequence_tokens": sum(len(e.input_ids) for e in flat)}
+    if tgt is not None:
+        out["lm_targets"], out["lm_seq"] = tgt, seq
+    return out
 
 
 def prefix_mask(seg: torch.Tensor, part: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,13 @@ A pair is scored with its criterion's head when the model has one, else with the
 when the better response gets the higher score (a tie counts half). ``heldout_pair_accuracy`` is over the
 overall pairs. Calibration bins the overall pairs by reward margin ``|Δr|`` and compares each bin's accuracy
 with the Bradley–Terry prediction ``σ(|Δr|)`` (a reliability diagram; ECE is the count-weighted gap).
+
+Where the responses carry candidate types (the built-in world's held-out evaluation writes
+``meta.candidate_types``), each overall pair is a *knowledge* pair — one side states a wrong value, gives a wrong
+correction, accepts or ignores a false premise, or lists too few entities (:data:`KNOWLEDGE_TYPES`: telling the
+two apart needs the facts) — or a *format* pair (everything else: hedges, refusals, repetition, rambling,
+truncation, irrelevant text); ``knowledge_pair_accuracy`` and ``format_pair_accuracy`` are over those (None
+without types), for either head.
 """
 from __future__ import annotations
 
@@ -23,11 +30,19 @@ from typing import Any
 import torch
 
 from ..data.reward_data import Group
-from ..data.reward_encode import Encoded, collate
-from ..models.chunked import length_chunks
-from ..models.reward_scores import forward_scores
+from ..models.reward_scores import score_encoded
 
 OVERALL = "overall"
+KNOWLEDGE_TYPES = frozenset({"wrong_entity", "wrong_attribute", "wrong_correction", "accepts_premise",
+                             "ignores_premise", "too_few"})  # lmforge.world.responses candidate types
+
+
+def pair_category(better: str | None, worse: str | None) -> str | None:
+    """``knowledge`` when either side is a knowledge-error candidate, ``format`` when both are typed and
+    neither is, None when a side has no type."""
+    if better in KNOWLEDGE_TYPES or worse in KNOWLEDGE_TYPES:
+        return "knowledge"
+    return "format" if better is not None and worse is not None else None
 
 
 @dataclass(frozen=True)
@@ -37,57 +52,44 @@ class EvalPair:
     worse: int
     criterion: str | None
     source: str
+    category: str | None = None  # knowledge | format | None (untyped responses)
 
 
 def eval_pairs(groups: list[Group]) -> list[EvalPair]:
     out: list[EvalPair] = []
     for gi, g in enumerate(groups):
-        for n, (c, r, *_rest) in enumerate(g.pairs):
-            out.append(EvalPair(gi, c, r, g.criteria.get(f"p{n}"), g.sources.get(f"p{n}", "unknown")))
-        for n, (order, ties, *_rest) in enumerate(g.rankings):
-            for i in range(len(order)):
-                for j in range(i + 1, len(order)):
-                    if ties[i] != ties[j] and order[i] != order[j]:
-                        out.append(EvalPair(gi, order[i], order[j], g.criteria.get(f"r{n}"),
-                                            g.sources.get(f"r{n}", "unknown")))
-        good = [(i, n) for n, (i, y, _) in enumerate(g.binary) if y]
-        bad = [(i, n) for n, (i, y, _) in enumerate(g.binary) if not y]
-        for i, n in good:
-            for j, _ in bad:
-                if i != j:
-                    out.append(EvalPair(gi, i, j, g.criteria.get(f"b{n}"), g.sources.get(f"b{n}", "unknown")))
-        for a in range(len(g.ratings)):
-            for b in range(a + 1, len(g.ratings)):
-                (ia, sa, src), (ib, sb, _) = g.ratings[a], g.ratings[b]
-                if ia == ib:
-                    continue
-                for crit in sa.keys() & sb.keys():
-                    if sa[crit] != sb[crit]:
-                        better, worse = (ia, ib) if sa[crit] > sb[crit] else (ib, ia)
-                        out.append(EvalPair(gi, better, worse, crit, src))
+        out += [EvalPair(p.group, p.better, p.worse, p.criterion, p.source,
+                         pair_category(g.types.get(p.better), g.types.get(p.worse))) for p in _group_pairs(gi, g)]
     return out
 
 
-@torch.no_grad()
-def score_encoded(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
-                  chunk_tokens: int | None = None) -> torch.Tensor:
-    """``[N, heads]`` scores for encoded sequences, batched by length (longest first) to pad little."""
-    device = next(model.parameters()).device
-    lengths = torch.tensor([len(r.input_ids) for r in rows], dtype=torch.long)
-    _, chunks = length_chunks(lengths, int(lengths.max()) if rows else 0, chunk_tokens, max_rows=batch_size)
-    out: torch.Tensor | None = None
-    was_training = model.training
-    model.eval()
-    try:
-        for idx, _ in chunks:  # each chunk collated to its own longest row
-            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx.tolist()], pad_id).items()}
-            scores = forward_scores(model, batch).cpu()
-            if out is None:
-                out = torch.zeros(len(rows), scores.shape[1])
-            out[idx] = scores
-    finally:
-        model.train(was_training)
-    return out if out is not None else torch.zeros(0, 1)
+def _group_pairs(gi: int, g: Group) -> list[EvalPair]:
+    """The pairs one group's records order (uncategorised)."""
+    out: list[EvalPair] = []
+    for n, (c, r, *_rest) in enumerate(g.pairs):
+        out.append(EvalPair(gi, c, r, g.criteria.get(f"p{n}"), g.sources.get(f"p{n}", "unknown")))
+    for n, (order, ties, *_rest) in enumerate(g.rankings):
+        for i in range(len(order)):
+            for j in range(i + 1, len(order)):
+                if ties[i] != ties[j] and order[i] != order[j]:
+                    out.append(EvalPair(gi, order[i], order[j], g.criteria.get(f"r{n}"),
+                                        g.sources.get(f"r{n}", "unknown")))
+    good = [(i, n) for n, (i, y, _) in enumerate(g.binary) if y]
+    bad = [(i, n) for n, (i, y, _) in enumerate(g.binary) if not y]
+    for i, n in good:
+        for j, _ in bad:
+            if i != j:
+                out.append(EvalPair(gi, i, j, g.criteria.get(f"b{n}"), g.sources.get(f"b{n}", "unknown")))
+    for a in range(len(g.ratings)):
+        for b in range(a + 1, len(g.ratings)):
+            (ia, sa, src), (ib, sb, _) = g.ratings[a], g.ratings[b]
+            if ia == ib:
+                continue
+            for crit in sa.keys() & sb.keys():
+                if sa[crit] != sb[crit]:
+                    better, worse = (ia, ib) if sa[crit] > sb[crit] else (ib, ia)
+                    out.append(EvalPair(gi, better, worse, crit, src))
+    return out
 
 
 def group_scores(model, groups: list[Group], pad_id: int, batch_size: int = 32,
@@ -111,6 +113,7 @@ def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor], criteria: l
     """Accuracy overall / per criterion / per source, and the calibration table of the overall pairs."""
     by_crit: dict[str, list[float]] = defaultdict(list)
     by_src: dict[str, list[float]] = defaultdict(list)
+    by_cat: dict[str, list[float]] = defaultdict(list)
     margins: list[tuple[float, float]] = []  # (|Δr|, right) for overall pairs
     for p in pairs:
         head = 1 + criteria.index(p.criterion) if p.criterion in criteria else 0
@@ -122,6 +125,8 @@ def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor], criteria: l
         if p.criterion is None:
             by_src[p.source].append(right)
             margins.append((abs(d), right))
+            if p.category is not None:
+                by_cat[p.category].append(right)
     overall = by_crit.get(OVERALL, [])
     return {
         "heldout_pair_accuracy": _acc(overall),
@@ -129,6 +134,9 @@ def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor], criteria: l
         "accuracy_by_criterion": {k: round(_acc(v), 4) for k, v in sorted(by_crit.items())},
         "pairs_by_criterion": {k: len(v) for k, v in sorted(by_crit.items())},
         "accuracy_by_source": {k: round(_acc(v), 4) for k, v in sorted(by_src.items())},
+        "knowledge_pair_accuracy": _acc(by_cat.get("knowledge", [])),
+        "format_pair_accuracy": _acc(by_cat.get("format", [])),
+        "pairs_by_category": {k: len(v) for k, v in sorted(by_cat.items())},
         "calibration": calibration(margins, bins),
     }
 

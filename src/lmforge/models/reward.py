@@ -1,4 +1,6 @@
-"""Reward models: a backbone with a scalar head, saved as a plain ``AutoModelForSequenceClassification`` folder.
+"""Reward models: a backbone with a scalar head, saved as a plain ``AutoModelForSequenceClassification`` folder,
+or (``model.head: generative``) a causal LM that answers a verdict question, saved as a plain
+``AutoModelForCausalLM`` folder (:mod:`lmforge.models.verdict`).
 
 Backbones:
 
@@ -14,9 +16,13 @@ Heads: ``num_labels = 1 + len(criteria)``; label 0 (``reward``) is the overall r
 criterion's score. The names are ``config.id2label``, so the folder loads unchanged and a plain
 ``model(**inputs).logits[:, 0]`` is the reward.
 
-Saved with the model (``config.json`` key ``reward`` and the same dict as ``reward.json``): the criteria, the
-reward mean and std on training responses (for RL to normalise), and the input format, so
-:func:`lmforge.data.reward_encode.encode` can rebuild exactly the token sequences the model was trained on.
+Generative head: one reward, the verdict's log-odds ``log P(yes) - log P(no)`` at the last token of the verdict
+question appended after the response; no criterion heads (per-criterion verdicts are not built).
+
+Saved with the model (``config.json`` key ``reward`` and the same dict as ``reward.json``): the head kind, the
+criteria, the reward mean and std on training responses (for RL to normalise), the input format and (generative)
+the verdict template and answer token ids, so :func:`lmforge.data.reward_encode.encode` can rebuild exactly the
+token sequences the model was trained on.
 """
 from __future__ import annotations
 
@@ -35,13 +41,30 @@ from .freeze import FreezeEmbeddings
 from .load import DTYPES, load_causal_lm, load_tokenizer, resolve
 from .peft import PeftSection
 from .tokens import ensure_pad_token
+from .verdict import QUESTION, Verdict
 
 ENCODER_TYPES = {"bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "xlm-roberta", "mpnet",
                  "albert", "modernbert"}
 SIDECAR = "reward.json"
 
 
+class VerdictSection(Section):
+    question: str = Field(QUESTION, description="the verdict question appended after the response")
+    yes: str = Field("Yes", description="the answer read as the good verdict (its first token)")
+    no: str = Field("No", description="the answer read as the bad verdict (its first token)")
+
+
 class RewardModelSection(Section):
+    head: Literal["auto", "scalar", "generative"] = Field(
+        "auto", description="scalar: a sequence-classification head read at the last token; generative: the "
+        "causal LM's own verdict log-odds log P(yes) - log P(no) after a verdict question (causal backbones "
+        "only); auto: scalar (the head a reward-model folder was saved with when training one further)")
+    verdict: VerdictSection = Field(VerdictSection(), description="generative head: the question and answers")
+    lm_loss_weight: float = Field(0.0, ge=0, description="generative head: weight of an auxiliary next-token "
+                                  "loss on the response tokens (mean per token, per micro-batch)")
+    likelihood_weight: float = Field(0.0, ge=0, description="generative head: β of the response's mean token "
+                                     "log-probability under the model added to the verdict log-odds (SimPO's "
+                                     "implicit reward; reads what the LM knows token by token); 0: off")
     path: str = Field(description="backbone: a causal-LM or encoder folder, a .gguf file, a hub id, or a "
                                   "reward-model folder to train further")
     kind: Literal["auto", "causal", "encoder"] = Field("auto", description="auto: by the config's model_type")
@@ -88,6 +111,13 @@ class RewardMeta:
     reward_mean: float = 0.0
     reward_std: float = 1.0
     stats: dict[str, Any] = field(default_factory=dict)
+    head: str = "scalar"  # scalar | generative
+    verdict: dict[str, Any] | None = None  # generative: lmforge.models.verdict.Verdict.as_dict()
+
+    @property
+    def suffix_ids(self) -> list[int] | None:
+        """The verdict question's ids appended after each response (None: scalar head)."""
+        return list(self.verdict["suffix_ids"]) if self.verdict else None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -111,6 +141,19 @@ def backbone_kind(path: str, kind: str = "auto") -> str:
     return "encoder" if model_type in ENCODER_TYPES else "causal"
 
 
+def head_kind(cfg: RewardModelSection, kind: str) -> str:
+    """``scalar`` or ``generative``; a generative head needs a causal backbone (an encoder has no verdict
+    token) and a fresh LM or an lmforge generative reward model."""
+    head = cfg.head
+    if head == "auto":  # a reward-model folder trained further keeps its head
+        side = Path(cfg.path) / SIDECAR
+        head = json.loads(side.read_text()).get("head", "scalar") if side.is_file() else "scalar"
+    if head == "generative" and kind == "encoder":
+        raise InputError("model.head=generative needs a causal LM backbone (an encoder has no next-token "
+                         "verdict); use model.head=scalar", field="model.head")
+    return head
+
+
 def _labels(criteria: list[str]) -> tuple[dict[int, str], dict[str, int]]:
     names = ["reward", *criteria]
     return dict(enumerate(names)), {n: i for i, n in enumerate(names)}
@@ -130,10 +173,31 @@ def ensure_pad(tokenizer, config) -> None:
     tokenizer.padding_side = "right"
 
 
-def create_reward_model(cfg: RewardModelSection, criteria: list[str]):
-    """(model, tokenizer, kind) with ``1 + len(criteria)`` heads on the backbone ``cfg.path``."""
+def create_generative_model(cfg: RewardModelSection, verdict: Verdict):
+    """(causal LM, tokenizer, "causal") whose ``config.reward`` names the verdict, so every forward reads it."""
+    tokenizer = load_tokenizer(cfg.path)
+    model = load_causal_lm(cfg.path, dtype=cfg.dtype)
+    if cfg.dropout is not None:  # the modules were built with the checkpoint's rates: set them too
+        import torch
+
+        _set_dropout(model.config, cfg.dropout)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = cfg.dropout
+            elif isinstance(getattr(m, "attention_dropout", None), float):
+                m.attention_dropout = cfg.dropout
+    model.config.reward = {"head": "generative", "verdict": verdict.as_dict()}
+    ensure_pad(tokenizer, model.config)
+    return model, tokenizer, "causal"
+
+
+def create_reward_model(cfg: RewardModelSection, criteria: list[str], verdict: Verdict | None = None):
+    """(model, tokenizer, kind) with ``1 + len(criteria)`` heads on the backbone ``cfg.path``, or with
+    ``verdict`` the causal LM of a generative reward model."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    if verdict is not None:
+        return create_generative_model(cfg, verdict)
     kind = backbone_kind(cfg.path, cfg.kind)
     tokenizer = load_tokenizer(cfg.path)
     id2label, label2id = _labels(criteria)
@@ -181,7 +245,11 @@ def prepare_trainable(model, cfg: RewardModelSection, tokenizer=None):
         raise InputError("model.top_layers: cannot find the backbone's blocks", field="model.top_layers")
     base = getattr(model, model.base_model_prefix)
     heads = head_module_names(model)
+    generative = (getattr(model.config, "reward", None) or {}).get("head") == "generative"
     if cfg.lora.adapter:
+        if generative:  # the output layer (tied to the embedding in small LMs) stays as pre-trained
+            return apply_peft(model, cfg.lora, tokenizer.all_special_ids if tokenizer is not None else None,
+                              train_special_default=False, task="CAUSAL_LM", top_layers=cfg.top_layers)
         return apply_peft(model, cfg.lora, tokenizer.all_special_ids if tokenizer is not None else None,
                           train_special_default=False, task="SEQ_CLS", top_layers=cfg.top_layers,
                           modules_to_save=heads + (["pooler"] if hasattr(base, "pooler") else []))
@@ -232,18 +300,24 @@ def save_reward_model(run, model, tokenizer, meta: RewardMeta) -> Path | None:
 
 
 def load_reward_model(path: str | Path, dtype: str = "float32"):
-    """(model, tokenizer, meta) from a folder written by :func:`save_reward_model`."""
-    from transformers import AutoModelForSequenceClassification
+    """(model, tokenizer, meta) from a folder written by :func:`save_reward_model`: a sequence-classification
+    model, or for ``meta.head == "generative"`` a causal LM whose ``config.reward`` carries the verdict."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     path = Path(path)
     side = path / SIDECAR
     if not side.exists():
         raise InputError(f"not an lmforge reward model folder (no {SIDECAR})", file=path)
-    meta = RewardMeta(**json.loads(side.read_text()))
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=DTYPES[dtype])
+        meta = RewardMeta(**json.loads(side.read_text()))
+    except (TypeError, ValueError) as e:
+        raise InputError(f"unreadable reward meta ({e})", file=side) from None
+    auto = AutoModelForCausalLM if meta.head == "generative" else AutoModelForSequenceClassification
+    try:
+        model = auto.from_pretrained(str(path), dtype=DTYPES[dtype])
     except OSError as e:
         raise InputError(f"cannot load reward model ({e})", file=path) from None
+    model.config.reward = meta.as_dict()  # the sidecar is the source of truth (verdict, mean / std)
     tokenizer = load_tokenizer(str(path))
     ensure_pad(tokenizer, model.config)
     model.eval()

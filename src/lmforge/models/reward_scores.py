@@ -1,4 +1,6 @@
-"""Reward-model forwards: ``[N, heads]`` scores of a padded batch or of a prefix-shared packed batch.
+"""Reward-model forwards: ``[N, heads]`` scores of a padded batch or of a prefix-shared packed batch, for either
+head — callers never ask which: a scalar head's outputs, or a generative verifier's verdict log-odds
+(:mod:`lmforge.models.verdict`, one column) read off the LM's next-token logits at the verdict's last token.
 
 The padded path is the model's own forward (``transformers`` reads each sequence's score at its rightmost
 non-pad token). The packed path (:mod:`lmforge.data.reward_pack` builds the rows and the mask) forwards each
@@ -9,14 +11,18 @@ from __future__ import annotations
 
 import torch
 
+from ..data.reward_encode import Encoded, collate, encode
 from ..data.reward_pack import additive, pack, prefix_mask
 from .chunked import length_chunks, unsort
+from .verdict import output_head, readout, verdict_of, verdict_reward
 
 
 def forward_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int | None = None) -> torch.Tensor:
     """``[N, 1 + criteria]`` head outputs (column 0 is the reward): those of one padded forward pass, run in
     length-sorted chunks (the same scores and gradients, no work on short rows' padding). A packed batch
     (:func:`lmforge.data.reward_pack.pack`: it has ``score_row``) goes through :func:`packed_scores`."""
+    if verdict_of(model) is not None:
+        return generative_scores(model, batch, chunk_tokens)[0]
     if "score_row" in batch:
         return packed_scores(model, batch, chunk_tokens)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch]
@@ -71,12 +77,11 @@ def check_sharing(model, groups, pad_id: int, row_tokens: int, chunk_tokens: int
     """(usable, why): the model has a per-token ``score`` head and an attention implementation that takes a
     4-D mask, and the packed scores of the first ``n_groups`` groups (eval mode, no gradients) equal the
     padded ones — the architecture honours ``position_ids`` and the mask, so sharing is exact for it."""
-    from ..data.reward_encode import collate
-
-    try:
-        _head(model)
-    except AttributeError:
-        return False, "off (the model has no per-token score head)"
+    if verdict_of(model) is None:
+        try:
+            _head(model)
+        except AttributeError:
+            return False, "off (the model has no per-token score head)"
     impl = getattr(model.config, "_attn_implementation", None)
     if impl not in ("sdpa", "eager", None):
         return False, f"off (attention implementation {impl!r} is not checked with a 4-D mask)"
@@ -87,8 +92,8 @@ def check_sharing(model, groups, pad_id: int, row_tokens: int, chunk_tokens: int
     model.eval()
     try:
         with torch.no_grad():
-            padded = model(**collate([e for rows in sample for e in rows], pad_id)).logits.float()
-            packed = packed_scores(model, pack(sample, pad_id, row_tokens), chunk_tokens)
+            padded = forward_scores(model, collate([e for rows in sample for e in rows], pad_id))
+            packed = forward_scores(model, pack(sample, pad_id, row_tokens), chunk_tokens)
     finally:
         model.train(was_training)
     tol = 1e-4 if _dtype(model) == torch.float32 else 3e-2
@@ -96,3 +101,145 @@ def check_sharing(model, groups, pad_id: int, row_tokens: int, chunk_tokens: int
     if err > tol * max(1.0, float(padded.abs().max())):
         return False, f"off (packed scores differ from padded ones by {err:.2g} on this model)"
     return True, f"on (checked on {len(sample)} groups: max score difference {err:.1g})"
+
+
+# ----------------------------------------------------------------------------------------- generative head
+
+def _final_hidden(model, head: torch.nn.Module, **inputs) -> torch.Tensor:
+    """``[B, T, H]`` final hidden states from the model's own forward (DDP / LoRA apply as usual): a pre-hook
+    on the output layer keeps its input and hands it one position, so the ``[B, T, V]`` logits are never
+    computed — only the rows the verdict and the LM loss need are (:func:`lmforge.models.verdict.readout`)."""
+    kept: list[torch.Tensor] = []
+
+    def grab(_m, args):
+        kept.append(args[0])
+        return (args[0][:, :1],)
+
+    handle = head.register_forward_pre_hook(grab)
+    try:
+        model(**inputs, use_cache=False)
+    finally:
+        handle.remove()
+    return kept[-1]
+
+
+def _token_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+    """Log-probabilities of the positions with a target >= 0 (logits of those rows only)."""
+    sel = targets >= 0
+    logits = head(hidden[sel]).float()
+    return -torch.nn.functional.cross_entropy(logits, targets[sel], reduction="none")
+
+
+def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int | None = None,
+                      lm_loss: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``([N, 1] rewards, summed response NLL, NLL tokens)`` of a padded or packed batch.
+
+    The reward is :func:`lmforge.models.verdict.verdict_reward`: the verdict log-odds, read for padded rows at
+    each row's last real token (``attention_mask`` sum - 1) and for packed rows at ``score_row`` /
+    ``score_col`` (4-D block mask and position ids, as :func:`packed_scores`), plus β times each response's
+    mean token log-probability when the verdict has a ``likelihood_weight``. Both layouts run in the same
+    length-sorted chunks; the NLL (``lm_loss``; else 0) is over the same ``lm_targets`` response tokens."""
+    verdict, head = verdict_of(model), output_head(model)
+    ids = batch["input_ids"]
+    packed = "score_row" in batch
+    width = ids.shape[1]
+    lengths = batch["pack_len"] if packed else batch["attention_mask"].sum(-1)
+    order, chunks = length_chunks(lengths, width, chunk_tokens)
+    beta = verdict.likelihood_weight
+    targets = batch.get("lm_targets") if (lm_loss or beta) else None
+    n_seq = len(batch["score_row"]) if packed else ids.shape[0]
+    lp_sum = torch.zeros(n_seq, device=ids.device)
+    lp_n = torch.zeros(n_seq, device=ids.device)
+    parts: list[torch.Tensor] = []
+    for idx, longest in chunks:
+        idx = idx.to(ids.device) if isinstance(idx, torch.Tensor) else idx
+        if packed:
+            dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+            mask = additive(prefix_mask(batch["pack_seg"][idx, :longest], batch["pack_part"][idx, :longest]), dtype)
+            h = _final_hidden(model, head, input_ids=ids[idx, :longest], attention_mask=mask,
+                              position_ids=batch["position_ids"][idx, :longest])
+            parts.append(torch.nn.functional.pad(h, (0, 0, 0, width - longest)))
+        else:
+            am = batch["attention_mask"][idx, :longest]
+            h = _final_hidden(model, head, input_ids=ids[idx, :longest], attention_mask=am)
+            last = (am.sum(-1) - 1).clamp(min=0)
+            parts.append(h[torch.arange(h.shape[0], device=h.device), last])
+        if targets is not None:
+            tgt = targets[idx, :longest]
+            lp = _token_logprobs(h, tgt, head)
+            seq = batch["lm_seq"][idx, :longest][tgt >= 0]
+            lp_sum = lp_sum.index_add(0, seq, lp)
+            lp_n = lp_n.index_add(0, seq, torch.ones_like(lp))
+    hidden = unsort(torch.cat(parts), order)
+    if packed:
+        hidden = hidden[batch["score_row"], batch["score_col"]]
+    odds = readout(hidden, head, verdict.yes_id, verdict.no_id).float()
+    reward = verdict_reward(odds, lp_sum / lp_n.clamp(min=1), beta)
+    return reward.unsqueeze(-1), -lp_sum.sum(), int(lp_n.sum())
+
+
+# ----------------------------------------------------------------------------------------- scoring texts
+
+@torch.no_grad()
+def score_encoded(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
+                  chunk_tokens: int | None = None) -> torch.Tensor:
+    """``[N, heads]`` scores for encoded sequences, batched by length (longest first) to pad little."""
+    device = next(model.parameters()).device
+    lengths = torch.tensor([len(r.input_ids) for r in rows], dtype=torch.long)
+    _, chunks = length_chunks(lengths, int(lengths.max()) if rows else 0, chunk_tokens, max_rows=batch_size)
+    out: torch.Tensor | None = None
+    was_training = model.training
+    model.eval()
+    try:
+        for idx, _ in chunks:  # each chunk collated to its own longest row
+            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx.tolist()], pad_id).items()}
+            scores = forward_scores(model, batch).cpu()
+            if out is None:
+                out = torch.zeros(len(rows), scores.shape[1])
+            out[idx] = scores
+    finally:
+        model.train(was_training)
+    return out if out is not None else torch.zeros(0, 1)
+
+
+class RewardScorer:
+    """A trained reward model of either head, loaded once: ``score(prompts, responses)`` gives ``[N, heads]``
+    (column 0 the reward; a generative model has one column, its verdict log-odds), built exactly as the model
+    was trained (input format, truncation, verdict suffix from the saved meta). ``normalize`` maps rewards to
+    ``(r - reward_mean) / reward_std`` of the training responses."""
+
+    def __init__(self, model_dir, dtype: str = "float32", device: str | torch.device | None = None):
+        from .reward import load_reward_model
+
+        self.model, self.tokenizer, self.meta = load_reward_model(model_dir, dtype)
+        if device is not None:
+            self.model.to(device)
+        self.names = [self.model.config.id2label[i] for i in range(self.n_heads)] if self.meta.head == "scalar" \
+            else ["reward"]
+        self.truncated = 0
+
+    @property
+    def n_heads(self) -> int:
+        return 1 if self.meta.head == "generative" else int(self.model.config.num_labels)
+
+    def encode(self, prompt, response: str) -> Encoded:
+        from ..data.preference import as_messages
+
+        e = encode(self.tokenizer, self.meta.input_format, as_messages(prompt), response, self.meta.max_length, self.meta.suffix_ids)
+        self.truncated += e.truncated
+        return e
+
+    def score(self, prompts, responses: list[str], batch_size: int = 32) -> torch.Tensor:
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts for {len(responses)} responses")
+        rows = [self.encode(p, r) for p, r in zip(prompts, responses)]
+        return score_encoded(self.model, rows, self.tokenizer.pad_token_id, batch_size)
+
+    def normalize(self, rewards: torch.Tensor) -> torch.Tensor:
+        return (rewards - self.meta.reward_mean) / self.meta.reward_std
+
+
+def score_texts(model_dir, prompts, responses: list[str], batch_size: int = 32) -> torch.Tensor:
+    """``[N, heads]`` scores of (prompt, response) pairs by the reward model in ``model_dir`` (either head;
+    a prompt is a string or a list of chat messages ending with a user turn)."""
+    return RewardScorer(model_dir).score(prompts, responses, batch_size)

@@ -103,5 +103,6 @@ def stage_reward_model(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) 
                           ctx.get("preferences", str(out / "feedback" / "preferences.jsonl")), str(eval_path), str(out))
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
         done = train_rm(cfg, resume=resume and run_dir.exists(), overwrite=not resume)
-    return _pick(done, ("heldout_pair_accuracy", "heldout_pairs", "calibration_ece", "reward_mean", "reward_std",
-                        "train_prompts", "steps", "seconds"))
+    return _pick(done, ("head", "heldout_pair_accuracy", "knowledge_pair_accuracy", "format_pair_accuracy",
+                        "heldout_pairs", "calibration_ece", "reward_mean", "reward_std", "train_prompts", "steps",
+                        "seconds"))

@@ -4,6 +4,9 @@ Input rows: ``{"prompt": str | [messages], "response": str}`` or ``{"prompt": ..
 (other fields are kept). Output: the same rows with ``reward`` (a number, or a list for ``responses``), with
 ``scores`` (every head by name) when the model has criterion heads, and ``reward_normalized`` =
 (reward - mean) / std with ``--normalize``. Rows are written in input order; the output is written atomically.
+
+Either head scores through :class:`lmforge.models.reward_scores.RewardScorer` (a generative verifier's reward is
+its verdict log-odds); :func:`score_texts` is the in-process call for RL and judges.
 """
 from __future__ import annotations
 
@@ -14,8 +17,7 @@ from typing import Any
 from ..data.preference import Message, as_messages
 from ..data.readers import read_records, write_jsonl_atomic
 from ..errors import InputError
-from ..models.reward import load_reward_model
-from ..models.reward_text import score_texts
+from ..models.reward_scores import RewardScorer, score_encoded, score_texts  # noqa: F401 (score_texts re-exported)
 
 
 def _prompt(rec) -> list[dict[str, str]]:
@@ -32,8 +34,9 @@ def _prompt(rec) -> list[dict[str, str]]:
 def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None = None, batch_size: int = 32,
                normalize: bool = False) -> dict[str, Any]:
     t0 = time.time()
-    model, tokenizer, meta = load_reward_model(model_dir)
-    rows, spans, prompts, responses = [], [], [], []
+    scorer = RewardScorer(model_dir)
+    meta = scorer.meta
+    rows, spans, encoded = [], [], []
     for rec in read_records(inputs):
         prompt = _prompt(rec)
         if "responses" in rec.data:
@@ -42,15 +45,14 @@ def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None
             texts = [rec.get("response", str)]
         if not all(isinstance(t, str) for t in texts):
             raise rec.error("responses must be strings", "responses")
-        start = len(responses)
-        prompts += [prompt] * len(texts)
-        responses += texts
+        start = len(encoded)
+        encoded += [scorer.encode(prompt, t) for t in texts]
         rows.append(rec.data)
-        spans.append((start, len(responses), "responses" in rec.data))
+        spans.append((start, len(encoded), "responses" in rec.data))
     if not rows:
         raise InputError("no rows to score", file=inputs)
-    scores, truncated = score_texts(model, tokenizer, meta, prompts, responses, batch_size)
-    names = [model.config.id2label[i] for i in range(scores.shape[1])]
+    scores = score_encoded(scorer.model, encoded, scorer.tokenizer.pad_token_id, batch_size)
+    names = scorer.names
     out_rows = []
     for row, (a, b, many) in zip(rows, spans):
         rewards = [round(float(x), 6) for x in scores[a:b, 0]]
@@ -65,5 +67,5 @@ def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None
         out_rows.append(new)
     out = Path(out) if out else Path(inputs).with_suffix(".scored.jsonl")
     write_jsonl_atomic(out, out_rows)
-    return {"rows": len(rows), "responses": len(responses), "truncated": truncated, "out": str(out),
+    return {"rows": len(rows), "responses": len(encoded), "truncated": scorer.truncated, "out": str(out),
             "seconds": round(time.time() - t0, 2)}
