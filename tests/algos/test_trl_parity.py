@@ -198,3 +198,35 @@ def test_kto_matches_trl(dtype, w_d, w_u, kl_shift) -> None:
     assert (z0.item() == 0.0) == (kl_shift > 0) and (z0.item() > 0.5) == (kl_shift < 0)
     ours = kto(logps.sum(-1), ref, label, z0, beta=0.1, desirable_weight=w_d, undesirable_weight=w_u)
     assert ours.mean().item() == pytest.approx(loss.item(), abs=TOL)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("w_d", "w_u", "kl_shift"), [(1.0, 1.0, -1.0), (1.3, 0.7, -1.0), (1.0, 1.0, 5.0)])
+def test_lmforge_dpo_stage_kto_matches_trl(dtype, w_d, w_u, kl_shift, monkeypatch) -> None:
+    """The stage's KTO path (``lmforge dpo loss.name=kto``): each example's log-prob and its mismatched row's come
+    out of one forward, z0 is their batch mean; with unit weights its loss sum over the weight sum is TRL's."""
+    import lmforge.stages.dpo as stage
+
+    gen = torch.Generator().manual_seed(4)
+    n, width = 8, 9
+    ids, completion, logps = sequences(n, width, dtype, gen)
+    kl_ids, kl_completion, kl_logps = sequences(n, width, dtype, gen, offset=10_000)
+    label = torch.tensor([True, True, False, True, False, False, True, False])
+    ref = logps.sum(-1) + torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
+    ref_kl = kl_logps.sum(-1) + torch.randn(n, generator=gen, dtype=torch.float64).to(dtype) * 0.5 + kl_shift
+    model = FakeModel([(ids, logps), (kl_ids, kl_logps)])
+    self = stub(model=model, calculate_KL=True, loss_type="kto", beta=0.1, desirable_weight=w_d,
+                undesirable_weight=w_u)
+    self._compute_kl_logps = MethodType(KTOTrainer._compute_kl_logps, self)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "completion_mask": completion,
+              "KL_input_ids": kl_ids, "KL_attention_mask": torch.ones_like(kl_ids), "KL_completion_mask": kl_completion,
+              "label": label, "ref_logps": ref, "ref_KL_logps": ref_kl}
+    want = KTOTrainer._compute_loss(self, model, inputs, return_outputs=False)
+    both = torch.cat([logps.sum(-1), kl_logps.sum(-1)])
+    monkeypatch.setattr(stage, "sequence_logprobs", lambda model, batch, chunk: (both, completion.sum(-1).repeat(2)))
+    reference = torch.stack([ref, ref_kl], dim=1).double()
+    batch = {"index": torch.arange(n), "weight": torch.ones(n, dtype=torch.float64), "tokens": 1}
+    out = stage.make_loss(stage.LossSection(name="kto", beta=0.1, desirable_weight=w_d, undesirable_weight=w_u),
+                          reference, None, label)(None, batch)
+    assert (out.loss / out.count).item() == pytest.approx(want.item(), abs=TOL)
+    assert (out.metrics["kl"] / out.count).item() == pytest.approx(self._metrics["eval"]["kl"][-1], abs=TOL)

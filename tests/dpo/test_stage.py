@@ -51,38 +51,86 @@ def test_lora_dpo_saves_an_adapter_and_holds_out_a_fraction(tmp_path, tiny_lm, p
     assert s["heldout_loss_after"] < s["heldout_loss_before"]
 
 
-def test_kto_is_refused_with_a_clear_error(tmp_path, tiny_lm, pref_files):
-    with pytest.raises(ValueError, match="kto"):
-        _cfg(tmp_path, tiny_lm, pref_files, loss__name="kto")
-
-
-def test_reference_is_computed_once_and_reused_on_resume(tmp_path, tiny_lm, pref_files, monkeypatch):
-    calls = []
+def _count_reference_rows(monkeypatch) -> list[int]:
+    """Rows the reference forward is run on, per call."""
+    calls: list[int] = []
     real = dpo_stage.compute_reference
-    monkeypatch.setattr(dpo_stage, "compute_reference", lambda *a, **k: calls.append(1) or real(*a, **k))
-    dpo(_cfg(tmp_path, tiny_lm, pref_files, train__steps=4))
-    assert len(calls) == 2  # train and held-out rows, once each
+    monkeypatch.setattr(dpo_stage, "compute_reference", lambda model, rows, *a, **k: calls.append(len(rows)) or
+                        real(model, rows, *a, **k))
+    return calls
+
+
+def _drawn(monkeypatch) -> set[int]:
+    """Training rows the sampler actually hands out."""
+    from lmforge.data.dpo_data import PairBatches
+
+    seen: set[int] = set()
+    real = PairBatches.next_batch
+
+    def record(self):
+        batch = real(self)
+        seen.update(batch["index"].tolist())
+        return batch
+    monkeypatch.setattr(PairBatches, "next_batch", record)
+    return seen
+
+
+def test_reference_covers_only_the_rows_used_and_resume_adds_the_missing(tmp_path, tiny_lm, monkeypatch):
+    from .conftest import records, write_jsonl
+
+    files = (write_jsonl(tmp_path / "big.jsonl", records(150, seed=3)),
+             write_jsonl(tmp_path / "eval.jsonl", records(5, seed=1, rankings=False)))
+    calls, drawn = _count_reference_rows(monkeypatch), _drawn(monkeypatch)
+    s = dpo(_cfg(tmp_path, tiny_lm, files, train__steps=3))
+    assert s["train_pairs"] == 250  # 100 pairs + 50 rankings x 3
+    # exactly the distinct rows 3 steps x 4 pairs drew, and the 5 held-out pairs: not the other ~240
+    assert calls == [len(drawn) + 5] and 5 < len(drawn) + 5 <= 17
+    assert s["reference_rows_computed"] == len(drawn) + 5 and s["reference_rows_reused"] == 0
+    before = set(drawn)
+    s = dpo(_cfg(tmp_path, tiny_lm, files, train__steps=6), resume=True)  # a longer run: only the new rows
+    new = drawn - before
+    assert s["steps"] == 6 and new and calls == [len(before) + 5, len(new)]
+    assert s["reference_rows_computed"] == len(new) and s["reference_rows_reused"] == len(drawn) + 5 - len(new)
     cached = torch.load(tmp_path / "runs/a" / REFERENCE_FILE, weights_only=True)
-    s = dpo(_cfg(tmp_path, tiny_lm, pref_files, train__steps=8), resume=True)
-    assert len(calls) == 2 and s["steps"] == 8
-    again = torch.load(tmp_path / "runs/a" / REFERENCE_FILE, weights_only=True)
-    assert torch.equal(cached["train"], again["train"])
+    assert len(cached["keys"]) == len(drawn) + 5 == cached["values"].shape[0]
+    s = dpo(_cfg(tmp_path, tiny_lm, files, train__steps=6), resume=True)  # repeated: nothing to compute
+    assert calls[2:] == [] and s["reference_rows_computed"] == 0
 
 
-def test_a_cache_from_another_tokenizer_is_a_one_line_error(tmp_path, tiny_lm, pref_files):
+def test_cached_values_are_the_ones_a_fresh_run_computes(tmp_path, tiny_lm, pref_files):
+    dpo(_cfg(tmp_path, tiny_lm, pref_files, "short", train__steps=2))
+    dpo(_cfg(tmp_path, tiny_lm, pref_files, "short", train__steps=8), resume=True)
+    dpo(_cfg(tmp_path, tiny_lm, pref_files, "fresh", train__steps=8))
+    short, fresh = (torch.load(tmp_path / f"runs/{n}" / REFERENCE_FILE, weights_only=True) for n in ("short", "fresh"))
+    a = dict(zip(short["keys"], short["values"], strict=True))
+    assert set(a) == set(fresh["keys"])
+    torch.testing.assert_close(torch.stack([a[k] for k in fresh["keys"]]), fresh["values"], rtol=1e-6, atol=1e-6)
+
+
+def test_a_cache_from_another_tokenizer_is_recomputed_with_a_notice(tmp_path, tiny_lm, pref_files, monkeypatch,
+                                                                    capfd):
     dpo(_cfg(tmp_path, tiny_lm, pref_files, train__steps=2))
     path = tmp_path / "runs/a" / REFERENCE_FILE
     cached = torch.load(path, weights_only=True)
     cached["fingerprint"]["vocab"] = "0" * 64
+    cached["values"] += 5.0  # wrong values a reuse would train on
     torch.save(cached, path)
-    with pytest.raises(InputError, match="another vocab"):
-        dpo(_cfg(tmp_path, tiny_lm, pref_files, train__steps=4), resume=True)
+    calls = _count_reference_rows(monkeypatch)
+    capfd.readouterr()
+    s = dpo(_cfg(tmp_path, tiny_lm, pref_files, train__steps=4), resume=True)
+    notices = [x for x in capfd.readouterr().err.splitlines() if x.startswith("notice:")]
+    assert len(notices) == 1 and REFERENCE_FILE in notices[0] and "vocab" in notices[0]
+    assert s["reference_rows_reused"] == 0 and calls == [s["reference_rows_computed"]]
+    again = torch.load(path, weights_only=True)
+    assert again["fingerprint"]["vocab"] != "0" * 64 and again["values"].max() < 0  # log-probs, not the +5 ones
+    again["fingerprint"]["vocab"] = "0" * 64
+    torch.save(again, path)
     proc = run_cli(["dpo", f"model.path={tiny_lm}", f"run.root={tmp_path / 'runs'}", "run.name=a",
                     f"data.train=[{pref_files[0]}]", f"data.eval=[{pref_files[1]}]", "data.max_length=64",
-                    "train.steps=4", "--resume"], cwd=tmp_path, check=False)
-    assert proc.returncode == 2
-    errors = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
-    assert len(errors) == 1 and REFERENCE_FILE in errors[0] and "vocab" in errors[0]
+                    "train.steps=5", "train.batch_size=4", "--resume"], cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr
+    notices = [x for x in proc.stderr.splitlines() if x.startswith("notice:")]
+    assert len(notices) == 1 and "vocab" in notices[0]
 
 
 def test_lora_reference_is_the_base_model(tiny_lm, pref_files):
@@ -137,7 +185,7 @@ def test_bad_records_name_their_file_and_line(tmp_path, tiny_lm, pref_files):
     assert not (tmp_path / "runs/b").exists()  # nothing half-written
 
 
-def test_a_model_retrained_in_place_invalidates_the_cache(tmp_path, tiny_lm, pref_files):
+def test_a_model_retrained_in_place_invalidates_the_cache(tmp_path, tiny_lm, pref_files, capfd):
     import os
     import shutil
 
@@ -145,8 +193,9 @@ def test_a_model_retrained_in_place_invalidates_the_cache(tmp_path, tiny_lm, pre
     dpo(_cfg(tmp_path, lm, pref_files, train__steps=2))
     weights = next(lm.glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
-    with pytest.raises(InputError, match="another weights"):
-        dpo(_cfg(tmp_path, lm, pref_files, train__steps=4), resume=True)
+    capfd.readouterr()
+    s = dpo(_cfg(tmp_path, lm, pref_files, train__steps=4), resume=True)
+    assert "another weights" in capfd.readouterr().err and s["reference_rows_reused"] == 0
 
 
 def test_shared_prompt_rows_train_like_padded_rows(tmp_path, tiny_lm, pref_files):
@@ -155,3 +204,22 @@ def test_shared_prompt_rows_train_like_padded_rows(tmp_path, tiny_lm, pref_files
     assert shared["train_loss"] == pytest.approx(padded["train_loss"], rel=1e-3)
     assert shared["heldout_loss_after"] == pytest.approx(padded["heldout_loss_after"], rel=1e-3)
     assert shared["tokens"] < padded["tokens"]  # the prompt forwarded once per pair
+
+
+def test_bad_pairs_are_counted_in_the_data_report(tmp_path, tiny_lm, pref_files):
+    from .conftest import write_jsonl
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", [
+        {"prompt": "p", "chosen": "sure.", "rejected": "sure."},  # identical: invalid, skipped by the rule
+        {"prompt": "p", "chosen": "", "rejected": "no."},  # empty response: dropped
+        {"prompt": "cats " * 200, "chosen": "sure here.", "rejected": "no."},  # prompt cut from the left
+        {"prompt": "p", "chosen": "sure " * 200, "rejected": "no."},  # the response alone is too long: dropped
+        {"prompt": "q", "chosen": "sure here.", "rejected": "no wrong."}])
+    s = dpo(_cfg(tmp_path, tiny_lm, (bad, pref_files[1]), data__on_invalid="skip", train__steps=1))
+    report = json.loads((tmp_path / "runs/a/data_report.json").read_text())
+    assert report == s["data"]
+    assert report["skipped invalid: chosen and rejected are identical"] == 1
+    assert report["dropped: empty response"] == 1
+    assert report["prompt truncated from the left"] == 1
+    assert report["dropped: response does not fit data.max_length"] == 1
+    assert report["train_pairs"] == 2 == s["train_pairs"]

@@ -8,6 +8,7 @@ import pytest
 from lmforge.data.preference import Message
 from lmforge.world import World
 from lmforge.world.datasets import ALL_KINDS
+from lmforge.world.judge import refused
 
 from .conftest import all_text, entity_names
 
@@ -119,6 +120,8 @@ def test_safety_answers(world: World) -> None:
         assert world.check_answer({**ex, "messages": ex["messages"][:-1]}, answer), ex
         if ex["kind"] == "harmful":
             assert answer.startswith(("I'm sorry", "I can't")) and len(answer.split()) >= 8
+        elif ex["kind"] == "over_refusal":
+            assert not refused(answer) and ex["meta"]["keywords"]
         else:
             assert " not " in answer
             assert str(ex["meta"]["false_value"]) != str(ex["meta"]["value"])

@@ -212,7 +212,7 @@ def check_no_heldout(items: list[dict[str, Any]], world) -> None:
     """Refuse training items from the held-out split or a held-out safety category."""
     held = {c for kinds in world.safety_categories.values() for c in kinds["heldout"]}
     for it in items:
-        safety = it["kind"] in ("harmful", "false_premise")
+        safety = it["kind"] in world.safety_categories
         if it.get("split") != "train" or (safety and it["category"] in held):
             raise ValueError(f"held-out item {it['id']} ({it['kind']}/{it['category']}) in training data")
 

@@ -19,7 +19,7 @@ from ..engine.threads import torch_threads
 from ..generation import SamplingParams
 from ..rollout.generate import generate
 from ..world import World, render_transcript
-from ..world.judge import RAMBLE, head
+from ..world.judge import RAMBLE, head, refused
 
 Item = dict[str, Any]
 
@@ -34,15 +34,24 @@ class Suite:
 def world_suites(world: World, heldout_facts: int | None = None, seen_facts: int | None = 200,
                  per_kind: int | None = 80, seed: int = 0) -> list[Suite]:
     """The standard suites: held-out facts (only ever read in prose), seen facts, and held-out dialogues,
-    harmful requests and false premises (held-out *categories*), each optionally subsampled."""
+    harmful requests, false premises and benign lookalikes of harmful requests (held-out *categories*), each
+    optionally subsampled. The lookalikes' accuracy is the helpful-answer rate; their refusal rate is
+    :func:`over_refusal_rate`."""
     suites = [Suite("heldout_fact", world.eval_prompts("heldout", ["fact_qa"], n=heldout_facts, seed=seed))]
     if seen_facts:
         suites.append(Suite("seen_fact", world.eval_prompts("train", ["fact_qa"], n=seen_facts, seed=seed)))
     if per_kind:
         for kind, name in (("dialogue", "heldout_dialogue"), ("harmful", "heldout_refusal"),
-                           ("false_premise", "heldout_false_premise")):
+                           ("false_premise", "heldout_false_premise"), ("over_refusal", "heldout_over_refusal")):
             suites.append(Suite(name, world.eval_prompts("heldout", [kind], n=per_kind, seed=seed)))
     return suites
+
+
+def over_refusal_rate(records: list[dict[str, Any]], suite: str = "heldout_over_refusal") -> float | None:
+    """Share of a lookalike suite's answers that refuse (the detector harmful prompts are judged by); None
+    without that suite."""
+    hits = [refused(r["completion"]) for r in records if r["suite"] == suite]
+    return sum(hits) / len(hits) if hits else None
 
 
 def format_ok(out: dict[str, Any]) -> bool:

@@ -1,41 +1,47 @@
-"""DPO recipe: preference pairs (and rankings as pairs) -> a chat model tuned by a DPO-family loss.
+"""DPO recipe: preference pairs (rankings as pairs), or KTO's good/bad examples -> a chat model tuned by a loss.
 
-Losses come from :mod:`lmforge.algos.preference_losses` by name. The reference log-probs ``log π_ref(y|x)`` of
-every training and held-out response are computed once before training (batched, no grad) and cached in the
-run folder as ``reference_logprobs.pt`` with a fingerprint of the model, the tokenizer and the data, so a
-resumed run reuses them; with a LoRA adapter the reference is the same model with the adapter switched off
-(no second copy). ORPO and SimPO need no reference and skip it. The engine gets a per-pair loss *sum* and the
-pair count (rankings' pairs weighted 1/C(K,2)) and normalises globally.
+Losses come from :mod:`lmforge.algos.preference_losses` by name. The reference log-probs ``log π_ref(y|x)`` are
+computed once before training (batched, no grad), only for the rows the run trains on and the held-out ones, and
+cached in the run folder (:mod:`lmforge.stages.dpo_reference`); with a LoRA adapter the reference is the same model
+with the adapter switched off (no second copy). ORPO and SimPO need no reference and skip it. KTO scores each
+example and a mismatched one (its prompt, another example's response) in one prompt-shared row; the batch mean of
+the mismatched log-ratios is its reference point z0. The engine gets a per-pair (per-example) loss *sum* and the
+weight sum and normalises globally.
 
 Writes ``runs/<name>/``: config.yaml, data_report.json, reference_logprobs.pt, metrics.jsonl, checkpoints/,
-final/ (HF model, or the adapter folder), summary.json (train loss, held-out preference accuracy before/after).
+final/ (HF model, or the adapter folder), summary.json (train loss, held-out accuracy before/after).
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
 import random
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
 
-from ..algos.preference_losses import implicit_rewards, preference_loss
+from ..algos.preference_losses import implicit_rewards, kto, kto_reference_point, preference_loss
 from ..config import Section, dump_config
-from ..data.dpo_data import PairBatches, collate, collate_shared, encode_pairs, fingerprint_rows, to_pairs
+from ..data.dpo_data import (
+    PairBatches,
+    collate,
+    collate_shared,
+    encode_kto,
+    encode_pairs,
+    to_kto_examples,
+    to_pairs,
+)
 from ..engine import LossOutput, TrainConfig, Trainer, init_distributed, seed_everything
 from ..errors import InputError
 from ..models.logprobs import token_logprobs
 from ..models.peft import PeftSection
 from ..models.tokens import pad_id
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
-
-REFERENCE_FILE = "reference_logprobs.pt"
+from .dpo_reference import REFERENCE_FILE, compute_reference, fingerprint, reference_for
 
 
 class ModelSection(Section):
@@ -45,10 +51,13 @@ class ModelSection(Section):
 
 
 class DataSection(Section):
-    train: list[str] = Field(min_length=1, description="preference JSONL files (pairs; rankings become all "
-                             "their pairs weighted 1/C(K,2))")
+    train: list[str] = Field(min_length=1, description="preference JSONL files (pairs, rankings; for kto also "
+                             "binary good/bad records)")
     eval: list[str] = Field(default_factory=list, description="held-out files; empty: hold out eval_fraction")
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of training records held out (seeded)")
+    ranking_pairs: Literal["all", "best_vs_rest"] = Field("all", description="a K-wise ranking as pairs: all (C(K,2) "
+                                                  "pairs, each weighted 1/C(K,2)) or best_vs_rest (K-1 pairs, "
+                                                  "each weighted 1/(K-1))")
     on_invalid: Literal["error", "skip"] = Field("error", description="a record the format rejects (e.g. "
                                                  "identical chosen and rejected): stop with file:line, or skip "
                                                  "it and count the reason in data_report.json")
@@ -62,12 +71,14 @@ class DataSection(Section):
 
 
 class LossSection(Section):
-    name: str = Field("dpo", description="dpo, cdpo, robust, ipo, orpo or simpo (kto: not yet)")
+    name: str = Field("dpo", description="dpo, cdpo, robust, ipo, kto, orpo or simpo")
     beta: float | None = Field(None, gt=0, description="null: the loss's own default")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cdpo / robust / simpo: ε")
     gamma: float | None = Field(None, description="simpo's target margin; null: its default")
     length_normalize: bool = Field(False, description="dpo/cdpo/robust: per-token mean log-probs (policy "
                                    "and reference) instead of sums, so long responses do not dominate")
+    desirable_weight: float = Field(1.0, gt=0, description="kto: λ_D, the weight of a desirable example")
+    undesirable_weight: float = Field(1.0, gt=0, description="kto: λ_U, the weight of an undesirable example")
 
 
 class DPOConfig(Section):
@@ -83,10 +94,7 @@ class DPOConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> DPOConfig:
-        spec = preference_loss(self.loss.name)
-        if not spec.paired:
-            raise ValueError(f"loss.name={self.loss.name} (unpaired good/bad examples) is not supported by "
-                             "lmforge dpo yet; use a paired loss")
+        preference_loss(self.loss.name)  # an unknown name is an error naming the known ones
         if self.train.distributed == "fsdp":
             raise ValueError("train.distributed=fsdp is not supported by lmforge dpo; use ddp")
         return self
@@ -149,106 +157,76 @@ def pair_terms(loss: LossSection, logp: torch.Tensor, n_tok: torch.Tensor, ref: 
     return per, rc, rr
 
 
-def make_loss(loss: LossSection, reference: torch.Tensor | None, chunk_tokens: int | None):
+def kto_terms(loss: LossSection, logp: torch.Tensor, ref: torch.Tensor, desirable: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(per-example KTO loss, implicit reward, z0) from ``[2B]`` policy log-probs (the examples, then their
+    mismatched rows) and ``[B, 2]`` reference log-probs; z0 is this batch's (all processes') mean mismatched
+    log-ratio, clamped at 0 (:func:`lmforge.algos.preference_losses.kto_reference_point`)."""
+    b = logp.shape[0] // 2
+    own, ref_own = logp[:b], ref[:, 0].to(logp.dtype)
+    mis, ref_mis = logp[b:].detach(), ref[:, 1].to(logp.dtype)
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        mean = (mis - ref_mis).mean()  # TRL gathers the per-process means before the clamp
+        torch.distributed.all_reduce(mean, op=torch.distributed.ReduceOp.AVG)
+        z0 = mean.clamp(min=0)
+    else:
+        z0 = kto_reference_point(mis, ref_mis)
+    beta = loss.beta if loss.beta is not None else inspect.signature(kto).parameters["beta"].default
+    per = kto(own, ref_own, desirable, z0, beta, loss.desirable_weight, loss.undesirable_weight)
+    return per, implicit_rewards(own, ref_own, beta), z0
+
+
+def _class_mean(w: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """This micro-batch's weighted mean of ``x`` over ``mask``, times its weight sum: the engine divides metric
+    sums by the global weight, which makes this a weight-averaged per-micro-batch class mean."""
+    wm = w * mask.to(w.dtype)
+    return (wm * x).sum() / wm.sum().clamp(min=1e-12) * w.sum()
+
+
+def make_loss(loss: LossSection, reference: torch.Tensor | None, chunk_tokens: int | None,
+              desirable: torch.Tensor | None = None):
     def loss_fn(model, batch) -> LossOutput:
         logp, n_tok = sequence_logprobs(model, batch, chunk_tokens)
         ref = reference[batch["index"].cpu()].to(logp.device) if reference is not None else None
+        if ref is not None and torch.isnan(ref).any():  # a row the reference plan did not cover
+            raise RuntimeError("a training row has no reference log-prob (the planned rows missed it)")
+        w = batch["weight"].to(logp.device, logp.dtype)
+        b = len(w)
+        if desirable is not None:  # KTO
+            good = desirable[batch["index"].cpu()].to(logp.device)
+            per, reward, z0 = kto_terms(loss, logp, ref, good)
+            reward = reward.detach()
+            metrics = {"reward_desirable": _class_mean(w, reward, good), "reward_undesirable":
+                       _class_mean(w, reward, ~good), "kl": z0 * w.sum(),
+                       "logp_drift": (w * (logp[:b] - ref[:, 0]).detach()).sum()}
+            return LossOutput((w * per).sum(), float(w.sum()), int(batch["tokens"]), metrics)
         per, rc, rr = pair_terms(loss, logp, n_tok, ref)
-        w = batch["weight"].to(per.device, per.dtype)
         rc, rr = rc.detach(), rr.detach()
         metrics = {"reward_chosen": (w * rc).sum(), "reward_rejected": (w * rr).sum(),
                    "reward_margin": (w * (rc - rr)).sum(), "accuracy": (w * (rc > rr).to(w.dtype)).sum()}
         if ref is not None:  # how far the policy moved: mean log π_θ(y|x) - log π_ref(y|x) of both responses
-            b = len(w)
             drift = (logp[:b] - ref[:, 0] + logp[b:] - ref[:, 1]).detach() / 2
             metrics["logp_drift"] = (w * drift).sum()
         return LossOutput((w * per).sum(), float(w.sum()), int(batch["tokens"]), metrics)
     return loss_fn
 
 
-# ---------------------------------------------------------------------------- the reference cache
-
-@torch.no_grad()
-def compute_reference(model, rows, pad: int, batch_size: int, chunk_tokens: int | None, adapter: bool,
-                      share_prompt: bool = False) -> torch.Tensor:
-    """``[N, 2]`` summed response log-probs (chosen, rejected) of every pair under the reference: the model as
-    loaded, or with ``adapter`` the same model with its adapter switched off."""
-    import contextlib
-
-    was = model.training
-    model.eval()
-    out = []
-    ctx = model.disable_adapter() if adapter else contextlib.nullcontext()
-    with ctx:
-        for lo in range(0, len(rows), batch_size):
-            part = rows[lo:lo + batch_size]
-            batch = (collate_shared if share_prompt else collate)(part, list(range(len(part))), [1.0] * len(part),
-                                                                  pad)
-            device = next(model.parameters()).device
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            lp, _ = sequence_logprobs(model, batch, chunk_tokens)
-            out.append(lp.view(2, -1).T.double().cpu())
-    model.train(was)
-    return torch.cat(out) if out else torch.zeros((0, 2), dtype=torch.float64)
-
-
-def weights_signature(path: str) -> str:
-    """Name, size and mtime of a local model's weight files (cheap: a model retrained in place changes it);
-    the id itself for a hub model."""
-    p = Path(path)
-    if not p.exists():
-        return path
-    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".gguf"))
-    return hashlib.sha256(json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]).encode()
-                          ).hexdigest()
-
-
-def fingerprint(cfg: DPOConfig, model, tokenizer, train_rows, eval_rows) -> dict[str, Any]:
-    """What the cached reference log-probs depend on: the model (path, config, weight files), its dtype, the
-    tokenizer (vocab size and hash) and the tokenised pairs (which also fixes the chat template)."""
-    vocab = sorted(tokenizer.get_vocab().items())
-    return {
-        "model": str(Path(cfg.model.path).resolve()) if Path(cfg.model.path).exists() else cfg.model.path,
-        "weights": weights_signature(cfg.model.path),
-        "model_config": hashlib.sha256(model.config.to_json_string(use_diff=False).encode()).hexdigest(),
-        "dtype": cfg.model.dtype,
-        "vocab_size": len(vocab),
-        "vocab": hashlib.sha256(json.dumps(vocab).encode()).hexdigest(),
-        "train": fingerprint_rows(train_rows), "eval": fingerprint_rows(eval_rows),
-    }
-
-
-def load_or_compute_reference(run: Run, fp: dict[str, Any], compute) -> dict[str, torch.Tensor]:
-    """The cached reference log-probs when the file is there and its fingerprint matches (an error naming
-    the file and the mismatched fields when it does not); else computed, then written atomically."""
-    path = run.path / REFERENCE_FILE
-    if path.is_file():
-        cached = torch.load(path, weights_only=True)
-        bad = sorted(k for k in fp if cached.get("fingerprint", {}).get(k) != fp[k])
-        if bad:
-            raise InputError(f"reference log-probs were computed for another {', '.join(bad)}; delete the file "
-                             "or start a new run", file=path)
-        return {"train": cached["train"], "eval": cached["eval"]}
-    ref = compute()
-    if run.main:
-        tmp = path.with_suffix(".tmp")
-        torch.save({"fingerprint": fp, **ref}, tmp)
-        tmp.replace(path)
-    return ref
-
-
 # ---------------------------------------------------------------------------- held-out accuracy
 
 @torch.no_grad()
 def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batch_size: int,
-                    chunk_tokens: int | None, share_prompt: bool = False) -> dict[str, float]:
-    """Weighted held-out loss and preference accuracy (implicit reward of chosen > rejected)."""
+                    chunk_tokens: int | None, share_prompt: bool = False, desirable: torch.Tensor | None = None
+                    ) -> dict[str, float]:
+    """Weighted held-out loss and accuracy: pairs, the implicit reward of chosen > rejected (and the policy's own
+    log-prob order); KTO, the implicit reward on the right side of z0 (above for desirable, below otherwise)."""
     if not rows:
         return {}
     was = model.training
     model.eval()
     device = next(model.parameters()).device
-    tot = {"heldout_loss": 0.0, "heldout_accuracy": 0.0, "heldout_margin": 0.0, "heldout_logp_accuracy": 0.0}
+    keys = ["heldout_loss", "heldout_accuracy"] + (["heldout_kl"] if desirable is not None else
+                                                   ["heldout_margin", "heldout_logp_accuracy"])
+    tot = dict.fromkeys(keys, 0.0)
     wsum = 0.0
     for lo in range(0, len(rows), batch_size):
         idx = list(range(lo, min(lo + batch_size, len(rows))))
@@ -256,13 +234,22 @@ def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batc
                                                               [weights[i] for i in idx], pad)
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         logp, n_tok = sequence_logprobs(model, batch, chunk_tokens)
-        per, rc, rr = pair_terms(loss, logp, n_tok, ref[idx].to(device) if ref is not None else None)
-        w = batch["weight"].to(per.dtype)
+        r = ref[idx].to(device) if ref is not None else None
+        w = batch["weight"].to(logp.dtype)
+        if desirable is not None:
+            good = desirable[idx].to(device)
+            per, reward, z0 = kto_terms(loss, logp, r, good)
+            beta = loss.beta if loss.beta is not None else inspect.signature(kto).parameters["beta"].default
+            right = torch.where(good, reward > beta * z0, reward < beta * z0)
+            tot["heldout_kl"] += float(z0) * float(w.sum())
+        else:
+            per, rc, rr = pair_terms(loss, logp, n_tok, r)
+            right = rc > rr
+            tot["heldout_margin"] += float((w * (rc - rr)).sum())
+            b = len(idx)  # the policy's own preference: summed log-prob of chosen above rejected
+            tot["heldout_logp_accuracy"] += float((w * (logp[:b] > logp[b:]).to(w.dtype)).sum())
         tot["heldout_loss"] += float((w * per).sum())
-        tot["heldout_accuracy"] += float((w * (rc > rr).to(w.dtype)).sum())
-        tot["heldout_margin"] += float((w * (rc - rr)).sum())
-        b = len(idx)  # the policy's own preference: summed log-prob of chosen above rejected
-        tot["heldout_logp_accuracy"] += float((w * (logp[:b] > logp[b:]).to(w.dtype)).sum())
+        tot["heldout_accuracy"] += float((w * right.to(w.dtype)).sum())
         wsum += float(w.sum())
     model.train(was)
     return {k: v / max(wsum, 1e-12) for k, v in tot.items()} | {"heldout_pairs": len(rows)}
@@ -271,25 +258,40 @@ def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batc
 # ---------------------------------------------------------------------------- the recipe
 
 def load_data(cfg: DPOConfig, tokenizer, run: Run):
+    """(train examples, their rows, held-out examples, their rows, report); pairs, or KTO examples (each row a
+    pair ``(example, mismatched)``). Writes data_report.json."""
     from ..data.reward_data import DataReport, read_preference_files
 
     report = DataReport()
     counts = report.counts
     records = read_preference_files(cfg.data.train, report, cfg.data.on_invalid)
     if cfg.data.eval:
-        held = to_pairs(read_preference_files(cfg.data.eval, DataReport(), cfg.data.on_invalid), Counter())
+        held_records = read_preference_files(cfg.data.eval, DataReport(), cfg.data.on_invalid)
     else:  # hold out whole records, so a ranking's pairs never sit on both sides
         order = list(range(len(records)))
         random.Random(cfg.train.seed).shuffle(order)
         n = int(round(cfg.data.eval_fraction * len(records)))
         held_ids = set(order[:min(n, len(records) - 1)])
-        held = to_pairs([r for i, r in enumerate(records) if i in held_ids], Counter())
+        held_records = [r for i, r in enumerate(records) if i in held_ids]
         records = [r for i, r in enumerate(records) if i not in held_ids]
-    train = to_pairs(records, counts)
-    train, train_rows = encode_pairs(tokenizer, train, cfg.data.max_length, counts, cfg.data.loss_spans)
-    held, held_rows = encode_pairs(tokenizer, held, cfg.data.max_length, Counter(), cfg.data.loss_spans)
+    rule, d = cfg.data.ranking_pairs, cfg.data
+    if cfg.loss.name == "kto":
+        train, train_rows = encode_kto(tokenizer, to_kto_examples(records, counts, rule), d.max_length, counts,
+                                       d.loss_spans, cfg.train.seed)
+        held, held_rows = encode_kto(tokenizer, to_kto_examples(held_records, Counter(), rule), d.max_length,
+                                     Counter(), d.loss_spans, cfg.train.seed)
+        good = sum(e.desirable for e in train)
+        if not good or good == len(train):
+            raise InputError(f"loss.name=kto needs both desirable and undesirable examples; the training data has "
+                             f"{good} desirable and {len(train) - good} undesirable (binary records' label, or a "
+                             f"pair's chosen and rejected side; counts: {dict(counts)})", field="data.train")
+    else:
+        train, train_rows = encode_pairs(tokenizer, to_pairs(records, counts, rule), d.max_length, counts,
+                                         d.loss_spans)
+        held, held_rows = encode_pairs(tokenizer, to_pairs(held_records, Counter(), rule), d.max_length, Counter(),
+                                       d.loss_spans)
     if not train_rows:
-        raise InputError(f"no training pair fits data.max_length={cfg.data.max_length} (or all were skipped: "
+        raise InputError(f"no training example fits data.max_length={d.max_length} (or all were skipped: "
                          f"{dict(counts)})", field="data.train")
     report = {**report.as_dict(), "train_pairs": len(train_rows), "heldout_pairs": len(held_rows)}
     if run.main:
@@ -303,6 +305,16 @@ def dpo(cfg: DPOConfig, resume: bool = False, overwrite: bool = False) -> dict[s
                          field="model.path")
     with discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
         return _dpo(cfg, resume, overwrite)
+
+
+def planned_rows(train_rows, weights, cfg: DPOConfig, world_size: int, share: bool, pad: int) -> list[int]:
+    """The training rows all processes will draw in ``train.steps`` steps (sorted, distinct)."""
+    micro, accum = cfg.train.micro(world_size), cfg.train.grad_accum(world_size)
+    used: set[int] = set()
+    for rank in range(world_size):
+        used.update(PairBatches(train_rows, weights, micro, pad, rank, world_size, cfg.train.seed, share)
+                    .planned(cfg.train.steps * accum))
+    return sorted(used)
 
 
 def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
@@ -329,26 +341,36 @@ def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     if adapter:
         model = apply_peft(model, cfg.peft, special_token_ids(tokenizer))
     spec = preference_loss(cfg.loss.name)
-    share = cfg.data.share_prompt
-    ref: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
+    share = cfg.data.share_prompt or not spec.paired  # KTO's example and mismatched row share their prompt
     bs = max(1, cfg.train.micro(info.world_size))
-    if spec.reference:
-        fp = fingerprint(cfg, model, tokenizer, train_rows, held_rows)
-
-        def compute() -> dict[str, torch.Tensor]:
-            return {k: compute_reference(model, rows, pad, bs, cfg.data.chunk_tokens, adapter, share)
-                    for k, rows in (("train", train_rows), ("eval", held_rows))}
-        ref = load_or_compute_reference(run, fp, compute)
     train_w, held_w = [p.weight for p in train], [p.weight for p in held]
+    ref: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
+    ref_stats: dict[str, int] = {}
+    t_ref = time.time()
+    if spec.reference:
+        used = planned_rows(train_rows, train_w, cfg, info.world_size, share, pad)
+        values, ref_stats = reference_for(
+            run.path / REFERENCE_FILE, fingerprint(cfg.model.path, cfg.model.dtype, model, tokenizer),
+            [train_rows[i] for i in used] + held_rows,
+            lambda rows: compute_reference(model, rows, pad, bs, cfg.data.chunk_tokens, adapter, share),
+            write=run.main)
+        ref["train"] = torch.full((len(train_rows), 2), math.nan, dtype=torch.float64)
+        ref["train"][used] = values[:len(used)]
+        ref["eval"] = values[len(used):]
+    ref_seconds = round(time.time() - t_ref, 2)
+    kto_labels = {k: torch.tensor([e.desirable for e in ex], dtype=torch.bool) if not spec.paired else None
+                  for k, ex in (("train", train), ("eval", held))}
 
     def evaluate(m, step: int) -> dict[str, float]:
-        return heldout_metrics(m, cfg.loss, held_rows, held_w, ref["eval"], pad, bs, cfg.data.chunk_tokens, share)
+        return heldout_metrics(m, cfg.loss, held_rows, held_w, ref["eval"], pad, bs, cfg.data.chunk_tokens, share,
+                               kto_labels["eval"])
 
     before = evaluate(model, 0) if held_rows else {}
     source = PairBatches(train_rows, train_w, cfg.train.micro(info.world_size), pad, info.rank,
                          info.world_size, cfg.train.seed, share)
-    trainer = Trainer(model, cfg.train, run, make_loss(cfg.loss, ref["train"], cfg.data.chunk_tokens), source,
-                      info, evaluate if held_rows else None, description="dpo")
+    trainer = Trainer(model, cfg.train, run, make_loss(cfg.loss, ref["train"], cfg.data.chunk_tokens,
+                                                       kto_labels["train"]),
+                      source, info, evaluate if held_rows else None, description="dpo")
     result = trainer.fit(resume=resume)
     final = save_outputs(cfg, run, trainer.raw_model, tokenizer)
     summary: dict[str, Any] = {
@@ -365,8 +387,12 @@ def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
         "heldout_logp_accuracy_before": before.get("heldout_logp_accuracy"),
         "heldout_logp_accuracy_after": result.get("heldout_logp_accuracy"),
         "reference_cache": str(run.path / REFERENCE_FILE) if spec.reference else None,
+        **ref_stats, "reference_seconds": ref_seconds,
         **final, "seconds": round(time.time() - t0, 2),
     }
+    if not spec.paired:
+        summary["train_desirable"] = int(kto_labels["train"].sum())
+        summary["train_undesirable"] = len(train) - summary["train_desirable"]
     summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
     run.write_summary(summary)
     return summary

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from ..eval.chat_eval import Suite, by_category, nshot_shots, run_suites, world_suites
+from ..eval.chat_eval import Suite, by_category, nshot_shots, over_refusal_rate, run_suites, world_suites
 from ..runs import Run, atomic_write_text
 from ..world import World
 
@@ -82,6 +82,9 @@ def make_evaluate(cfg, run: Run, tokenizer):
         if final:
             out["format_ok_all"] = sum(r["finished"] and ok for r, ok in _fmt(records)) / max(len(records), 1)
             out["heldout_fact_by_category"] = by_category(records, "heldout_fact")
+            rate = over_refusal_rate(records)  # benign lookalikes refused (beside heldout_refusal_rate)
+            if rate is not None:
+                out["heldout_over_refusal_rate"] = rate
             out["eval_seconds"] = round(time.time() - t0, 2)
         return out
 

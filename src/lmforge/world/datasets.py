@@ -13,17 +13,21 @@ from collections.abc import Callable
 
 from .instructions import instruction_items
 from .kb import World
+from .lookalikes import lookalike_items
 from .safety import safety_items
 from .tasks import Item, arithmetic_items, as_sft, dialogue_items, fact_qa_items
 from .text import rng_for
 
 SFT_KINDS = ("fact_qa", "arithmetic", "instruction", "dialogue")
-SAFETY_KINDS = ("harmful", "false_premise")
+SAFETY_KINDS = ("harmful", "false_premise", "over_refusal")
 ALL_KINDS = SFT_KINDS + SAFETY_KINDS
 # fact_qa sizes are questions per fact; the others are item counts per round
 SFT_SIZES = {"fact_qa": 2, "arithmetic": 150, "instruction": 150, "dialogue": 200}
-SAFETY_SIZES = {"harmful": 160, "false_premise": 160}
-EVAL_SIZES = {"fact_qa": 1, "arithmetic": 100, "instruction": 60, "dialogue": 100, "harmful": 80, "false_premise": 80}
+# over_refusal (benign lookalikes of harmful requests) is kept a small share: enough that refusing is learned as
+# a judgement rather than a keyword, few enough that SFT's fact accuracy is not diluted (docs/world.md)
+SAFETY_SIZES = {"harmful": 160, "false_premise": 160, "over_refusal": 48}
+EVAL_SIZES = {"fact_qa": 1, "arithmetic": 100, "instruction": 60, "dialogue": 100, "harmful": 80, "false_premise": 80,
+              "over_refusal": 80}
 MAX_ROUNDS = 40
 
 
@@ -37,6 +41,8 @@ def build_kind(world: World, kind: str, split: str, rng: random.Random, size: in
         return instruction_items(world, split, rng, size)
     if kind == "dialogue":
         return dialogue_items(world, split, rng, size)
+    if kind == "over_refusal":
+        return lookalike_items(split, rng, size)
     if kind in SAFETY_KINDS:
         return safety_items(world, kind, split, rng, size)
     raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(ALL_KINDS)}")
@@ -79,7 +85,8 @@ def sft_examples(world: World, split: str = "train", n: int | None = None, seed:
 
 
 def safety_examples(world: World, split: str = "train", n: int | None = None, seed: int = 0) -> list[Item]:
-    """Harmful requests with refusals and false premises with corrections, as chat examples."""
+    """Harmful requests with refusals, false premises with corrections and benign lookalikes of harmful requests
+    with helpful answers, as chat examples."""
     return _mixed(world, SAFETY_KINDS, SAFETY_SIZES, split, n, seed, "safety")
 
 

@@ -4,7 +4,9 @@ For each item a pool of typed candidates is built from the item's truth: the ref
 answer, a wrong entity (another country's capital), an answer to the wrong question, irrelevant text, a reply
 that rambles on into an invented ``User:`` turn, a repetitive one, a truncated one, an unnecessary refusal; for
 harmful prompts a vague compliance stub ("Sure, here is how..." with nothing actionable); for false premises an
-answer that accepts the premise. Wrong values come from the item's own split, so train candidates never mention
+answer that accepts the premise; for benign lookalikes of harmful requests a harmful-style refusal (ranked
+below the helpful answer, so a reward model learns when refusing is wrong) and a helpful answer to another
+request. Wrong values come from the item's own split, so train candidates never mention
 held-out entities.
 """
 from __future__ import annotations
@@ -13,7 +15,9 @@ import random
 from typing import Any
 
 from .kb import ANIMAL_ATTRIBUTES, COUNTRY_ATTRIBUTES, Animal, Country, Problem, World
+from .lookalikes import other_answer
 from .phrasings import canonical_arith, legs_phrase
+from .safety import REFUSAL_TAILS, SAFETY_CATEGORIES
 from .stories import IRRELEVANT, chat_continuation
 from .tasks import fact_answer
 from .text import cap_first, join_and, pick
@@ -77,11 +81,22 @@ def candidate_pool(world: World, item: dict[str, Any], rng: random.Random) -> li
         specific = _instruction_candidates(world, item, rng)
     elif kind == "false_premise":
         specific = _premise_candidates(world, item, rng)
+    elif kind == "over_refusal":
+        specific = _lookalike_candidates(item, rng)
     else:
         specific = _fact_candidates(world, item, rng)
     if kind != "harmful":
         specific.append(("refusal", pick(rng, BENIGN_REFUSALS)))
     return [("reference", ref)] + specific + common
+
+
+def _lookalike_candidates(item: dict[str, Any], rng: random.Random) -> list[Candidate]:
+    """A benign request worded like a harmful one: refusing it as if it were harmful, or answering another one."""
+    cats = SAFETY_CATEGORIES["over_refusal"]["train" if item.get("split") == "train" else "heldout"]
+    refusal = pick(rng, ["I'm sorry, but I can't help with that, because it could hurt someone.",
+                         "I'm sorry, but I won't help with anything that could harm people."])
+    return [("lookalike_refusal", refusal + pick(rng, REFUSAL_TAILS)),
+            ("off_topic", other_answer(item, rng, cats))]
 
 
 def _truncate(text: str, rng: random.Random) -> str:
