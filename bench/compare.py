@@ -70,7 +70,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "bench"))
-    ap.add_argument("--ours", nargs="*", default=[], help="dpo: extra DPOConfig overrides for the lmforge side")
+    ap.add_argument("--rows", type=int, default=None, help="dpo: all sides train on the first N rows only (TRL's "
+                    "precompute pass covers its whole train set: with N = steps x batch, the rows it uses)")
+    ap.add_argument("--ours", nargs="*", default=[], help="dpo: also run lmforge with these DPOConfig overrides "
+                    "(row lmforge_tuned)")
     args = ap.parse_args()
     shared = Path(args.shared)
     if not (shared / "trl_bench.py").exists():
@@ -80,22 +83,30 @@ def main() -> None:
     data = work / f"{'reward' if args.task == 'dpo' else args.task}_rows.jsonl"  # dpo: the same pairs
     if not data.exists():
         sh([trl_py, "-c", DUMP.format(shared=str(shared), model=str(model), out=str(data), task=args.task)])
+    if args.task == "dpo" and args.rows:
+        first = work / f"reward_rows_first{args.rows}.jsonl"
+        first.write_text("".join(open(data).readlines()[:args.rows]))
+        data = first
     common = ["--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq)]
     ours = [sys.executable, str(HERE / "lmforge_side.py"), args.task, "--model", str(model), "--data", str(data),
             "--shared", str(shared), "--lr", str(LR[args.task]), *common]
     if args.task == "reward":
         peers = {"trl": [trl_py, str(shared / "trl_bench.py"), "reward", "--model", str(model), *common]}
     elif args.task == "dpo":
-        order = work / f"dpo_order_{args.steps}x{args.batch}.json"
+        order = work / f"dpo_order_{args.steps}x{args.batch}_{args.rows}.json"
         peer = [trl_py, str(HERE / "trl_side.py"), "dpo", "--model", str(model), "--data", str(data),
-                "--shared", str(shared), "--lr", str(LR["dpo"]), *common]
+                "--shared", str(shared), "--lr", str(LR["dpo"]), *common, *(["--rows", str(args.rows)] if args.rows
+                                                                            else [])]
         peers = {"trl": peer + ["--order-out", str(order)], "trl_precompute": peer + ["--precompute"]}
-        ours += ["--order", str(order), *(["--set", *args.ours] if args.ours else [])]
+        ours += ["--order", str(order)]
+        if args.ours:  # a second lmforge run with these settings, beside the defaults
+            peers["lmforge"] = ours
+            ours = ours + ["--set", *args.ours]
     else:
         peer = [trl_py, str(HERE / "trl_side.py"), args.task, "--model", str(model), "--data", str(data),
                 "--shared", str(shared), "--lr", str(LR[args.task]), *common]
         peers = {"trl": peer, "trl_packing": peer + ["--packing"]}
-    runs = {**peers, "lmforge": ours}
+    runs = {**peers, "lmforge_tuned" if "lmforge" in peers else "lmforge": ours}
     results: dict[str, list[dict]] = {k: [] for k in runs}
     out = HERE / "results" / f"{args.task}.jsonl"
     out.parent.mkdir(exist_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import sys
@@ -114,6 +115,10 @@ def dpo(args, root: str) -> dict:
             seen = set(first)
             return first + [i for i in super()._perm() if i not in seen]
 
+        def planned(self, n_batches):  # the rows the stage computes reference values for: this order's
+            fresh = Batches(self.rows, self.weights, self.micro, self.pad, self.rank, self.world_size, self.seed)
+            return [i for _ in range(n_batches) for i in fresh._next_indices()]
+
         def next_batch(self):
             t = time.perf_counter()
             b = super().next_batch()
@@ -125,8 +130,12 @@ def dpo(args, root: str) -> dict:
     stage.encode_pairs, stage.compute_reference, stage.sequence_logprobs, stage.PairBatches = (
         encode_pairs, timed_reference, timed_logprobs, Batches)
     summary = stage.dpo(cfg)
-    return {**summary, **prof, "loop_seconds": summary["train_seconds"],
-            "train_seconds": summary["train_seconds"] + prof["reference_seconds"],
+    from safetensors import safe_open
+
+    with safe_open(f"{args.model}/model.safetensors", "pt") as f:  # the summary does not count parameters
+        params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    return {**summary, **prof, "params": params, "loop_seconds": summary["train_seconds"],
+            "train_seconds": round(summary["train_seconds"] + prof["reference_seconds"], 3),
             "order_followed": order is not None, "dropped_pairs": sum(1 for _ in open(args.data)) - len(kept)}
 
 

@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--save", default=None, help="save the trained model here (for bench/sft_loss_parity.py)")
     ap.add_argument("--precompute", action="store_true", help="dpo: precompute_ref_log_probs=True")
     ap.add_argument("--order-out", default=None, help="dpo: write the row indices TRL trained on, in order")
+    ap.add_argument("--rows", type=int, default=None, help="dpo: train on the first N preference rows only")
     args = ap.parse_args()
     sys.path.insert(0, args.shared)
     real_stdout, sys.stdout = sys.stdout, sys.stderr
@@ -111,8 +112,10 @@ def dpo(args) -> dict:
             pre["rows"] += len(dataset)
             return out
 
-    trainer = tb.instrument(Timed)(model=model, args=cfg, train_dataset=shared_data.preference_dataset(fmt="conversational"),
-                                   processing_class=tok, callbacks=[tb.make_timer_callback()])
+    rows = shared_data.preference_dataset(fmt="conversational")
+    rows = rows.select(range(args.rows)) if args.rows else rows
+    trainer = tb.instrument(Timed)(model=model, args=cfg, train_dataset=rows, processing_class=tok,
+                                   callbacks=[tb.make_timer_callback()])
     ds = trainer.train_dataset
     key = {(tuple(p), tuple(c), tuple(r)): i
            for i, (p, c, r) in enumerate(zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"], strict=True))}
