@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..runs import RunConfig, atomic_write_text
+from .demo_align import stage_dpo
 from .demo_stages import _finished, stage_feedback, stage_reward_model, stage_sft
 
 
@@ -97,6 +98,7 @@ STAGES: dict[str, Callable[[Path, int, bool, dict[str, Any]], dict[str, Any]]] =
     "sft": stage_sft,
     "feedback": stage_feedback,
     "reward_model": stage_reward_model,
+    "dpo": stage_dpo,
 }
 
 

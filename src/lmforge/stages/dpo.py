@@ -41,7 +41,7 @@ from ..models.logprobs import token_logprobs
 from ..models.peft import PeftSection
 from ..models.tokens import pad_id
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
-from .dpo_reference import REFERENCE_FILE, compute_reference, fingerprint, reference_for
+from .dpo_reference import REFERENCE_FILE, compute_reference, fingerprint, planned_rows, reference_for
 
 
 class ModelSection(Section):
@@ -91,6 +91,8 @@ class DPOConfig(Section):
                                  "use train.steps")
     train: TrainConfig = TrainConfig(steps=100, batch_size=8, lr=5e-6, warmup_steps=0, weight_decay=0.0,
                                      log_every=10, grad_clip=1.0)
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads while this stage runs (restored "
+                                "after); null: torch's default")
 
     @model_validator(mode="after")
     def _check(self) -> DPOConfig:
@@ -303,18 +305,10 @@ def dpo(cfg: DPOConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     if not cfg.model.path:
         raise InputError("model.path is required (an SFT run's final/, a HF folder or a hub id)",
                          field="model.path")
-    with discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
+    from ..engine.threads import torch_threads
+
+    with torch_threads(cfg.threads), discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
         return _dpo(cfg, resume, overwrite)
-
-
-def planned_rows(train_rows, weights, cfg: DPOConfig, world_size: int, share: bool, pad: int) -> list[int]:
-    """The training rows all processes will draw in ``train.steps`` steps (sorted, distinct)."""
-    micro, accum = cfg.train.micro(world_size), cfg.train.grad_accum(world_size)
-    used: set[int] = set()
-    for rank in range(world_size):
-        used.update(PairBatches(train_rows, weights, micro, pad, rank, world_size, cfg.train.seed, share)
-                    .planned(cfg.train.steps * accum))
-    return sorted(used)
 
 
 def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
@@ -348,7 +342,7 @@ def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     ref_stats: dict[str, int] = {}
     t_ref = time.time()
     if spec.reference:
-        used = planned_rows(train_rows, train_w, cfg, info.world_size, share, pad)
+        used = planned_rows(len(train_rows), cfg.train, info.world_size)
         values, ref_stats = reference_for(
             run.path / REFERENCE_FILE, fingerprint(cfg.model.path, cfg.model.dtype, model, tokenizer),
             [train_rows[i] for i in used] + held_rows,

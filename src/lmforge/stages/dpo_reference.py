@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..data.dpo_data import Row, collate, collate_shared, row_key
+from ..data.dpo_data import PairBatches, Row, collate, collate_shared, row_key
 
 REFERENCE_FILE = "reference_logprobs.pt"
 
@@ -47,6 +47,18 @@ def compute_reference(model, rows: list[tuple[Row, Row]], pad: int, batch_size: 
             out.append(lp.view(2, -1).T.double().cpu())
     model.train(was)
     return torch.cat(out) if out else torch.zeros((0, 2), dtype=torch.float64)
+
+
+def planned_rows(n_rows: int, train, world_size: int) -> list[int]:
+    """The training rows (sorted, distinct) all processes will draw in ``train.steps`` steps of ``train`` (a
+    :class:`lmforge.engine.TrainConfig`): each process's seeded sampler, replayed from the start."""
+    micro, accum = train.micro(world_size), train.grad_accum(world_size)
+    used: set[int] = set()
+    blank = [None] * n_rows  # the order depends only on the row count, the seed and the rank
+    for rank in range(world_size):
+        used.update(PairBatches(blank, [1.0] * n_rows, micro, 0, rank, world_size, train.seed)
+                    .planned(train.steps * accum))
+    return sorted(used)
 
 
 def weights_signature(path: str) -> str:

@@ -1,0 +1,87 @@
+"""The demo's alignment stages after the reward model, each a thin call into its recipe, then the one evaluation
+they share (:func:`lmforge.eval.policy_compare.compare_to_sft`: the tuned policy against the SFT model on the
+held-out mix), so their numbers sit side by side in the summary.
+
+dpo → stages.dpo on the simulated labelers' exported rankings (the reward model's training data), from the SFT
+      model; the recipe (:func:`dpo_demo_config`) and how it was chosen are in docs/dpo.md
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..runs import atomic_write_text
+from .demo_stages import _finished
+
+EVAL_FILE = "compare_to_sft.json"
+EVAL_PROMPTS = 80  # per suite of the held-out mix (5 suites): compare_to_sft's default
+SFT_ANSWERS = "sft_answers.json"  # the SFT model's answers on the held-out mix, shared by the dpo and ppo stages
+
+
+def dpo_demo_config(sft_model: str, preferences: str, root: str, seed: int = 0):
+    """The measured demo recipe (docs/dpo.md, "The demo stage"): full fine-tuning with sigmoid DPO on the
+    rankings as best-vs-rest pairs; about 1/10 of an epoch of the ~18k pairs is enough to move this 2.4M-parameter
+    model, and the reference log-probs are computed for only the pairs drawn."""
+    from ..runs import RunConfig
+    from .dpo import DPOConfig
+
+    return DPOConfig.model_validate({
+        "run": RunConfig(name="dpo", root=root).model_dump(),
+        "model": {"path": sft_model},
+        "data": {"train": [preferences], "eval_fraction": 0.005, "max_length": 256, "ranking_pairs": "best_vs_rest"},
+        "loss": {"name": "dpo", "beta": 0.1},
+        "train": {"steps": 30, "batch_size": 32, "lr": 2e-4, "warmup_steps": 0, "log_every": 10, "seed": seed},
+        "threads": 1,  # a 2.4M-parameter model: 1 thread beat 2 on the shared 2-core machine (as for SFT)
+    })
+
+
+def _policy(summary: dict[str, Any]):
+    from ..models.load import load_causal_lm
+    from ..models.peft import load_merged
+
+    return load_merged(summary["final"]) if summary.get("adapter") else load_causal_lm(summary["final"])
+
+
+def compare_stage(out: Path, run_dir: Path, summary: dict[str, Any], sft_model: str, seed: int
+                  ) -> dict[str, Any]:
+    """compare_to_sft of the run's final model, written to ``run_dir/compare_to_sft.json`` (metrics) and
+    ``samples.jsonl`` (per prompt); a finished evaluation is read back instead."""
+    from ..engine.threads import torch_threads
+    from ..eval.policy_compare import compare_to_sft
+    from ..models.load import load_causal_lm, load_tokenizer
+    from ..world import World
+
+    path = run_dir / EVAL_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    t0 = time.time()
+    with torch_threads(1):
+        metrics, records = compare_to_sft(_policy(summary), load_causal_lm(sft_model), load_tokenizer(sft_model),
+                                          World(seed), n_per_suite=EVAL_PROMPTS, seed=seed,
+                                          sft_cache=out / SFT_ANSWERS, threads=1)
+    atomic_write_text(run_dir / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    metrics = {**metrics, "eval_seconds": round(time.time() - t0, 2)}
+    atomic_write_text(path, json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
+def stage_dpo(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[str, Any]:
+    from .dpo import dpo
+
+    run_dir = out / "dpo"
+    t0 = time.time()
+    sft_model = ctx.get("sft_model", str(out / "sft" / "final"))
+    done = _finished(run_dir) if resume else None
+    finished_before = done is not None and (run_dir / EVAL_FILE).exists()
+    if done is None:
+        cfg = dpo_demo_config(sft_model, ctx.get("preferences", str(out / "feedback" / "preferences.jsonl")),
+                              str(out), seed)
+        done = dpo(cfg, resume=resume and run_dir.exists(), overwrite=not resume)
+    metrics = compare_stage(out, run_dir, done, sft_model, seed)
+    ctx["dpo_model"] = done["final"]
+    seconds = done["seconds"] + metrics["eval_seconds"] if finished_before else round(time.time() - t0, 2)
+    return {**metrics, "heldout_pair_accuracy": done.get("heldout_accuracy_after"),
+            "reference_seconds": done.get("reference_seconds"), "train_seconds": done.get("train_seconds"),
+            "steps": done["steps"], "seconds": seconds}
