@@ -129,6 +129,10 @@ def dpo(args, root: str) -> dict:
 
     stage.encode_pairs, stage.compute_reference, stage.sequence_logprobs, stage.PairBatches = (
         encode_pairs, timed_reference, timed_logprobs, Batches)
+    import lmforge.stages.dpo_reference as reference
+
+    if hasattr(reference, "PairBatches"):  # where the reference pass plans the rows it covers
+        reference.PairBatches = Batches
     summary = stage.dpo(cfg)
     from safetensors import safe_open
 
