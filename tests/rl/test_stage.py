@@ -133,7 +133,8 @@ def test_demo_registers_ppo_after_the_reward_model():
     from lmforge.stages.demo_align import ppo_demo_config
 
     names = list(STAGES)
-    assert names.index("ppo") == names.index("reward_model") + 1
+    # both alignment stages need the reward model's inputs; dpo and ppo sit side by side after it
+    assert names.index("ppo") > names.index("reward_model") and names.index("dpo") > names.index("reward_model")
     cfg = ppo_demo_config("sft/final", "rm/final", "out", 0).with_steps()
     assert cfg.rl.algorithm == "ppo" and cfg.train.steps == cfg.rl.rollouts * cfg.rl.ppo_epochs * (
         cfg.rl.prompts_per_rollout // cfg.train.batch_size)
