@@ -166,6 +166,13 @@ def test_saved_folder_is_a_plain_causal_lm_and_scores_the_same(gen, tmp_path: Pa
             lp = torch.log_softmax(plain(torch.tensor([g.encoded[0].input_ids])).logits[0, -1], -1)
             assert float(got[i, 0]) == pytest.approx(float(lp[verdict.yes_id] - lp[verdict.no_id]), abs=1e-4)
     assert head_kind(RewardModelSection(path=str(final)), "causal") == "generative"  # auto keeps the head
+    # RL's reward interface reads the same folder through the same scorer: verdict log-odds, then normalised
+    from lmforge.rewards.model_reward import ModelReward
+
+    reward = ModelReward(final, normalize=True)
+    messages = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
+    r = reward(messages, RESPONSES[:2], [None, None])
+    assert torch.allclose(r, (got[:, 0] - 0.5) / 2.0, atol=1e-5)
 
 
 def test_likelihood_term_is_the_mean_response_logprob_packed_or_padded(gen) -> None:

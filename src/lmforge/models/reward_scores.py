@@ -229,11 +229,12 @@ class RewardScorer:
         self.truncated += e.truncated
         return e
 
-    def score(self, prompts, responses: list[str], batch_size: int = 32) -> torch.Tensor:
+    def score(self, prompts, responses: list[str], batch_size: int = 32, chunk_tokens: int | None = None
+              ) -> torch.Tensor:
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts for {len(responses)} responses")
         rows = [self.encode(p, r) for p, r in zip(prompts, responses)]
-        return score_encoded(self.model, rows, self.tokenizer.pad_token_id, batch_size)
+        return score_encoded(self.model, rows, self.tokenizer.pad_token_id, batch_size, chunk_tokens)
 
     def normalize(self, rewards: torch.Tensor) -> torch.Tensor:
         return (rewards - self.meta.reward_mean) / self.meta.reward_std

@@ -1,7 +1,7 @@
 """A trained ``lmforge rm`` reward model as a reward: text in, its scalar reward out.
 
 The text is re-tokenised with the reward model's own tokenizer and input format (chat template, transcript or
-encoder sentence pair) by :func:`lmforge.models.reward_text.score_texts`, the code path of ``lmforge rm score``,
+encoder sentence pair) by :class:`lmforge.models.reward_scores.RewardScorer`, the code path of ``lmforge rm score``,
 so the policy may use another tokenizer and the reward equals ``rm score`` on the same text. Scoring is batched
 and length-sorted, in eval mode without gradients. With ``normalize`` the reward is ``(r - mean) / std`` with the
 statistics ``lmforge rm`` saved (the reward's mean and std over training responses), then clipped to
@@ -9,7 +9,8 @@ statistics ``lmforge rm`` saved (the reward's mean and std over training respons
 
 :func:`check_reward_folder` runs before any weights load: ``reward.json`` present, a sequence-classification
 architecture whose weights hold the scalar head (a causal-LM folder with a ``reward.json`` copied in would
-otherwise load with a randomly initialised head), and the saved mean/std when normalising.
+otherwise load with a randomly initialised head) — or, for a generative verifier (``head: generative``), a
+causal-LM architecture with its saved verdict — and the saved mean/std when normalising.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from ..models.reward import SIDECAR, RewardMeta, load_reward_model
-from ..models.reward_text import score_texts
+from ..models.reward import SIDECAR, RewardMeta
+from ..models.reward_scores import RewardScorer
 from .base import Messages, check_batch, check_scores, clip_scores, normalize_scores
 
 HEAD_PREFIXES = ("score", "classifier")  # the scalar head of <Arch>ForSequenceClassification / BERT-style models
@@ -61,7 +62,11 @@ def check_reward_folder(path: str | Path, normalize: bool) -> RewardMeta:
     archs = config.get("architectures") or []
     names = _weight_names(folder)
     heads = [n for n in names or [] if n.split(".")[0] in HEAD_PREFIXES]
-    if not any(a.endswith("ForSequenceClassification") for a in archs) or (names is not None and not heads):
+    if meta.head == "generative":  # the LM's own verdict tokens are the head: no extra tensor to look for
+        if not any(a.endswith("ForCausalLM") for a in archs) or not meta.suffix_ids:
+            raise InputError(f"a generative reward model needs a causal-LM architecture (config.json has "
+                             f"{archs or 'none'}) and its verdict in {SIDECAR}", file=folder)
+    elif not any(a.endswith("ForSequenceClassification") for a in archs) or (names is not None and not heads):
         what = f"config.json architectures {archs or 'missing'}"
         if names is not None and not heads:
             what += ", no score/classifier tensor in the weights"
@@ -86,20 +91,22 @@ class ModelReward:
                  chunk_tokens: int | None = None):
         check_reward_folder(path, normalize)
         self.path = str(path)
-        self.model, self.tokenizer, self.meta = load_reward_model(path, dtype=dtype)
-        self.model.to(device).eval()
+        self.scorer = RewardScorer(path, dtype=dtype, device=device)
+        self.model, self.tokenizer, self.meta = self.scorer.model, self.scorer.tokenizer, self.scorer.meta
+        self.model.eval()
         self.normalize, self.clip = normalize, clip
         self.batch_size, self.chunk_tokens = batch_size, chunk_tokens
         self.name = name or f"rm:{Path(path).name}"
-        self.truncated = 0  # inputs cut to the reward model's max_length so far
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def raw_scores(self, prompts: list[Messages], responses: list[str]) -> torch.Tensor:
         """``[N, heads]`` scores as ``lmforge rm score`` gives them (no normalisation, no clipping)."""
-        scores, truncated = score_texts(self.model, self.tokenizer, self.meta, prompts, responses,
-                                        self.batch_size, self.chunk_tokens)
-        self.truncated += truncated
-        return scores
+        return self.scorer.score(prompts, responses, self.batch_size, self.chunk_tokens)
+
+    @property
+    def truncated(self) -> int:
+        """Inputs cut to the reward model's max_length so far."""
+        return self.scorer.truncated
 
     def __call__(self, prompts: list[Messages], responses: list[str], meta: list[dict[str, Any] | None]
                  ) -> torch.Tensor:
