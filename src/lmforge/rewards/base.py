@@ -18,7 +18,6 @@ the RL stage's checkpoints are written atomically, so nothing is half-written wh
 """
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -85,9 +84,3 @@ def clip_scores(scores: torch.Tensor, clip: float | None) -> torch.Tensor:
     """Scores clipped to ``[-clip, clip]`` (None: unchanged)."""
     return scores if clip is None else scores.clamp(-clip, clip)
 
-
-def normalize_scores(scores: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """``(r - mean) / std``: a reward model's score in units of its spread on training responses."""
-    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-        raise RewardError(f"cannot normalise by mean {mean} and std {std} (the std must be finite and > 0)")
-    return (scores - mean) / std

@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
+from ..algos.kl import normalised_scores
 from ..errors import InputError
 from ..models.reward import SIDECAR, RewardMeta
 from ..models.reward_scores import RewardScorer
-from .base import Messages, check_batch, check_scores, clip_scores, normalize_scores
+from .base import Messages, check_batch, check_scores, clip_scores
 
 HEAD_PREFIXES = ("score", "classifier")  # the scalar head of <Arch>ForSequenceClassification / BERT-style models
 
@@ -115,8 +116,9 @@ class ModelReward:
             self.last_terms = {self.name: torch.zeros(0)}
             return torch.zeros(0)
         r = check_scores(f"model {self.path}", self.raw_scores(prompts, responses)[:, 0], len(responses))
-        if self.normalize:
-            r = normalize_scores(r, self.meta.reward_mean, self.meta.reward_std)
-        r = clip_scores(r, self.clip)
+        if self.normalize:  # mean and std were checked finite, std > 0, when the folder was (check_reward_folder)
+            r = normalised_scores(r, self.meta.reward_mean, self.meta.reward_std, self.clip)
+        else:
+            r = clip_scores(r, self.clip)
         self.last_terms = {self.name: r}
         return r
