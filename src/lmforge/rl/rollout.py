@@ -22,6 +22,7 @@ import torch
 from ..algos.advantages import advantage_estimator, informative_groups, mask_truncated, masked_whiten
 from ..algos.kl import k1, kl_penalised_rewards, missing_eos_penalty
 from ..algos.policy_losses import entropy_from_logits, token_logprobs
+from ..models.logprobs import token_logprobs as token_logprobs_of
 from .buffer import pack_rows
 from .config import RLSection
 
@@ -64,9 +65,9 @@ def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: f
             tgt, m = rows["targets"][lo:lo + batch].to(device), rows["mask"][lo:lo + batch].to(device)
             logits, v = model(ids, att, values=values)
             lp, ent = masked_logprobs(logits, tgt, m, temperature, entropy=True)
-            with reference.model(model.policy) as ref:
-                ref_logits = ref(input_ids=ids, attention_mask=att, use_cache=False).logits
-            rlp, _ = masked_logprobs(ref_logits, tgt, m, temperature)
+            with reference.model(model.policy) as ref:  # the one model-level log-prob helper
+                rlp = token_logprobs_of(ref, ids, torch.where(m.bool(), tgt, -1), attention_mask=att,
+                                        temperature=temperature)
             out["old_logp"].append(lp.cpu())
             out["ref_logp"].append(rlp.cpu())
             out["entropy"].append(ent.cpu())
