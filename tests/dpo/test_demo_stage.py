@@ -37,7 +37,7 @@ def test_stage_trains_compares_to_sft_and_resumes(tmp_path, tiny_lm, monkeypatch
     assert KEYS <= set(out) and out["steps"] == 2 and 0 <= out["win_rate_vs_sft"] <= 1
     assert json.loads((tmp_path / "dpo" / demo_align.EVAL_FILE).read_text())["win_rate_vs_sft"] == \
         out["win_rate_vs_sft"]
-    assert (tmp_path / "dpo" / "samples.jsonl").read_text().count("\n") == 10  # 2 prompts x 5 suites
+    assert (tmp_path / "dpo" / "eval_samples.jsonl").read_text().count("\n") == 10  # 2 prompts x 5 suites
     assert (tmp_path / demo_align.SFT_ANSWERS).is_file()  # for the ppo stage's comparison to the same SFT model
 
     def fail(*a, **k):

@@ -150,3 +150,30 @@ def test_the_saved_config_of_a_reward_model_run_loads_back(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(dump_config(cfg))
     assert load_config(RLConfig, path) == cfg
+
+
+def test_demo_ppo_stage_reports_the_shared_evaluation_and_resumes(tmp_path, tiny_lm, prompt_file, monkeypatch):
+    """stage_ppo: trains, is scored by the dpo stage's evaluation (same keys, same SFT answers file), keeps its
+    rollout samples.jsonl, and a finished stage neither trains nor evaluates again."""
+    from lmforge.stages import demo_align
+
+    monkeypatch.setattr(demo_align, "ppo_demo_config",
+                        lambda sft, rm, root, seed: rl_cfg(tmp_path, tiny_lm, prompt_file, name="ppo", algorithm="ppo",
+                                                           run__root=root, rl__prompts_per_rollout=8))
+    monkeypatch.setattr(demo_align, "EVAL_PROMPTS", 2)
+    out = demo_align.stage_ppo(tmp_path, 0, False, {"sft_model": str(tiny_lm)})
+    keys = {"win_rate_vs_sft", "kl_to_sft", "refusal_rate_heldout", "over_refusal_rate", "false_premise_correction",
+            "heldout_fact_accuracy", "refusal_rate_heldout_sft", "over_refusal_rate_sft",
+            "false_premise_correction_sft", "heldout_fact_accuracy_sft", "reward_mean_start", "reward_mean_end",
+            "steps", "seconds"}
+    assert keys <= set(out) and 0 <= out["win_rate_vs_sft"] <= 1
+    run = tmp_path / "ppo"
+    assert (run / "samples.jsonl").read_text().strip() and (run / "eval_samples.jsonl").read_text().count("\n") == 10
+    assert (tmp_path / demo_align.SFT_ANSWERS).is_file()
+
+    def fail(*a, **k):
+        raise AssertionError("a finished stage must not train or evaluate again")
+    monkeypatch.setattr("lmforge.stages.rl.rl_train", fail)
+    monkeypatch.setattr("lmforge.eval.policy_compare.compare_to_sft", fail)
+    again = demo_align.stage_ppo(tmp_path, 0, True, {"sft_model": str(tiny_lm)})
+    assert again["win_rate_vs_sft"] == out["win_rate_vs_sft"] and again["steps"] == out["steps"]

@@ -18,7 +18,7 @@ from ..runs import atomic_write_text
 from .demo_stages import _finished, _pick
 
 EVAL_FILE = "compare_to_sft.json"
-EVAL_PROMPTS = 80  # per suite of the held-out mix (5 suites): compare_to_sft's default
+EVAL_PROMPTS = 64  # per suite of the held-out mix (5 suites), as compare_to_sft's default
 SFT_ANSWERS = "sft_answers.json"  # the SFT model's answers on the held-out mix, shared by the dpo and ppo stages
 
 
@@ -49,7 +49,8 @@ def _policy(summary: dict[str, Any]):
 def compare_stage(out: Path, run_dir: Path, summary: dict[str, Any], sft_model: str, seed: int
                   ) -> dict[str, Any]:
     """compare_to_sft of the run's final model, written to ``run_dir/compare_to_sft.json`` (metrics) and
-    ``samples.jsonl`` (per prompt); a finished evaluation is read back instead."""
+    ``eval_samples.jsonl`` (per prompt; an RL run's own ``samples.jsonl`` holds its rollouts); a finished
+    evaluation is read back instead."""
     from ..engine.threads import torch_threads
     from ..eval.policy_compare import compare_to_sft
     from ..models.load import load_causal_lm, load_tokenizer
@@ -63,7 +64,7 @@ def compare_stage(out: Path, run_dir: Path, summary: dict[str, Any], sft_model: 
         metrics, records = compare_to_sft(_policy(summary), load_causal_lm(sft_model), load_tokenizer(sft_model),
                                           World(seed), n_per_suite=EVAL_PROMPTS, seed=seed,
                                           sft_cache=out / SFT_ANSWERS, threads=1)
-    atomic_write_text(run_dir / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(run_dir / "eval_samples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     metrics = {**metrics, "eval_seconds": round(time.time() - t0, 2)}
     atomic_write_text(path, json.dumps(metrics, indent=1) + "\n")
     return metrics
@@ -89,11 +90,7 @@ def stage_dpo(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[s
             "steps": done["steps"], "seconds": seconds}
 
 
-PPO_EVAL_PER_SUITE = 40  # held-out prompts per suite for compare_to_sft (5 suites)
-PPO_KEYS = ("win_rate_vs_sft", "kl_to_sft", "reward_mean_start", "reward_mean_end", "refusal_rate_heldout",
-            "over_refusal_rate", "false_premise_correction", "heldout_fact_accuracy", "refusal_rate_heldout_sft",
-            "over_refusal_rate_sft", "false_premise_correction_sft", "heldout_fact_accuracy_sft", "steps",
-            "rollouts", "train_seconds", "eval_seconds", "seconds")
+PPO_KEYS = ("reward_mean_start", "reward_mean_end", "kl_ref_end", "steps", "rollouts", "train_seconds")
 
 
 def ppo_demo_config(sft_model: str, reward_model: str, run_root: str, seed: int):
@@ -114,30 +111,17 @@ def ppo_demo_config(sft_model: str, reward_model: str, run_root: str, seed: int)
 
 
 def stage_ppo(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[str, Any]:
-    import json
-    import time
-
-    from ..eval.policy_compare import compare_to_sft
-    from ..models.load import load_causal_lm, load_tokenizer
-    from ..runs import atomic_write_text
-    from ..world import World
     from .rl import rl_train
 
     run_dir = out / "ppo"
+    t0 = time.time()
     sft_model = ctx.get("sft_model", str(out / "sft" / "final"))
     done = _finished(run_dir) if resume else None
+    finished_before = done is not None and (run_dir / EVAL_FILE).exists()
     if done is None:
         cfg = ppo_demo_config(sft_model, str(out / "reward_model" / "final"), str(out), seed)
         done = rl_train(cfg, resume=resume and run_dir.exists(), overwrite=not resume)
-    if "win_rate_vs_sft" not in done:  # evaluated after training; a crash between the two re-runs only this
-        t0 = time.time()
-        tok = load_tokenizer(sft_model)
-        metrics, records = compare_to_sft(load_causal_lm(str(run_dir / "final")), load_causal_lm(sft_model), tok,
-                                          World(seed), n_per_suite=PPO_EVAL_PER_SUITE, seed=seed, threads=1,
-                                          sft_cache=out / "sft_eval_answers.json")
-        atomic_write_text(run_dir / "eval_samples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-        eval_s = round(time.time() - t0, 2)
-        done = {**done, **metrics, "eval_seconds": eval_s, "seconds": round(done["seconds"] + eval_s, 2)}
-        atomic_write_text(run_dir / "summary.json", json.dumps(done, indent=2) + "\n")
-    ctx["ppo_model"] = str(run_dir / "final")
-    return _pick(done, PPO_KEYS)
+    metrics = compare_stage(out, run_dir, done, sft_model, seed)  # the dpo stage's evaluation, SFT answers shared
+    ctx["ppo_model"] = done["final"]
+    seconds = done["seconds"] + metrics["eval_seconds"] if finished_before else round(time.time() - t0, 2)
+    return {**metrics, **_pick(done, PPO_KEYS), "seconds": seconds}
