@@ -38,7 +38,8 @@ def stage_sft(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[s
     ctx["sft_model"] = str(run_dir / "final")
     return _pick(done, ("heldout_fact_accuracy", "format_ok", "base_heldout_fact_accuracy", "base_format_ok",
                         "nshot_heldout_fact_accuracy", "nshot_format_ok", "seen_fact_accuracy",
-                        "heldout_refusal_rate", "false_premise_correction_rate", "steps", "seconds"))
+                        "heldout_refusal_rate", "heldout_over_refusal_rate", "false_premise_correction_rate", "steps",
+                        "seconds"))
 
 
 def _generate(out: Path, name: str, model: str, seed: int, n: int) -> Path:
