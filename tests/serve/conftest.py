@@ -64,3 +64,20 @@ def server(engine):
 
     with ThreadServer(create_app(engine)) as live:
         yield live
+
+
+@pytest.fixture(scope="module")
+def make_server(chat_model_path):
+    """A fresh engine (with its own options) behind its own server: ``make_server(api_key=..., **engine_opts)``
+    returns (engine, live server); everything is shut down at the end of the module."""
+    from contextlib import ExitStack
+
+    from lmforge.serve.engine import ChatEngine
+    from lmforge.serve.openai_server import create_app
+
+    with ExitStack() as stack:
+        def make(api_key=None, **options):
+            eng = ChatEngine.load(str(chat_model_path), device="cpu", served_name="tiny-chat", **options)
+            stack.callback(eng.close)
+            return eng, stack.enter_context(ThreadServer(create_app(eng, api_key=api_key)))
+        yield make

@@ -29,15 +29,30 @@ def small(engine):
 
 @pytest.fixture
 def engine_calls(engine, monkeypatch):
-    """Records every request that reaches the model (the server does no tokenising of its own)."""
+    """Records every prompt the engine tokenises (the server does no tokenising of its own)."""
     calls = []
-    real = engine.complete
+    for name in ("prompt_ids", "encode"):
+        real = getattr(engine, name)
 
-    def complete(messages, params):
-        calls.append((messages, params))
-        return real(messages, params)
+        def record(prompt, real=real):
+            calls.append(prompt)
+            return real(prompt)
 
-    monkeypatch.setattr(engine, "complete", complete)
+        monkeypatch.setattr(engine, name, record)
+    return calls
+
+
+@pytest.fixture
+def submitted(engine, monkeypatch):
+    """Records the sampling settings of every request handed to the generation engine."""
+    calls = []
+    real = engine.submit
+
+    def submit(prompts, params):
+        calls.append(params)
+        return real(prompts, params)
+
+    monkeypatch.setattr(engine, "submit", submit)
     return calls
 
 
@@ -107,7 +122,7 @@ def test_a_prompt_longer_than_the_context_can_hold_is_refused_before_tokenising(
         assert exc.value.body["param"] == "messages" and len(engine_calls) == 1
 
 
-def test_a_stop_sequence_longer_than_the_completion_can_be_is_dropped(server, engine, engine_calls):
+def test_a_stop_sequence_longer_than_the_completion_can_be_is_dropped(server, engine, submitted):
     from lmforge.serve.limits import longest_token_chars
 
     most = 4 * longest_token_chars(engine.tokenizer)  # the most characters 4 tokens can spell
@@ -116,7 +131,7 @@ def test_a_stop_sequence_longer_than_the_completion_can_be_is_dropped(server, en
         r = client.chat.completions.create(model="tiny-chat", messages=QUESTION, temperature=0, max_tokens=4,
                                            stop=[never, never[:most + 1], never[:most], "A"])
     assert r.choices[0].message.content == "" and r.choices[0].finish_reason == "stop"  # "A" still stops it
-    (_, params), = engine_calls
+    (params,) = submitted
     assert params.stop == [never[:most], "A"]
 
 

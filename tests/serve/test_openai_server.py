@@ -93,7 +93,13 @@ def test_stop_truncates_text_and_tokens(engine):
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"model": "gpt-5"}, openai.NotFoundError, "does not exist"),
-    ({"stream": True}, openai.BadRequestError, "streaming is not supported"),
+    ({"stream": True, "logprobs": True}, openai.BadRequestError, "logprobs are not supported with stream"),
+    ({"stream_options": {"include_usage": True}}, openai.BadRequestError, "stream_options"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, openai.BadRequestError,
+     "'tools' is not supported"),
+    ({"response_format": {"type": "json_object"}}, openai.BadRequestError, "'response_format' is not supported"),
+    ({"logit_bias": {"5": 10}}, openai.BadRequestError, "'logit_bias' is not supported"),
+    ({"presence_penalty": 0.5}, openai.BadRequestError, "'presence_penalty' is not supported"),
     ({"top_logprobs": 2}, openai.BadRequestError, "top_logprobs requires logprobs"),
     ({"temperature": 5}, openai.BadRequestError, "temperature"),
     ({"max_tokens": 10**6}, openai.BadRequestError, "exceed this model's context"),
@@ -116,6 +122,8 @@ def test_errors_in_openai_shape(client, kwargs, error, message):
         client.chat.completions.create(**args)
     body = exc.value.body
     assert set(body) == {"message", "type", "param", "code"}  # the client unwraps {"error": {...}}
+    if "is not supported" in message:  # the parameter is named, not silently ignored
+        assert body["param"] == next(iter(kwargs)) and body["code"] == "unsupported_parameter"
 
 
 def test_content_parts_and_developer_role(client):

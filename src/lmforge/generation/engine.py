@@ -67,6 +67,20 @@ class Request:
             raise self._error
         return self._result  # type: ignore[return-value]
 
+    def done(self) -> bool:
+        """Whether the request has finished (its result or error is set); never blocks."""
+        return self._done.is_set()
+
+    def poll(self) -> list[tuple[int, int, float]]:
+        """The ``(row, token_id, logprob)`` produced since the last call, without blocking (for an event loop,
+        which must not wait on a thread's queue)."""
+        out = []
+        while True:
+            try:
+                out.append(self._tokens.get_nowait())
+            except queue.Empty:
+                return out
+
     def stream(self, timeout: float | None = None) -> Iterator[tuple[int, int, float]]:
         """``(row, token_id, logprob)`` as tokens are produced; ends when the request does. ``row`` is
         ``prompt_index * n + sample``."""

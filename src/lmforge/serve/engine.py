@@ -8,8 +8,10 @@ token was sampled from (after temperature and top-p; the model's own for greedy 
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +20,11 @@ from jinja2 import TemplateError
 
 from ..generation import Completion as Generated
 from ..generation import GenerationEngine, SamplingParams
+from ..generation.engine import Request
 from ..generation.outputs import LENGTH
+from .metrics import Metrics
 
-__all__ = ["ChatEngine", "Completion", "EngineError", "SamplingParams", "TokenLogprob", "default_name"]
+__all__ = ["Busy", "ChatEngine", "Completion", "EngineError", "SamplingParams", "TokenLogprob", "default_name"]
 
 # OpenAI reports a token outside the sampled support (top-p / top-k tail) as -9999.0; JSON has no -inf
 FLOOR_LOGPROB = -9999.0
@@ -32,6 +36,10 @@ class EngineError(ValueError):
     def __init__(self, message: str, param: str | None = None):
         super().__init__(message)
         self.message, self.param = message, param
+
+
+class Busy(RuntimeError):
+    """Every request slot is taken (the server answers 429)."""
 
 
 @dataclass
@@ -54,7 +62,7 @@ class ChatEngine:
     """A Hugging Face causal LM with its tokenizer's chat template, on the shared generation engine."""
 
     def __init__(self, model, tokenizer, name: str, default_max_tokens: int = 512, batch_size: int = 32,
-                 window_s: float = 0.005):
+                 window_s: float = 0.005, max_queue: int = 64, request_timeout_s: float = 600.0):
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(f"{name}: the tokenizer has no chat template, so it cannot serve chat completions")
         self.model = model.eval()
@@ -64,15 +72,42 @@ class ChatEngine:
         self.context = getattr(model.config, "max_position_embeddings", None) or 2048
         self.default_max_tokens = default_max_tokens
         self.engine = GenerationEngine(model, tokenizer, batch_size=batch_size, window_s=window_s)
+        # a request holds a slot from admission to its end; beyond max_queue slots new requests get 429, so
+        # a burst waits in a bounded queue instead of piling up memory and latency
+        self.max_queue, self.request_timeout_s = max_queue, request_timeout_s
+        self.in_flight = 0
+        self._slots = threading.Lock()
+        self.metrics = Metrics()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one request slot for the block; :class:`Busy` when all ``max_queue`` are taken."""
+        with self._slots:
+            if self.in_flight >= self.max_queue:
+                self.metrics.count("rejected")
+                raise Busy(f"the server is busy ({self.max_queue} requests in progress); retry later")
+            self.in_flight += 1
+        self.metrics.count("requests")
+        try:
+            yield
+        finally:
+            with self._slots:
+                self.in_flight -= 1
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the generation worker (not yet in a batch)."""
+        return self.engine._queue.qsize()
+
     @classmethod
     def load(cls, name_or_path: str, *, dtype: str = "float32", device: str = "auto",
-             served_name: str | None = None) -> ChatEngine:
+             served_name: str | None = None, **options) -> ChatEngine:
         from ..models.load import load_causal_lm, load_tokenizer
 
         device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         tokenizer = load_tokenizer(name_or_path)
         model = load_causal_lm(name_or_path, dtype).to(device)
-        return cls(model, tokenizer, served_name or default_name(name_or_path))
+        return cls(model, tokenizer, served_name or default_name(name_or_path), **options)
 
     def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
         try:
@@ -81,24 +116,38 @@ class ChatEngine:
             raise EngineError(f"the chat template cannot render these messages: {e}", "messages") from None
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def complete(self, messages: Sequence[dict[str, str]], params: SamplingParams) -> tuple[list[Completion], int]:
-        """``params.n`` completions of the conversation, and the number of prompt tokens.
+    def encode(self, text: str) -> list[int]:
+        """A plain prompt (``/v1/completions``): the text's ids, no chat template."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def check(self, prompts: Sequence[Sequence[int]], params: SamplingParams, param: str = "messages"
+              ) -> SamplingParams:
+        """``params`` with ``max_new_tokens`` set, or :class:`EngineError` when a prompt cannot fit the context.
 
         ``params.max_new_tokens`` None means as many as fit, at most ``default_max_tokens``."""
-        ids = self.prompt_ids(messages)
-        room = self.context - len(ids)
+        longest = max(len(ids) for ids in prompts)
+        room = self.context - longest
         if room < 1:
-            raise EngineError(f"the prompt has {len(ids)} tokens; this model's context is {self.context} tokens",
-                              "messages")
+            raise EngineError(f"the prompt has {longest} tokens; this model's context is {self.context} tokens",
+                              param)
         max_new = params.max_new_tokens if params.max_new_tokens is not None else min(room, self.default_max_tokens)
         if max_new > room:
-            raise EngineError(f"max_tokens {max_new} + {len(ids)} prompt tokens exceed this model's context of "
+            raise EngineError(f"max_tokens {max_new} + {longest} prompt tokens exceed this model's context of "
                               f"{self.context} tokens", "max_tokens")
-        request = self.engine.submit([ids], params.model_copy(update={"max_new_tokens": max_new}))
-        (group,) = request.result()
-        return [self._view(c, params) for c in group], len(ids)
+        return params.model_copy(update={"max_new_tokens": max_new})
 
-    def _view(self, c: Generated, params: SamplingParams) -> Completion:
+    def submit(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> Request:
+        """Queue checked prompts on the generation engine (batched with whatever else is queued)."""
+        return self.engine.submit([list(p) for p in prompts], params)
+
+    def complete(self, messages: Sequence[dict[str, str]], params: SamplingParams) -> tuple[list[Completion], int]:
+        """``params.n`` completions of the conversation, and the number of prompt tokens (blocking; no slot)."""
+        ids = self.prompt_ids(messages)
+        params = self.check([ids], params)
+        (group,) = self.submit([ids], params).result()
+        return [self.view(c, params) for c in group], len(ids)
+
+    def view(self, c: Generated, params: SamplingParams) -> Completion:
         """The OpenAI view: token pieces, floored log-probabilities, ``stop`` for a stop string."""
         finish = LENGTH if c.finish_reason == LENGTH else "stop"
         lps = None

@@ -1,132 +1,98 @@
-"""A minimal OpenAI-compatible server for one local model (``lmforge serve``).
+"""An OpenAI-compatible server for one local model (``lmforge serve``).
 
 - ``GET /v1/models``, ``GET /v1/models/{id}``: the one served model
-- ``POST /v1/chat/completions``: non-streaming; ``messages`` through the model's chat template;
-  ``temperature`` (0 = greedy), ``top_p``, ``max_tokens`` (or ``max_completion_tokens``), ``n``, ``seed``,
-  ``stop``; ``logprobs`` + ``top_logprobs`` (0-20) for the generated tokens (of the distribution each token
-  was sampled from, after temperature and top-p; the model's own for temperature 0); ``usage`` counts
-- ``GET /health``; ``/docs``, ``/redoc`` and ``/openapi.json`` only with ``docs=True``
+- ``POST /v1/chat/completions``: ``messages`` through the model's chat template; ``POST /v1/completions``:
+  ``prompt`` (a string or a list of strings) as it is. Both take ``temperature`` (0 = greedy), ``top_p``,
+  ``max_tokens`` (chat also ``max_completion_tokens``), ``n``, ``seed`` (same seed, same answer), ``stop``,
+  ``stream`` (server-sent events, :mod:`.streaming`; ``stream_options.include_usage``), ``logprobs`` (chat:
+  ``logprobs`` + ``top_logprobs`` 0-20; completions: ``logprobs`` 0-5, non-streaming), ``usage`` counts.
+  Log-probabilities are of the distribution each token was sampled from (after temperature and top-p; the
+  model's own for temperature 0). Parameters it does not implement (``tools``, ``response_format``,
+  ``logit_bias``, ...) get a 400 naming them (:func:`.protocol.refuse_unsupported`).
+- ``GET /health``; ``GET /metrics`` (Prometheus text: requests, rejections, queue depth, tokens/s);
+  ``/docs``, ``/redoc`` and ``/openapi.json`` only with ``docs=True``
+
+Requests are batched by the one generation engine (a worker runs every queued request with compatible
+settings as one batch; later ones join the next batch). A request holds one of ``engine.max_queue`` slots
+from admission to its end: with all taken the answer is 429, a request running past
+``engine.request_timeout_s`` is cancelled and answered 504, and a stream the client closes is cancelled (its
+row stops at the next decode step, its slot is free at once). With ``api_key`` set, ``/v1/*`` needs
+``Authorization: Bearer KEY`` (401 otherwise).
 
 Every error, including malformed JSON, unknown routes and the limits of :mod:`.limits` (413 for a body over
 ``max_body_bytes``, 408 for a body slower than ``body_timeout_s``, 400 for a prompt that cannot fit the context),
 uses OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, so official clients raise their usual
-exceptions. Unknown request fields are ignored, as OpenAI-compatible servers commonly do.
+exceptions.
 """
 from __future__ import annotations
 
+import asyncio
+import hmac
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from .engine import ChatEngine, Completion, EngineError, SamplingParams
+from .engine import Busy, ChatEngine, EngineError, SamplingParams
 from .limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, BodyLimits, longest_token_chars, max_prompt_chars
+from .protocol import APIError, ChatCompletionRequest, CompletionRequest, chat_choice, text_choice, usage
+from .streaming import stream
 
-MAX_N = 8
-SEED_RANGE = (-2**63, 2**64 - 1)  # what torch.manual_seed accepts
-
-
-class APIError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 type: str = "invalid_request_error"):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
-
-    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse({"error": {"message": self.message, "type": self.type, "param": self.param,
-                                       "code": self.code}}, status_code=self.status, headers=headers)
+POLL_S = 0.005
 
 
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    type: str
-    text: str | None = None
+class KeyCheck:
+    """Pure ASGI middleware (a ``BaseHTTPMiddleware`` would wrap streams and hide client disconnects): every
+    ``/v1`` request needs ``Authorization: Bearer KEY``, else 401 before the body is read."""
+
+    def __init__(self, app, key: str):
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+            headers = dict(scope.get("headers") or [])
+            scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.key):
+                answer = error_response(APIError(401, "a missing or wrong API key: send Authorization: Bearer KEY",
+                                                 code="invalid_api_key"))
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
-
-    def plain(self) -> dict[str, str]:
-        content = self.content
-        if isinstance(content, list):
-            if any(p.type != "text" for p in content):
-                raise APIError(400, "only text content parts are supported", "messages")
-            content = "".join(p.text or "" for p in content)
-        return {"role": "system" if self.role == "developer" else self.role, "content": content or ""}
-
-
-class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model: str
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0, le=2, allow_inf_nan=False)
-    top_p: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
-    n: int = Field(1, ge=1, le=MAX_N)
-    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
-    stop: str | list[str] | None = None
-    logprobs: bool = False
-    top_logprobs: int | None = Field(None, ge=0, le=20)
-    stream: bool = False
-
-    def params(self) -> SamplingParams:
-        if self.stream:
-            raise APIError(400, "streaming is not supported by this server yet; send stream=false", "stream")
-        if self.top_logprobs and not self.logprobs:
-            raise APIError(400, "top_logprobs requires logprobs=true", "top_logprobs")
-        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        if len(stop) > 4:
-            raise APIError(400, "at most 4 stop sequences", "stop")
-        return SamplingParams(max_new_tokens=self.max_completion_tokens or self.max_tokens,
-                              temperature=self.temperature, top_p=self.top_p, seed=self.seed,
-                              stop=[s for s in stop if s], n=self.n, logprobs=self.logprobs,
-                              top_logprobs=self.top_logprobs or 0)
-
-
-def _logprob_entry(token: str, logprob: float) -> dict[str, Any]:
-    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
-
-
-def _choice(index: int, c: Completion) -> dict[str, Any]:
-    logprobs = None
-    if c.logprobs is not None:
-        logprobs = {"content": [{**_logprob_entry(t.token, t.logprob),
-                                 "top_logprobs": [_logprob_entry(tok, lp) for tok, lp in t.top]}
-                                for t in c.logprobs], "refusal": None}
-    return {"index": index, "message": {"role": "assistant", "content": c.text, "refusal": None},
-            "logprobs": logprobs, "finish_reason": c.finish_reason}
+def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, docs: bool = False) -> FastAPI:
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, docs: bool = False,
+               api_key: str | None = None) -> FastAPI:
     """The HTTP API in front of ``engine`` (see the module doc)."""
     app = FastAPI(title="lmforge OpenAI-compatible server", version="1", docs_url="/docs" if docs else None,
                   redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
+    if api_key:
+        app.add_middleware(KeyCheck, key=api_key)
     app.state.engine = engine
     token_chars = longest_token_chars(engine.tokenizer)
     prompt_chars = max_prompt_chars(engine.tokenizer, engine.context)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-        return exc.response()
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0]
         if err["type"] == "json_invalid":
-            return APIError(400, f"the body is not valid JSON: {err.get('ctx', {}).get('error', err['msg'])} "
-                                 f"at character {err['loc'][-1]}").response()
+            why = err.get("ctx", {}).get("error", err["msg"])
+            return error_response(APIError(400, f"the body is not valid JSON: {why} at character {err['loc'][-1]}"))
         loc = ".".join(str(p) for p in err["loc"] if p != "body")
-        return APIError(400, f"{loc}: {err['msg']}" if loc else err["msg"], loc or None).response()
+        return error_response(APIError(400, f"{loc}: {err['msg']}" if loc else err["msg"], loc or None))
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -141,14 +107,23 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
         headers = dict(exc.headers or {})
         if exc.status_code in (408, 413):  # the rest of the body is unread: the connection cannot be reused
             headers["Connection"] = "close"
-        return APIError(exc.status_code, message, code=code).response(headers)
+        return error_response(APIError(exc.status_code, message, code=code), headers)
 
     def model_card() -> dict[str, Any]:
         return {"id": engine.name, "object": "model", "created": engine.created, "owned_by": "lmforge"}
 
+    def known(model_id: str) -> None:
+        if model_id != engine.name:
+            raise APIError(404, f"the model {model_id!r} does not exist (this server serves {engine.name!r})",
+                           "model", "model_not_found")
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "model": engine.name}
+
+    @app.get("/metrics")
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(engine.metrics.render(engine.in_flight, engine.queued))
 
     @app.get("/v1/models")
     def list_models() -> dict[str, Any]:
@@ -156,37 +131,95 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
 
     @app.get("/v1/models/{model_id:path}")
     def get_model(model_id: str) -> dict[str, Any]:
-        if model_id != engine.name:
-            raise APIError(404, f"the model {model_id!r} does not exist (this server serves {engine.name!r})",
-                           "model", "model_not_found")
+        known(model_id)
         return model_card()
 
-    @app.post("/v1/chat/completions")
-    def chat_completions(req: ChatCompletionRequest) -> dict[str, Any]:
-        if req.model != engine.name:
-            raise APIError(404, f"the model {req.model!r} does not exist (this server serves {engine.name!r})",
-                           "model", "model_not_found")
-        params = req.params()
-        messages = [m.plain() for m in req.messages]
-        chars = sum(len(m["content"]) for m in messages)
+    def bounded(params: SamplingParams, chars: int, param: str) -> SamplingParams:
         if chars > prompt_chars:  # refused before the tokeniser spends seconds and gigabytes on it
-            raise APIError(400, f"the messages have {chars} characters, more than fit in this model's context of "
-                                f"{engine.context} tokens (at most {prompt_chars} characters)", "messages",
+            raise APIError(400, f"the {param} has {chars} characters, more than fit in this model's context of "
+                                f"{engine.context} tokens (at most {prompt_chars} characters)", param,
                            "context_length_exceeded")
         # a stop sequence longer than the completion can be never matches: dropping it changes no answer, and
         # spares generation its precomputation over the vocabulary (which grows with the string's length: 90 MB
         # for 50,000 characters with the test model's 500-token vocabulary)
-        budget = params.max_new_tokens or min(engine.context, getattr(engine, "default_max_tokens", engine.context))
+        budget = params.max_new_tokens or min(engine.context, engine.default_max_tokens)
         params.stop = [s for s in params.stop if len(s) <= budget * token_chars]
+        return params
+
+    async def run(prompts: list[list[int]], params: SamplingParams, req, param: str, obj: str, choice):
+        """Admit, submit and answer (JSON, or SSE when ``req.stream``)."""
         try:
-            completions, prompt_tokens = engine.complete(messages, params)
+            params = engine.check(prompts, params, param)
         except EngineError as e:
             raise APIError(400, e.message, e.param) from None
-        used = sum(c.tokens for c in completions)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": engine.name, "system_fingerprint": None,
-                "choices": [_choice(i, c) for i, c in enumerate(completions)],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": used,
-                          "total_tokens": prompt_tokens + used}}
+        slot = engine.slot()
+        try:
+            slot.__enter__()
+        except Busy as e:
+            raise APIError(429, str(e), code="queue_full", type="rate_limit_error") from None
+        try:
+            handle = engine.submit(prompts, params)
+        except Exception:
+            slot.__exit__(None, None, None)
+            raise
+        rid, created, prompt_tokens = f"{obj[:4]}-{uuid.uuid4().hex}", int(time.time()), sum(map(len, prompts))
+        rid = ("chatcmpl-" if obj == "chat.completion" else "cmpl-") + rid.split("-", 1)[1]
+        if req.stream:
+            def chunk(index: int, text: str | None, finish: str | None, first: bool) -> dict[str, Any]:
+                if obj == "chat.completion":
+                    delta = {"role": "assistant", "content": ""} if first else ({"content": text} if text else {})
+                    c = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": engine.name,
+                            "system_fingerprint": None, "choices": [c]}
+                c = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
+                return {"id": rid, "object": "text_completion", "created": created, "model": engine.name,
+                        "choices": [c]}
+            return StreamingResponse(stream(engine, handle, params, prompt_tokens, chunk, req.include_usage, slot),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        finished = False
+        try:
+            deadline = time.monotonic() + engine.request_timeout_s
+            while not handle.done():
+                if time.monotonic() > deadline:
+                    engine.metrics.count("timeouts")
+                    raise APIError(504, f"the request ran past the server's timeout of "
+                                        f"{engine.request_timeout_s:g} s", code="timeout", type="timeout_error")
+                await asyncio.sleep(POLL_S)
+            try:
+                groups = handle.result(0)
+            except Exception as e:  # noqa: BLE001 - answered 500 in OpenAI's shape; the worker keeps serving
+                engine.metrics.count("errors")
+                raise APIError(500, f"generation failed: {e}", type="server_error") from None
+            finished = True
+        finally:
+            if not finished:  # a timeout, or the client went away (the task is cancelled)
+                handle.cancel()
+            slot.__exit__(None, None, None)
+        done = [engine.view(c, params) for group in groups for c in group]
+        used = sum(c.tokens for c in done)
+        engine.metrics.tokens(prompt_tokens, used)
+        return {"id": rid, "object": obj, "created": created, "model": engine.name, "system_fingerprint": None,
+                "choices": [choice(i, c) for i, c in enumerate(done)], "usage": usage(prompt_tokens, used)}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(req: ChatCompletionRequest):
+        known(req.model)
+        params = req.params()
+        messages = [m.plain() for m in req.messages]
+        params = bounded(params, sum(len(m["content"]) for m in messages), "messages")
+        try:
+            ids = engine.prompt_ids(messages)
+        except EngineError as e:
+            raise APIError(400, e.message, e.param) from None
+        return await run([ids], params, req, "messages", "chat.completion", chat_choice)
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest):
+        known(req.model)
+        params = req.params()
+        prompts = req.prompts()
+        params = bounded(params, max(len(p) for p in prompts), "prompt")
+        return await run([engine.encode(p) for p in prompts], params, req, "prompt", "text_completion",
+                         text_choice)
 
     return app
