@@ -14,12 +14,14 @@ def served(engine, monkeypatch):
     from lmforge.serve.engine import ChatEngine
 
     apps, options = [], []
-    monkeypatch.setattr(ChatEngine, "load", classmethod(lambda cls, *a, **kw: engine))
+    loads = []
+    monkeypatch.setattr(ChatEngine, "load", classmethod(lambda cls, *a, **kw: loads.append(kw) or engine))
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: (apps.append(app), options.append(kw)))
 
     def run(*args: str):
         result = CliRunner().invoke(app, ["serve", "some-model", *args])
         run.options = options[-1] if options else None
+        run.load = loads[-1] if loads else None
         return result.exit_code, result.output, apps[-1] if apps else None
     return run
 
@@ -55,3 +57,16 @@ def test_flags_reach_the_app(served):
 def test_limits_must_be_positive(served, flag, value):
     code, output, app = served(flag, value)
     assert code == 2 and flag in output and app is None
+
+
+def test_queue_batch_timeout_and_key_flags(served):
+    from fastapi.testclient import TestClient
+
+    code, _, app = served("--max-queue", "3", "--batch-size", "5", "--request-timeout", "7", "--api-key", "k3y")
+    assert code == 0
+    assert {k: served.load[k] for k in ("max_queue", "batch_size", "request_timeout_s")} == \
+        {"max_queue": 3, "batch_size": 5, "request_timeout_s": 7.0}
+    with TestClient(app) as client:
+        assert client.get("/v1/models").status_code == 401
+        assert client.get("/v1/models", headers={"Authorization": "Bearer k3y"}).status_code == 200
+        assert client.get("/metrics").status_code == 200  # no key needed outside /v1

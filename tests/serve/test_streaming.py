@@ -177,3 +177,30 @@ def test_metrics_count_requests_and_tokens(client, server):
     assert value(after, "lmforge_completion_tokens_total") == value(before, "lmforge_completion_tokens_total") + 1
     assert value(after, "lmforge_generation_tokens_per_second") > 0
     assert value(after, "lmforge_requests_in_flight") == 0 and value(after, "lmforge_queue_depth") == 0
+
+
+def test_tokens_that_arrive_with_the_end_are_streamed(engine):
+    """A request already finished when its stream starts sends all of its text (from the last poll)."""
+    import asyncio
+    import json
+    from contextlib import nullcontext
+
+    from lmforge.serve.engine import SamplingParams
+    from lmforge.serve.streaming import stream
+
+    ids = engine.prompt_ids(QUESTION)
+    params = engine.check([ids], SamplingParams(temperature=1.5, max_new_tokens=6, seed=11, n=3))
+    handle = engine.submit([ids], params)
+    want = [engine.view(c, params).text for c in handle.result(30)[0]]
+
+    async def lines():
+        def chunk(j, text, finish, first):
+            return {"choices": [{"index": j, "text": text or ""}]}
+        return [x async for x in stream(engine, handle, params, len(ids), chunk, False, nullcontext())]
+    got = [""] * 3
+    for line in asyncio.run(lines()):
+        data = line.removeprefix("data: ").strip()
+        if data != "[DONE]":
+            for c in json.loads(data)["choices"]:
+                got[c["index"]] += c["text"]
+    assert got == want and any(want)

@@ -85,7 +85,9 @@ async def stream(engine: ChatEngine, handle: Request, params: SamplingParams, pr
                     yield event(chunk(j, delta, None, False))
             await asyncio.sleep(POLL_S)
         for j, token, _ in handle.poll():  # what arrived with the end
-            out[j].add(token)
+            delta = out[j].add(token)
+            if delta:
+                yield event(chunk(j, delta, None, False))
         try:
             groups = handle.result(0)
         except Exception as e:  # noqa: BLE001 - the client gets it as an error event; the server stays up
