@@ -54,6 +54,7 @@ COMMAND_MODULES = [
     "rl_cmd",
     "judge_cmd",
     "serve_cmd",
+    "chat_cmd",
     "plan_cmd",
 ]
 
