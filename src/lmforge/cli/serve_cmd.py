@@ -58,4 +58,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"serving {engine.name} on http://{host}:{port}/v1 (OpenAI chat and text completions)", err=True)
         app = create_app(engine, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout, docs=docs,
                          api_key=api_key)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=max_connections)
+        try:  # uvicorn stops on SIGTERM/SIGINT after the open requests end; then the worker is stopped
+            uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=max_connections)
+        finally:
+            engine.close()
