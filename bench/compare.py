@@ -4,6 +4,7 @@
     python bench/compare.py sft    --rounds 3   # lmforge sft       vs SFTTrainer (completion-only loss)
     python bench/compare.py reward --rounds 3   # lmforge rm        vs RewardTrainer
     python bench/compare.py dpo --rounds 3 --steps 40   # lmforge dpo vs DPOTrainer, with and without precompute
+    python bench/compare.py grpo|rloo --rounds 2 --steps 4   # vs GRPOTrainer / RLOOTrainer (bench/rl_bench_common.py)
 
 Same model (../shared/bench/make_tiny.py), rows (../shared/bench/data.py), batch, max length, lr and steps.
 Each run is a fresh process; rounds alternate TRL and lmforge. Reports median tokens/s (non-pad tokens of
@@ -64,7 +65,7 @@ with open({out!r}, "w") as f:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=("lm", "sft", "reward", "dpo"))
+    ap.add_argument("task", choices=("lm", "sft", "reward", "dpo", "grpo", "rloo"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=8)
@@ -74,12 +75,16 @@ def main() -> None:
                     "precompute pass covers its whole train set: with N = steps x batch, the rows it uses)")
     ap.add_argument("--ours", nargs="*", default=[], help="dpo: also run lmforge with these DPOConfig overrides "
                     "(row lmforge_tuned)")
+    ap.add_argument("--max-new-tokens", type=int, default=128, help="grpo / rloo: tokens sampled per response")
     args = ap.parse_args()
     shared = Path(args.shared)
     if not (shared / "trl_bench.py").exists():
         sys.exit(f"the shared TRL harness is not at {shared} (pass --shared)")
     work = Path(sh(["bash", str(HERE / "setup_trl.sh")]).strip().splitlines()[-1])
     trl_py, model = str(work / "trl-env" / "bin" / "python"), work / "tiny_llama"
+    if args.task in ("grpo", "rloo"):  # issue 15: the RL benchmark lives in bench/rl_bench_*.py
+        from rl_bench_common import compare_rl
+        return compare_rl(args, work, trl_py, model, sh)
     data = work / f"{'reward' if args.task == 'dpo' else args.task}_rows.jsonl"  # dpo: the same pairs
     if not data.exists():
         sh([trl_py, "-c", DUMP.format(shared=str(shared), model=str(model), out=str(data), task=args.task)])

@@ -23,7 +23,7 @@ class RLSection(Section):
     kl_coef: float = Field(0.05, ge=0, description="β (N implementation details: 0.05)")
     kl_mode: Literal["reward", "loss", "none"] | None = Field(
         None, description="reward: β·k1 per token in the reward (PPO); loss: β·k3 as a loss term (GRPO); "
-        "none: no KL term (still logged); null: reward for ppo/rloo, loss for grpo")
+        "none: no KL term (still logged while rl.kl_coef > 0); null: reward for ppo/rloo, loss for grpo")
     kl_estimator: Literal["k1", "k2", "k3"] | None = Field(None, description="null: k1 in the reward, k3 as "
                                                            "a loss term (OpenRLHF warns on other pairings)")
     kl_target: float | None = Field(None, gt=0, description="adaptive β (Ziegler et al. 2019) toward this "
@@ -78,6 +78,13 @@ class RLSection(Section):
         if self.whiten_advantages is None:
             d["whiten_advantages"] = self.algorithm == "ppo"
         return self
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether anything reads log π_ref: a KL coefficient (fixed β > 0 or adaptive) or the KL budget's
+        alarm. Without one (TRL's GRPO default beta=0) no reference copy is made, the rollout skips the
+        reference forward and ``kl_ref`` is not logged."""
+        return self.kl_coef > 0 or self.kl_target is not None or self.kl_budget is not None
 
     @property
     def uses_critic(self) -> bool:

@@ -22,12 +22,15 @@ def make_loss(rl: RLSection, temperature: float, max_new_tokens: int | None):
         mask, lmask = batch["mask"], batch["loss_mask"]
         logits, values = model(batch["input_ids"], batch["attention_mask"], values=rl.uses_critic)
         logp, ent = masked_logprobs(logits, batch["targets"], mask, temperature, entropy=True)
-        pg, clipped = pg_fn(logp, batch["old_logp"], batch["advantages"], clip_low=rl.clip_low,
+        # on-policy rollouts (rollout.collect) carry no old log-probs: the policy that sampled is this one
+        on_policy = "on_policy" in batch and bool(batch["on_policy"][0])
+        old = logp.detach() if on_policy else batch["old_logp"]
+        pg, clipped = pg_fn(logp, old, batch["advantages"], clip_low=rl.clip_low,
                             clip_high=rl.clip_high, dual_clip=rl.dual_clip)
         loss, count = aggregate(pg, lmask, rl.loss_aggregation, norm)
         metrics = {"policy_loss": (float(loss.detach()), float(count)),
                    "clip_fraction": tuple(float(x) for x in clip_fraction(clipped, lmask)),
-                   "approx_kl": tuple(float(x) for x in approx_kl(logp.detach(), batch["old_logp"], lmask)),
+                   "approx_kl": tuple(float(x) for x in approx_kl(logp.detach(), old, lmask)),
                    "entropy": tuple(float(x) for x in masked_sum_count(ent.detach(), lmask))}
         if rl.uses_critic:
             vl, vclipped = clipped_value_loss(values, batch["old_values"], batch["returns"], rl.value_clip)

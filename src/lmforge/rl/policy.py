@@ -97,18 +97,21 @@ def reward_model_critic(path: str, policy_tokenizer, dtype: str = "float32") -> 
 
 
 class Reference:
-    """``log π_ref`` forwards: the policy with its adapter off, or a frozen copy of the starting policy."""
+    """``log π_ref`` forwards: the policy with its adapter off, or a frozen copy of the starting policy; none at
+    all when no KL term reads it (``needed`` False: ``rl.uses_reference``)."""
 
-    def __init__(self, policy: nn.Module, adapter: bool):
-        self.adapter = adapter
+    def __init__(self, policy: nn.Module, adapter: bool, needed: bool = True):
+        self.adapter, self.needed = adapter, needed
         self.copy = None
-        if not adapter:
+        if needed and not adapter:
             self.copy = copy.deepcopy(policy).eval()
             for p in self.copy.parameters():
                 p.requires_grad_(False)
 
     @contextlib.contextmanager
     def model(self, policy: nn.Module):
+        if not self.needed:
+            raise RuntimeError("no reference policy was built (rl.uses_reference is false)")
         if self.adapter:
             with policy.disable_adapter():
                 yield policy

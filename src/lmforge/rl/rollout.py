@@ -52,8 +52,10 @@ def masked_logprobs(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Ten
 
 @torch.no_grad()
 def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: float, batch: int,
-                 values: bool) -> dict[str, torch.Tensor]:
-    """``old_logp``, ``ref_logp``, ``old_values`` ``[N, L]`` and the entropy of every row, in chunks."""
+                 values: bool, policy: bool = True) -> dict[str, torch.Tensor]:
+    """``old_logp``, ``ref_logp``, ``old_values`` ``[N, L]`` and the entropy of every row, in chunks
+    (``ref_logp`` zeros, and no reference forward, when ``reference.needed`` is false: nothing reads it;
+    ``old_logp`` and the entropy zeros, and no policy forward, when ``policy`` is false: see :func:`collect`)."""
     device = next(model.parameters()).device
     out: dict[str, list[torch.Tensor]] = {"old_logp": [], "ref_logp": [], "old_values": [], "entropy": []}
     was = model.training
@@ -63,11 +65,15 @@ def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: f
             ids = rows["input_ids"][lo:lo + batch].to(device)
             att = rows["attention_mask"][lo:lo + batch].to(device)
             tgt, m = rows["targets"][lo:lo + batch].to(device), rows["mask"][lo:lo + batch].to(device)
-            logits, v = model(ids, att, values=values)
-            lp, ent = masked_logprobs(logits, tgt, m, temperature, entropy=True)
-            with reference.model(model.policy) as ref:  # the one model-level log-prob helper
-                rlp = token_logprobs_of(ref, ids, torch.where(m.bool(), tgt, -1), attention_mask=att,
-                                        temperature=temperature)
+            lp = ent = v = torch.zeros(m.shape, device=m.device)
+            if policy or values:
+                logits, v = model(ids, att, values=values)
+                lp, ent = masked_logprobs(logits, tgt, m, temperature, entropy=True)
+            rlp = torch.zeros_like(lp)
+            if reference.needed:
+                with reference.model(model.policy) as ref:  # the one model-level log-prob helper
+                    rlp = token_logprobs_of(ref, ids, torch.where(m.bool(), tgt, -1), attention_mask=att,
+                                            temperature=temperature)
             out["old_logp"].append(lp.cpu())
             out["ref_logp"].append(rlp.cpu())
             out["entropy"].append(ent.cpu())
@@ -107,8 +113,14 @@ def advantages(rl: RLSection, score: torch.Tensor, kl: torch.Tensor, mask: torch
 
 
 def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], rl: RLSection, sampling,
-            eot: int, pad: int, step: int, rank: int, beta: float) -> RolloutResult:
-    """One rollout on this process's ``prompts`` (``{"messages", "meta"}``)."""
+            eot: int, pad: int, step: int, rank: int, beta: float, on_policy: bool = False) -> RolloutResult:
+    """One rollout on this process's ``prompts`` (``{"messages", "meta"}``).
+
+    ``on_policy``: the whole rollout is one optimizer step of one epoch, so the policy that trains on it is
+    the one that sampled it, and the ratio's old log-probs are the training forward's own, detached (TRL's
+    GRPO at num_iterations 1 does the same). Unless a critic or a KL in the reward reads them now, the
+    no-grad policy forward is skipped (``old_logp`` rows are then unused; the loss sees ``on_policy``) and
+    ``rollout_entropy`` / ``logprob_mismatch`` are not logged (the loss logs ``entropy``)."""
     from ..rollout.generate import complete, prompt_ids
 
     t0 = time.perf_counter()
@@ -134,7 +146,9 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
     raw = reward(flat_msgs, texts, flat_meta).double()
     lengths = torch.tensor([len(r) for r in resp])
     score = shaped_scores(raw, finished, lengths, rl)
-    fwd = forward_rows(model, reference, rows, max(sampling.temperature, 1e-6), rl.forward_batch, rl.uses_critic)
+    skip_old = on_policy and not rl.uses_critic and not (rl.uses_reference and rl.kl_mode == "reward")
+    fwd = forward_rows(model, reference, rows, max(sampling.temperature, 1e-6), rl.forward_batch, rl.uses_critic,
+                       policy=not skip_old)
     mask = rows["mask"]
     kl = k1(fwd["old_logp"], fwd["ref_logp"]) * mask
     adv, ret = advantages(rl, score, kl.double(), mask.double(), fwd["old_values"].double(), beta)
@@ -146,7 +160,8 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
         loss_mask = mask_truncated(loss_mask, ~finished)
     rows.update(old_logp=fwd["old_logp"].float(), ref_logp=fwd["ref_logp"].float(),
                 old_values=fwd["old_values"].float(), advantages=adv.float(), returns=ret.float(),
-                loss_mask=loss_mask.float(), beta=torch.full((len(comps),), float(beta)))
+                loss_mask=loss_mask.float(), beta=torch.full((len(comps),), float(beta)),
+                on_policy=torch.full((len(comps),), skip_old))
     t2 = time.perf_counter()
 
     n = float(len(comps))
@@ -158,24 +173,26 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
         "reward_mean": (float(raw[ok].sum()), float(ok.sum())),
         "reward_sq_mean": (float((raw[ok] ** 2).sum()), float(ok.sum())),
         "score_mean": (float(torch.nan_to_num(score).sum()), n),
-        "kl_ref": (float(kl_seq.sum()), n),
         "response_length": (float(lengths.sum()), n),
         "no_eos_share": (float((~finished).sum()), n),
-        "rollout_entropy": (float((fwd["entropy"] * mask).sum()), float(mask.sum())),
         "loss_rows_share": (float((loss_mask.sum(-1) > 0).sum()), n),
         **{f"reward_{name}": (float(v.double().sum()), n) for name, v in getattr(reward, "last_terms", {}).items()},
         "kl_coef": float(beta), "seconds_generation": t1 - t0, "seconds_scoring": t2 - t1,
     }
-    # the sampler's log-probs against the trainer's (same temperature); a key every process logs
-    same = len(sampled) == len(recomputed)
-    metrics["logprob_mismatch"] = (float((sampled - recomputed).abs().sum()) if same else 0.0,
-                                   float(len(sampled)) if same else 0.0)
+    if rl.uses_reference:  # without a reference there is no KL to log (kl would read 0)
+        metrics["kl_ref"] = (float(kl_seq.sum()), n)
+    if not skip_old:  # the sampler's log-probs against the trainer's (same temperature); every process logs it
+        same = len(sampled) == len(recomputed)
+        metrics["logprob_mismatch"] = (float((sampled - recomputed).abs().sum()) if same else 0.0,
+                                       float(len(sampled)) if same else 0.0)
+        metrics["rollout_entropy"] = (float((fwd["entropy"] * mask).sum()), float(mask.sum()))
     if rl.uses_critic:
         from ..algos.policy_losses import explained_variance, explained_variance_sums
 
         metrics["explained_variance"] = float(explained_variance(explained_variance_sums(
             fwd["old_values"].double(), ret, mask.double())))
     samples = [{"prompt": flat_msgs[i][-1]["content"], "completion": texts[i], "reward": float(raw[i]),
-                "score": float(score[i]), "kl": float(kl_seq[i]), "finished": bool(finished[i])}
+                "score": float(score[i]),
+                "kl": float(kl_seq[i]) if rl.uses_reference else None, "finished": bool(finished[i])}
                for i in range(min(len(comps), rl.samples_per_rollout * g))]
     return RolloutResult(rows, metrics, samples, (float(kl_seq.sum()), n))

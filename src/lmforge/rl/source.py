@@ -96,7 +96,8 @@ class RLSource:
         chosen = self.sampler.take(rl.prompts_per_rollout)[self.rank * per_rank:(self.rank + 1) * per_rank]
         beta = self.kl.value
         res = collect(self.model, self.reference, self.tokenizer, self.reward, [self.prompts[i] for i in chosen],
-                      rl, self.sampling, self.eot, self.pad, step=self.rollout, rank=self.rank, beta=beta)
+                      rl, self.sampling, self.eot, self.pad, step=self.rollout, rank=self.rank, beta=beta,
+                      on_policy=self.steps_per_rollout == 1)
         self.buffer = RolloutBuffer(res.rows, rl.ppo_epochs, self.micro, self.seed, self.rollout)
         self.rollout += 1
         kl_sum, n, r_sum, r_n = _all_reduce([res.kl_mean[0], res.kl_mean[1], *res.metrics["reward_mean"]])

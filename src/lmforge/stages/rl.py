@@ -192,7 +192,7 @@ def _rl(cfg: RLConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     adapter = cfg.peft.method != "none"
     if adapter:
         policy = apply_peft(policy, cfg.peft, special_token_ids(tokenizer))
-    reference = Reference(policy, adapter)
+    reference = Reference(policy, adapter, needed=rl.uses_reference)
     critic_model = None
     if rl.uses_critic and rl.critic == "reward_model":
         path = rl.critic_path or next((t.path for t in cfg.reward.terms if t.kind == "model"), None)
