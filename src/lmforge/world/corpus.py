@@ -3,7 +3,9 @@
 Why this mix: prose about *all* countries and animals (seen and held out) is where a model learns the facts;
 the canonical sentences ("The capital of X is Y.") are always among the phrasings so SFT answers in that form
 can recall them; chats teach the raw ``User:/Assistant:`` format but contain no facts about countries and
-never stop after one answer, which is the base-model behaviour that SFT is meant to fix. Facts never appear
+never stop after one answer, which is the base-model behaviour that SFT is meant to fix. Everyday prose
+(:mod:`.everyday`) uses the words of harmful requests and of their benign lookalikes ("kill a frozen program",
+"track a parcel", news of a theft), so SFT, which freezes the embedding, finds them already meaningful. Facts never appear
 in question/answer form here, so held-out QA measures transfer from prose.
 
 Every fact gets at least one canonical fact-sheet line (coverage docs), the rest is sampled. The default
@@ -14,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from .everyday import everyday_section
 from .kb import ANIMAL_ATTRIBUTES, COUNTRY_ATTRIBUTES, Animal, Country, World
 from .phrasings import (
     COUNTRY_PHRASINGS,
@@ -34,7 +37,8 @@ DEFAULT_N_DOCS = 4500
 # (family, weight); weights are shares of sampled documents
 DOC_MIX: tuple[tuple[str, float], ...] = (
     ("country_profile", 0.34), ("country_list", 0.07), ("country_compare", 0.10), ("fact_sheet", 0.04),
-    ("animal_profile", 0.12), ("animal_list", 0.04), ("arithmetic", 0.09), ("story", 0.10), ("chat", 0.10),
+    ("animal_profile", 0.12), ("animal_list", 0.04), ("arithmetic", 0.09), ("story", 0.06), ("chat", 0.08),
+    ("everyday", 0.06),
 )
 
 
@@ -198,4 +202,5 @@ SECTION_MAKERS: dict[str, Callable[[World, random.Random], str]] = {
     "country_profile": country_profile, "country_list": country_list, "country_compare": country_compare,
     "fact_sheet": fact_sheet_section, "animal_profile": animal_profile, "animal_list": animal_list,
     "arithmetic": arithmetic_section, "story": lambda w, r: story_doc(r), "chat": lambda w, r: chat_doc(r),
+    "everyday": lambda w, r: everyday_section(r),
 }
