@@ -96,3 +96,55 @@ def test_gradients_flow_like_the_direct_loss(model) -> None:
     for a, p in zip(got, model.parameters(), strict=True):
         torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-5)
     model.zero_grad()
+
+
+def _head_rows_seen(model, fn):
+    """Run ``fn`` and return the row counts the output head's input had (its leading dims, flattened)."""
+    seen = []
+    handle = model.get_output_embeddings().register_forward_hook(
+        lambda _m, args, _out: seen.append(args[0].shape[:-1].numel()))
+    try:
+        out = fn()
+    finally:
+        handle.remove()
+    return out, seen
+
+
+@pytest.mark.parametrize("chunk_tokens", [None, 20])
+def test_head_on_scored_rows_equals_full_logits(model, chunk_tokens) -> None:
+    """The head applied only at scored positions gives the full-logits path's values (1e-6) and gradients,
+    and it really runs on the scored rows alone."""
+    ids, mask, targets = _batch([5, 17, 2, 11, 17, 8], seed=3)
+    targets[:, :3] = IGNORE  # a "prompt" that is not scored, as in DPO / RL
+    kw = dict(attention_mask=mask, temperature=0.7, chunk_tokens=chunk_tokens)
+    grads = []
+    for full in (True, False):
+        model.zero_grad()
+        lp, seen = _head_rows_seen(model, lambda full=full: token_logprobs(model, ids, targets, all_logits=full, **kw))
+        (lp * torch.linspace(0.5, 1.5, lp.numel()).view_as(lp)).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        if full:
+            want = lp.detach()
+            assert sum(seen) > int((targets >= 0).sum())
+        else:
+            assert sum(seen) == int((targets >= 0).sum())
+            torch.testing.assert_close(lp.detach(), want, rtol=0, atol=1e-6)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    model.zero_grad()
+
+
+def test_head_on_scored_rows_with_lora_and_candidates(model) -> None:
+    """Through a PEFT model (LoRA also on the head) and with K candidates per position: equal to full logits."""
+    peft = pytest.importorskip("peft")
+    import copy
+
+    lora = peft.get_peft_model(copy.deepcopy(model), peft.LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"], init_lora_weights=False))
+    ids, mask, targets = _batch([9, 4, 7], seed=5)
+    cand = torch.stack([targets, torch.where(targets >= 0, (targets * 7) % VOCAB, IGNORE)], -1)
+    with torch.no_grad():
+        full = token_logprobs(lora, ids, cand, attention_mask=mask, all_logits=True)
+        fast, seen = _head_rows_seen(lora, lambda: token_logprobs(lora, ids, cand, attention_mask=mask))
+    assert seen == [int((targets >= 0).sum())]
+    torch.testing.assert_close(fast, full, rtol=0, atol=1e-6)
