@@ -44,3 +44,14 @@ def test_on_policy_grpo_without_kl_skips_reference_and_old_forward(tmp_path, tin
         assert x["reward_mean"] == pytest.approx(y["reward_mean"], abs=1e-9)
         assert x["policy_loss"] == pytest.approx(y["policy_loss"], rel=1e-4, abs=1e-7)
         assert x["approx_kl"] == 0.0 and abs(y["approx_kl"]) < 1e-5
+
+
+def test_on_policy_grpo_with_a_kl_loss_keeps_the_old_forward_so_kl_ref_is_true(tmp_path, tiny_lm, prompt_file):
+    """GRPO's k3 KL is a loss term, but the rollout's kl_ref (logged, read by the adaptive β and the KL budget)
+    is k1 of the old log-probs against the reference: skipping the old forward would make it −log π_ref."""
+    over = {"train__batch_size": 16, "train__micro_batch_size": 8}  # one optimizer step per rollout
+    run = rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, name="kl", rl__kl_coef=0.05, rl__kl_mode="loss", **over))
+    m = _metrics(tmp_path / "runs/kl/metrics.jsonl")[0]
+    assert run["weight_bytes"]["reference"] > 0
+    # policy and reference start equal: the first rollout's KL is ~0, not the reference's negative log-prob
+    assert abs(m["kl_ref"]) < 1e-4 and "logprob_mismatch" in m

@@ -118,7 +118,7 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
 
     ``on_policy``: the whole rollout is one optimizer step of one epoch, so the policy that trains on it is
     the one that sampled it, and the ratio's old log-probs are the training forward's own, detached (TRL's
-    GRPO at num_iterations 1 does the same). Unless a critic or a KL in the reward reads them now, the
+    GRPO at num_iterations 1 does the same). Unless a critic or the reference (any KL) needs them, the
     no-grad policy forward is skipped (``old_logp`` rows are then unused; the loss sees ``on_policy``) and
     ``rollout_entropy`` / ``logprob_mismatch`` are not logged (the loss logs ``entropy``)."""
     from ..rollout.generate import complete, prompt_ids
@@ -146,7 +146,9 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
     raw = reward(flat_msgs, texts, flat_meta).double()
     lengths = torch.tensor([len(r) for r in resp])
     score = shaped_scores(raw, finished, lengths, rl)
-    skip_old = on_policy and not rl.uses_critic and not (rl.uses_reference and rl.kl_mode == "reward")
+    # the rollout's KL (logged, and read by the adaptive-beta controller and the KL budget) is k1 of the old
+    # log-probs against the reference, so any use of the reference keeps the old forward
+    skip_old = on_policy and not rl.uses_critic and not rl.uses_reference
     fwd = forward_rows(model, reference, rows, max(sampling.temperature, 1e-6), rl.forward_batch, rl.uses_critic,
                        policy=not skip_old)
     mask = rows["mask"]
