@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from ..runs import atomic_write_text
 from .engine import ChatEngine, EngineError, SamplingParams
 from .streaming import Releaser
 
@@ -35,7 +36,8 @@ class Chat:
         return False
 
     def save(self, path: str) -> None:
-        Path(path).write_text(json.dumps(self.messages, indent=1, ensure_ascii=False) + "\n")
+        # atomic: a failed save never leaves a half-written conversation over the last good one
+        atomic_write_text(Path(path), json.dumps(self.messages, indent=1, ensure_ascii=False) + "\n")
 
     def load(self, path: str) -> None:
         data = json.loads(Path(path).read_text())
