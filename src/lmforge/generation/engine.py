@@ -194,6 +194,11 @@ class GenerationEngine:
         self._queue.put(req)
         return req
 
+    @property
+    def pending(self) -> int:
+        """Requests submitted but not yet taken into a batch by the worker (the server's queue depth)."""
+        return self._queue.qsize()
+
     def _serve(self) -> None:
         pending: list[Request] = []
         while True:

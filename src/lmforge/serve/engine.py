@@ -97,7 +97,7 @@ class ChatEngine:
     @property
     def queued(self) -> int:
         """Requests waiting for the generation worker (not yet in a batch)."""
-        return self.engine._queue.qsize()
+        return self.engine.pending
 
     @classmethod
     def load(cls, name_or_path: str, *, dtype: str = "float32", device: str = "auto",
