@@ -162,8 +162,8 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
         except Exception:
             slot.__exit__(None, None, None)
             raise
-        rid, created, prompt_tokens = f"{obj[:4]}-{uuid.uuid4().hex}", int(time.time()), sum(map(len, prompts))
-        rid = ("chatcmpl-" if obj == "chat.completion" else "cmpl-") + rid.split("-", 1)[1]
+        rid = ("chatcmpl-" if obj == "chat.completion" else "cmpl-") + uuid.uuid4().hex
+        created, prompt_tokens = int(time.time()), sum(map(len, prompts))
         if req.stream:
             def chunk(index: int, text: str | None, finish: str | None, first: bool) -> dict[str, Any]:
                 if obj == "chat.completion":
