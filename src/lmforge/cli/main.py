@@ -56,6 +56,7 @@ COMMAND_MODULES = [
     "serve_cmd",
     "chat_cmd",
     "plan_cmd",
+    "eval_cmd",
 ]
 
 
