@@ -52,6 +52,7 @@ COMMAND_MODULES = [
     "rm_cmd",
     "dpo_cmd",
     "rl_cmd",
+    "reft_cmd",
     "judge_cmd",
     "serve_cmd",
     "chat_cmd",
