@@ -86,7 +86,8 @@ def evaluate_answers(model, tokenizer, prompts: Sequence[list[dict[str, str]]], 
             groups = complete(model, tokenizer, prompts, sampled, batch_size=batch_size, step=1)
             out.update(sample_scores([[c.text for c in g] for g in groups], references, k))
             out["k"] = k
-        out["examples"] = [{"response": t, "reference": r} for t, r in list(zip(texts, references))[:4]]
+        out["examples"] = [{"question": p[-1]["content"], "response": t, "reference": r}
+                           for p, t, r in list(zip(prompts, texts, references))[:4]]
     finally:
         model.train(was)
     return out

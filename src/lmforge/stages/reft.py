@@ -185,6 +185,9 @@ def _reft(cfg: ReftConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
         seconds["rl"] = round(time.time() - t, 2)
         summary["rl"] = {k: result.get(k) for k in ("stage", "steps", "rollouts", "reward_mean_start",
                                                      "reward_mean_end", "kl_ref_end", "seconds")}
+        # the share of responses whose group's rewards differed (the rest were masked out: drop_equal_groups)
+        shares = [m["loss_rows_share"] for m in Run(rl_cfg.run.path).read_metrics() if "loss_rows_share" in m]
+        summary["rl"]["loss_rows_share_mean"] = sum(shares) / len(shares) if shares else None
         evals["rl"] = _evaluate(cfg, run, "rl", result["final"], ev, resume)
 
     summary.update(report(evals))
