@@ -79,3 +79,16 @@ def test_config_defaults_and_what_the_recipe_owns():
         load_config(ReftConfig, None, ["rl.model.path=x"])
     with pytest.raises(InputError, match="skip_sft and skip_rl"):
         load_config(ReftConfig, None, ["skip_sft=true", "skip_rl=true"])
+
+
+def test_a_tokenizer_saved_beside_an_adapter_loads_without_a_model_config(tmp_path):
+    # an RL or SFT adapter folder holds the tokenizer but no config.json; evaluation loads it from there
+    from lmforge.data.tokenizer import train_bpe
+    from lmforge.models.load import load_tokenizer
+
+    tok = train_bpe([r["question"] for r in ROWS], vocab_size=300)
+    tok.save_pretrained(tmp_path / "adapter")
+    assert not (tmp_path / "adapter" / "config.json").exists()
+    assert load_tokenizer(str(tmp_path / "adapter")).get_vocab() == tok.get_vocab()
+    with pytest.raises(InputError, match="no config.json"):
+        load_tokenizer(str(tmp_path))  # a folder with neither is still refused

@@ -41,7 +41,11 @@ def resolve(name_or_path: str) -> tuple[str, dict[str, Any]]:
 def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
-    where, extra = resolve(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and not (path / "config.json").exists() and (path / "tokenizer_config.json").exists():
+        where, extra = str(path), {}  # a tokenizer saved alone (beside an adapter): no model config needed
+    else:
+        where, extra = resolve(name_or_path)
     try:
         return AutoTokenizer.from_pretrained(where, **extra)
     except OSError as e:
