@@ -143,8 +143,9 @@ def _reft(cfg: ReftConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     from .sft import sft
 
     t0 = time.time()
-    run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite)
+    # the data first: a bad file stops before any run folder exists
     train, ev = load_problems(cfg.data, _world_seed(cfg), need_solution=not cfg.skip_sft)
+    run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite)
     files = write_data(run.path / "data", train, ev)
     summary: dict[str, Any] = {"stage": "reft", "train_problems": len(train), "eval_problems": len(ev),
                                "eval_kinds": sorted({p["kind"] for p in ev})}
