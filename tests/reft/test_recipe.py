@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from lmforge.config import load_config
 from lmforge.stages.reft import ReftConfig, reft_train
 
@@ -20,7 +18,6 @@ def small(tmp_path: Path, lm: Path, *extra: str) -> ReftConfig:
         "eval.batch_size=8", *extra])
 
 
-@pytest.mark.slow
 def test_reft_runs_end_to_end_and_resume_reuses_the_parts(tmp_path: Path, tiny_lm: Path):
     cfg = small(tmp_path, tiny_lm)
     out = reft_train(cfg)
