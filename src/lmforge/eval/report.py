@@ -124,10 +124,12 @@ def side_by_side(results: list[dict[str, Any]], per_suite: int = 3) -> list[dict
     return rows
 
 
-def write_report(out: Path, results: list[dict[str, Any]], run_dirs: list[Path] | None = None) -> Path:
-    """``results.json``, the plots and ``report.html`` in ``out``; returns the report's path."""
+def write_report(out: Path, results: list[dict[str, Any]], run_dirs: list[Path] | None = None,
+                 notes: dict[str, Any] | None = None) -> Path:
+    """``results.json``, the plots and ``report.html`` in ``out``; returns the report's path. ``notes``: what
+    the figures rest on (e.g. the toxicity classifier's held-out report), kept in both."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps({"models": results}, indent=1) + "\n")
+    atomic_write_text(out / "results.json", json.dumps({"models": results, **(notes or {})}, indent=1) + "\n")
     bars = hhh_plot(results, out / "hhh.png")
     curves = curve_plots(run_dirs or [], out)
     names = [r["name"] for r in results]
@@ -150,6 +152,8 @@ def write_report(out: Path, results: list[dict[str, Any]], run_dirs: list[Path] 
              f"<table><tr><th>group</th><th>figure</th>{head}</tr>{''.join(body)}</table>"]
     if bars:
         parts.append(_img(bars))
+    for key, value in (notes or {}).items():
+        parts.append(f"<h3>{html.escape(key)}</h3><pre>{html.escape(json.dumps(value, indent=1))}</pre>")
     if curves:
         parts.append("<h2>Training curves</h2>" + "".join(_img(p) for p in curves))
     rows = side_by_side(results)
