@@ -1,4 +1,7 @@
-"""The OpenAI-compatible server on the tiny chat model, running under uvicorn in a thread on a free port."""
+"""The OpenAI-compatible server on the tiny chat model, running under uvicorn in a thread on a free port.
+
+``chatty_model_path`` is the same model untrained: its greedy answers run to ``max_tokens`` (it never picks an
+end-of-turn token), for tests that need answers of many tokens (adapters, the chat page, shutdown)."""
 from __future__ import annotations
 
 import socket
@@ -7,7 +10,7 @@ import time
 
 import pytest
 
-from tiny_chat import one_torch_thread, session_model
+from tiny_chat import build_tiny_chat_lm, one_torch_thread, session_model
 
 
 def free_port() -> int:
@@ -49,6 +52,32 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def chat_model_path(tmp_path_factory):
     return session_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def chatty_model_path(tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "chatty-lm"
+    if not (path / "config.json").exists():
+        with one_torch_thread():
+            build_tiny_chat_lm(path, steps=0)
+    return path
+
+
+def random_adapter(base, path, seed: int):
+    """A LoRA adapter of ``base`` saved at ``path`` with random B (a trained adapter's B is not zero), so it
+    changes the answers."""
+    import torch
+
+    from lmforge.models.load import load_causal_lm
+    from lmforge.models.peft import PeftSection, apply_peft, save_adapter
+
+    model = apply_peft(load_causal_lm(str(base)), PeftSection(method="lora", r=2, alpha=4))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    return save_adapter(model, None, path, str(base))
 
 
 @pytest.fixture(scope="module")
