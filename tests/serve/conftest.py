@@ -64,8 +64,8 @@ def chatty_model_path(tmp_path_factory):
 
 
 def random_adapter(base, path, seed: int):
-    """A LoRA adapter of ``base`` saved at ``path`` with random B (a trained adapter's B is not zero), so it
-    changes the answers."""
+    """A LoRA adapter of ``base`` saved at ``path``, its weights drawn from ``seed`` alone (peft draws A from the
+    global RNG, so A is redrawn here too), with B not zero as a trained adapter's, so it changes the answers."""
     import torch
 
     from lmforge.models.load import load_causal_lm
@@ -75,7 +75,7 @@ def random_adapter(base, path, seed: int):
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for n, p in model.named_parameters():
-            if "lora_B" in n:
+            if "lora_A" in n or "lora_B" in n:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
     return save_adapter(model, None, path, str(base))
 
