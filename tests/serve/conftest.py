@@ -63,21 +63,26 @@ def chatty_model_path(tmp_path_factory):
     return path
 
 
-def random_adapter(base, path, seed: int):
+def random_adapter(base, path, seed: int, sft: bool = False):
     """A LoRA adapter of ``base`` saved at ``path``, its weights drawn from ``seed`` alone (peft draws A from the
-    global RNG, so A is redrawn here too), with B not zero as a trained adapter's, so it changes the answers."""
+    global RNG, so A is redrawn here too), with B not zero as a trained adapter's, so it changes the answers.
+    ``sft``: as SFT saves one, with trainable special-token rows (small deltas) and the tokenizer beside it."""
     import torch
 
-    from lmforge.models.load import load_causal_lm
+    from lmforge.models.load import load_causal_lm, load_tokenizer
     from lmforge.models.peft import PeftSection, apply_peft, save_adapter
 
-    model = apply_peft(load_causal_lm(str(base)), PeftSection(method="lora", r=2, alpha=4))
+    tok = load_tokenizer(str(base))
+    special = [tok.convert_tokens_to_ids(t) for t in tok.all_special_tokens] if sft else None
+    model = apply_peft(load_causal_lm(str(base)), PeftSection(method="lora", r=2, alpha=4), special)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "lora_A" in n or "lora_B" in n:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return save_adapter(model, None, path, str(base))
+            elif "trainable_tokens_delta" in n:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    return save_adapter(model, tok if sft else None, path, str(base))
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,30 @@ def test_each_name_answers_as_its_adapter_merged_alone(chatty_model_path, adapte
             e.close()
 
 
+def test_sft_adapters_with_token_rows_and_their_tokenizer(chatty_model_path, tmp_path):
+    """As SFT saves them: special-token embedding rows trained beside the LoRA weights (peft's trainable
+    tokens, switched with the adapter) and the tokenizer in the folder (no config.json)."""
+    from lmforge.serve.adapters import load_with_adapters
+    from lmforge.serve.openai_server import create_app
+
+    folders = {"sft1": random_adapter(chatty_model_path, tmp_path / "sft1", seed=3, sft=True),
+               "sft2": random_adapter(chatty_model_path, tmp_path / "sft2", seed=4, sft=True)}
+    assert all((f / "tokenizer_config.json").exists() and not (f / "config.json").exists()
+               for f in folders.values())
+    want = {name: answers_alone(path, name) for name, path in folders.items()}  # each folder served as it is
+    assert want["sft1"] != want["sft2"]
+    engines = load_with_adapters(str(chatty_model_path), list(folders.items()), device="cpu")
+    try:
+        with ThreadServer(create_app(engines)) as live, \
+                openai.OpenAI(base_url=live.url + "/v1", api_key="x", max_retries=0, timeout=60) as c:
+            got = {name: [greedy(c, name, p) for p in PROMPTS] for name in want}
+            base = [greedy(c, "chatty-lm", p) for p in PROMPTS]  # the base under its folder's name
+    finally:
+        for e in engines:
+            e.close()
+    assert got == want and base not in want.values()
+
+
 @pytest.fixture
 def serve_cli(monkeypatch, capsys):
     """``lmforge serve ARGS`` as the ``lmforge`` script runs it, uvicorn replaced by a recorder: (exit code,
