@@ -52,6 +52,7 @@ def served(chatty_model_path, tmp_path_factory):
     hf.forward = slow
     try:
         with ThreadServer(create_app(engines, api_key=KEY)) as live:
+            live.engines = engines
             yield live
     finally:
         for e in engines:
@@ -113,4 +114,18 @@ def test_chat_in_the_browser(served):
         assert page.inner_text("#error") == ""
         page.click("#reset")
         assert page.locator(".msg").count() == 0
+
+        # "stop" mid-answer: the stream is aborted, the server frees its slot, the page takes a new message
+        page.fill("#max-tokens", "2000")  # a minute of decoding at STEP_S a step
+        page.fill("#message", "Hello there")
+        page.press("#message", "Enter")
+        page.wait_for_function("() => (document.querySelector('.assistant') || {}).textContent?.length > 0")
+        page.click("#stop")
+        page.wait_for_function("() => document.body.dataset.busy === '0'", timeout=10_000)
+        deadline = time.monotonic() + 10
+        while served.engines[0].in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert served.engines[0].in_flight == 0
+        assert 0 < len(page.evaluate("document.querySelector('.assistant').textContent")) < 2000
+        assert page.inner_text("#error") == ""  # an abort the user asked for is no error
         browser.close()

@@ -9,8 +9,10 @@ the right adapter. The base itself is served under its own name with the adapter
 has a chat template. All the engines share one :class:`~.engine.Admission`: ``--max-queue`` and ``/metrics``
 are the server's.
 
-An adapter is computed unmerged (``W x + B A x``, not ``(W + B A) x``); its greedy answers equal those of the
-same adapter served alone merged (``tests/serve/test_adapters.py``), up to float rounding in near ties.
+An adapter is computed unmerged (``W x + B A x``, not ``(W + B A) x``; special-token rows an SFT adapter
+trained are peft's trainable tokens, switched with it); its greedy answers equal those of the same adapter
+served alone merged (``tests/serve/test_adapters.py``), up to float rounding in near ties. An adapter folder
+that saved its tokenizer (SFT does, with the chat template) is served with it, else with the base's.
 """
 from __future__ import annotations
 
