@@ -24,7 +24,8 @@ from ..generation.engine import Request
 from ..generation.outputs import LENGTH
 from .metrics import Metrics
 
-__all__ = ["Admission", "Busy", "ChatEngine", "Completion", "EngineError", "SamplingParams", "TokenLogprob", "default_name"]
+__all__ = ["Admission", "Busy", "ChatEngine", "Completion", "EngineError", "SamplingParams", "TokenLogprob",
+           "default_name"]
 
 # OpenAI reports a token outside the sampled support (top-p / top-k tail) as -9999.0; JSON has no -inf
 FLOOR_LOGPROB = -9999.0
