@@ -130,17 +130,11 @@ class ChatEngine:
     @classmethod
     def load(cls, name_or_path: str, *, dtype: str = "float32", device: str = "auto",
              served_name: str | None = None, **options) -> ChatEngine:
-        from ..models.load import load_causal_lm, load_tokenizer
-        from ..models.peft import base_of, is_adapter, load_merged
+        from ..models.peft import load_any
 
         device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        if is_adapter(name_or_path):  # an adapter folder as saved (no config.json): merged over its base
-            has_tokenizer = (Path(name_or_path) / "tokenizer_config.json").exists()
-            tokenizer = load_tokenizer(name_or_path if has_tokenizer else base_of(name_or_path))
-            model = load_merged(name_or_path, dtype=dtype).to(device)
-        else:
-            tokenizer = load_tokenizer(name_or_path)
-            model = load_causal_lm(name_or_path, dtype).to(device)
+        model, tokenizer = load_any(name_or_path, dtype)  # an adapter folder is merged over its base
+        model = model.to(device)
         return cls(model, tokenizer, served_name or default_name(name_or_path), **options)
 
     def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
