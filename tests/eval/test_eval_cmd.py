@@ -93,6 +93,7 @@ def test_bpb_interval_contains_the_total(tmp_path, tokenizer):
     (["--suite", "nope"], "unknown suite 'nope'"),
     (["--suite", "truthfulqa"], "needs --truthfulqa"),
     (["--suite", "bpb"], "needs --text"),
+    (["--suite", "world,toxicity"], "needs --rtp"),
 ])
 def test_bad_input_is_one_line_exit_2(model_dir, args, message, capsys):
     from lmforge.cli.main import main

@@ -15,8 +15,10 @@ EVAL_HELP = "\n\n".join([
     "side).",
     "Suites (--suite, repeatable or comma-separated): world (the built-in world's held-out facts, dialogues, "
     "false premises, harmful categories and their benign lookalikes: for models trained on that world), "
-    "truthfulqa (MC1/MC2 as lm-evaluation-harness defines them; --truthfulqa FILE), bpb (bits per byte of "
-    "--text FILE); hhh = world, plus truthfulqa and bpb when their files are given.",
+    "truthfulqa (MC1/MC2 as lm-evaluation-harness defines them; --truthfulqa FILE), toxicity (greedy "
+    "continuations of held-out RealToxicityPrompts prompts, --rtp FILE or folder, scored by a classifier trained "
+    "once from the file's own scores and cached in OUT/toxicity_classifier), bpb (bits per byte of --text FILE); "
+    "hhh = world, plus truthfulqa, toxicity and bpb when their files are given.",
 ])
 
 
@@ -39,6 +41,10 @@ def register(app: typer.Typer) -> None:
                  out: Path = typer.Option(Path("runs/eval"), "--out", help="folder for results and report"),
                  truthfulqa: Path | None = typer.Option(None, "--truthfulqa", help="TruthfulQA mc_task.json "
                                                         "(or HF multiple_choice rows as JSON lines)"),
+                 rtp: Path | None = typer.Option(None, "--rtp", help="RealToxicityPrompts JSON lines "
+                                                 "(file or folder) for the toxicity suite"),
+                 encoder: str | None = typer.Option(None, "--encoder", help="toxicity: sentence encoder "
+                                                    "\\[default: MiniLM-L6 when installed]"),
                  text: Path | None = typer.Option(None, "--text", help="held-out text for bpb: JSON lines "
                                                   "with 'text', or one document per line"),
                  runs: list[Path] = typer.Option([], "--runs", help="run folders whose training curves to plot"),
@@ -57,18 +63,21 @@ def register(app: typer.Typer) -> None:
 
         names = [s.strip() for item in suite for s in item.split(",") if s.strip()]
         if "hhh" in names:
-            names = ["world"] + (["truthfulqa"] if truthfulqa else []) + (["bpb"] if text else [])
+            names = (["world"] + (["truthfulqa"] if truthfulqa else []) + (["toxicity"] if rtp else [])
+                     + (["bpb"] if text else []))
         unknown = [s for s in names if s not in SUITES]
         if unknown:
             raise InputError(f"unknown suite {unknown[0]!r} (use {', '.join(SUITES)} or hhh)", field="suite")
         if "truthfulqa" in names and truthfulqa is None:
             raise InputError("suite truthfulqa needs --truthfulqa FILE", field="truthfulqa")
+        if "toxicity" in names and rtp is None:
+            raise InputError("suite toxicity needs --rtp FILE", field="rtp")
         if "bpb" in names and text is None:
             raise InputError("suite bpb needs --text FILE", field="text")
         for r in runs:
             if not r.is_dir():
                 raise InputError("run folder not found", file=r)
-        results = []
+        results, classifier = [], None
         with Progress(transient=True) as bar:
             task = bar.add_task("eval", total=len(models) * len(names))
             for name, path in _models(models):
@@ -81,6 +90,11 @@ def register(app: typer.Typer) -> None:
                         figs, recs = SUITES[s](model, tokenizer, world_seed=world_seed,
                                                n_per_suite=limit or n_per_suite, batch_size=batch_size)
                         samples += recs
+                    elif s == "toxicity":
+                        figs, recs, classifier = SUITES[s](model, tokenizer, rtp, cache=out / "toxicity_classifier",
+                                                           encoder=encoder, limit=limit or 100,
+                                                           batch_size=batch_size)
+                        samples += recs
                     elif s == "truthfulqa":
                         figs = SUITES[s](model, tokenizer, truthfulqa, limit=limit, batch_size=batch_size)
                     else:
@@ -90,7 +104,7 @@ def register(app: typer.Typer) -> None:
                 results.append({"name": name, "model": path, "suites": names, "figures": figures,
                                 "samples": samples})
                 del model
-        report = write_report(out, results, runs)
+        report = write_report(out, results, runs, notes={"toxicity_classifier": classifier} if classifier else None)
         summary = {"report": str(report), "results": str(out / "results.json"),
                    "models": {r["name"]: {f["name"]: round(f["value"], 4) for f in r["figures"]} for r in results}}
         print_summary("eval", json.loads(json.dumps(summary)))

@@ -58,6 +58,7 @@ COMMAND_MODULES = [
     "chat_cmd",
     "plan_cmd",
     "eval_cmd",
+    "redteam_cmd",
 ]
 
 

