@@ -11,6 +11,11 @@ sends the same ``--requests`` requests after a warm-up. The peer applies the sam
 server runs, once before and once after the served settings; ratios are against the mean of the two. Tokens are
 completion tokens as each side counts them (``usage`` / new ids before the first stop token). One torch thread on
 both sides (``--threads``, passed to the server as ``OMP_NUM_THREADS``). One JSON line per measurement.
+
+Besides wall-clock tokens/s (the target), each line has CPU seconds: the peer's process, the server process's
+(``/proc``, from after a warm-up of ``k`` requests to the end of the setting) and the client process's. The
+``cpu_ratios`` (generated tokens per server CPU second against the peer's per CPU second) say what the server
+would do with a core of its own, and hardly move with the machine's other load, which the wall ratios do.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 QUESTIONS = ["What is the capital of {}?", "Which continent is {} in?", "What language is spoken in {}?",
              "What currency does {} use?"]
@@ -50,15 +56,17 @@ def baseline(model_path: str, convs, max_tokens: int) -> dict:
 
     with torch.no_grad():
         one(convs[0])  # warm-up, as the server gets
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         tokens = sum(one(conv) for conv in convs)
-    secs = time.perf_counter() - start
+    secs, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"side": "transformers generate, one at a time", "requests": len(convs), "tokens": tokens,
-            "seconds": round(secs, 3), "tokens_per_s": round(tokens / secs, 1)}
+            "seconds": round(secs, 3), "tokens_per_s": round(tokens / secs, 1), "cpu_s": round(cpu, 3),
+            "tokens_per_cpu_s": round(tokens / cpu, 1)}
 
 
 async def clients(url: str, convs, max_tokens: int, k: int) -> dict:
-    """``k`` closed-loop clients sharing the request list; tokens, seconds and per-request latencies."""
+    """``k`` closed-loop clients sharing the request list; tokens, seconds, per-request latencies and this
+    process's CPU seconds."""
     import openai
 
     todo, tokens, lat = list(reversed(convs)), [0], []
@@ -66,8 +74,6 @@ async def clients(url: str, convs, max_tokens: int, k: int) -> dict:
         async def ask(conv) -> int:
             r = await c.chat.completions.create(model="m", messages=conv, temperature=0, max_tokens=max_tokens)
             return r.usage.completion_tokens
-
-        await asyncio.gather(*(ask(conv) for conv in convs[:max(k, 4)]))  # warm-up: connections, first batch
 
         async def client() -> None:
             while todo:
@@ -77,12 +83,12 @@ async def clients(url: str, convs, max_tokens: int, k: int) -> dict:
                 tokens[0] += n
                 lat.append(time.perf_counter() - t)
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client() for _ in range(k)))
-        secs = time.perf_counter() - start
+        secs, cpu = time.perf_counter() - start, time.process_time() - cpu
     lat.sort()
     return {"side": f"lmforge serve, {k} clients", "requests": len(convs), "tokens": tokens[0],
-            "seconds": round(secs, 3), "tokens_per_s": round(tokens[0] / secs, 1),
+            "seconds": round(secs, 3), "tokens_per_s": round(tokens[0] / secs, 1), "client_cpu_s": round(cpu, 3),
             "latency_p50_s": round(lat[len(lat) // 2], 4), "latency_p95_s": round(lat[int(len(lat) * 0.95)], 4)}
 
 
@@ -115,10 +121,10 @@ class Server:
                 raise RuntimeError("lmforge serve did not start")
             time.sleep(0.2)
 
-    def metrics(self) -> str:
-        import httpx
-
-        return httpx.get(self.url + "/metrics", timeout=10).text
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -128,10 +134,10 @@ class Server:
             self.proc.kill()
 
 
-def run_clients(url: str, a, k: int) -> dict:
+def run_clients(url: str, a, k: int, warm_up: bool = False) -> dict:
     """The clients in a fresh process (``client`` sub-command), so they share neither GIL nor heap with us."""
-    cmd = [sys.executable, __file__, "client", "--url", url, "--requests", str(a.requests), "--max-tokens",
-           str(a.max_tokens), "--clients", str(k)]
+    cmd = [sys.executable, __file__, "client", "--url", url, "--requests", str(k if warm_up else a.requests),
+           "--max-tokens", str(a.max_tokens), "--clients", str(k)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -167,7 +173,10 @@ def main() -> None:
     served = []
     try:
         for k in (int(x) for x in a.clients.split(",")):
+            run_clients(server.url, a, k, warm_up=True)  # k requests at k clients, not counted
+            cpu = server.cpu_s()
             served.append(run_clients(server.url, a, k))
+            served[-1]["server_cpu_s"] = round(server.cpu_s() - cpu, 3)
             served[-1]["load"] = os.getloadavg()[0]
             print(json.dumps(served[-1]), flush=True)
     finally:
@@ -175,8 +184,13 @@ def main() -> None:
     after = baseline(a.model, convs, a.max_tokens)
     print(json.dumps({**after, "when": "after"}), flush=True)
     peer = statistics.mean([before["tokens_per_s"], after["tokens_per_s"]])
+    peer_cpu = statistics.mean([before["tokens_per_cpu_s"], after["tokens_per_cpu_s"]])
     print(json.dumps({"peer_tokens_per_s": round(peer, 1),
                       "ratios": {r["side"]: round(r["tokens_per_s"] / peer, 2) for r in served},
+                      # generated tokens per CPU second of the server alone, against the peer's: what the ratio
+                      # would be with a core each, and far less sensitive to the machine's other load
+                      "cpu_ratios": {r["side"]: round(r["tokens"] / r["server_cpu_s"] / peer_cpu, 2)
+                                     for r in served if r["server_cpu_s"] > 0},
                       "load_after": os.getloadavg()}), flush=True)
 
 
