@@ -106,6 +106,10 @@ class Run:
         self.path = Path(path)
         self.main = main
         self.t0 = time.time()
+        self._log_cfg = None  # the config's ``log`` section: trackers mirroring metrics.jsonl
+        self._config: dict[str, Any] = {}
+        self._trackers = None
+        self._resume_step: int | None = None
 
     # ----------------------------------------------------------------- creation
 
@@ -125,6 +129,12 @@ class Run:
             run.checkpoints.mkdir(exist_ok=True)
             if config is not None:
                 atomic_write_text(run.path / "config.yaml", dump_config(config))
+        log_cfg = getattr(config, "log", None)
+        if main and log_cfg is not None and getattr(log_cfg, "to", None):
+            from .trackers import check
+
+            check(log_cfg)  # an unknown or missing tracker fails before any work
+            run._log_cfg, run._config = log_cfg, config.model_dump(mode="json")
         return run
 
     # ----------------------------------------------------------------- paths
@@ -160,6 +170,18 @@ class Run:
     def log_metrics(self, step: int, metrics: dict[str, Any], split: str = "train") -> None:
         self._append("metrics.jsonl", {"step": step, "split": split,
                                        "time": round(time.time() - self.t0, 3), **metrics})
+        if self._log_cfg is not None:
+            if self._trackers is None:  # opened at the first metric, when a resume has said its step
+                from .trackers import Trackers
+
+                self._trackers = Trackers(self.path, self._log_cfg, name=self.path.name, config=self._config,
+                                          resume_step=self._resume_step)
+            self._trackers.log(step, metrics, split)
+
+    def close_trackers(self) -> None:
+        if self._trackers is not None:
+            self._trackers.close()
+            self._trackers = None
 
     def log_sample(self, step: int, prompt: str, completion: str, **extra: Any) -> None:
         self._append("samples.jsonl", {"step": step, "prompt": prompt, "completion": completion, **extra})
@@ -175,6 +197,7 @@ class Run:
         """After a resume from ``step``, drop log lines written past it by the crashed process."""
         if not self.main:
             return
+        self._resume_step = step
         for name in ("metrics.jsonl", "samples.jsonl"):
             path = self.path / name
             if path.exists():
@@ -183,6 +206,7 @@ class Run:
                 atomic_write_text(path, "".join(line + "\n" for line in keep))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
+        self.close_trackers()  # the summary is a stage's last word
         if self.main:
             atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2, default=_jsonable) + "\n")
 

@@ -14,8 +14,8 @@ def test_an_adapter_folder_is_served(chat_model_path, tmp_path):
     from lmforge.serve.openai_server import create_app
 
     tok = load_tokenizer(str(chat_model_path))
+    torch.manual_seed(0)  # before apply_peft too: peft draws A from the global RNG (else the answer depends on which tests ran first)
     model = apply_peft(load_causal_lm(str(chat_model_path)), PeftSection(method="lora", r=2, alpha=4))
-    torch.manual_seed(0)
     with torch.no_grad():  # a trained adapter's B is not zero: give it weights that change the answers
         for n, p in model.named_parameters():
             if "lora_B" in n:

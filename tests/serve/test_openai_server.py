@@ -17,7 +17,7 @@ def client(server):
 def test_models(client, server):
     assert [m.id for m in client.models.list().data] == ["tiny-chat"]
     assert client.models.retrieve("tiny-chat").owned_by == "lmforge"
-    assert httpx.get(server.url + "/health").json() == {"status": "ok", "model": "tiny-chat"}
+    assert httpx.get(server.url + "/health").json() == {"status": "ok", "model": "tiny-chat", "models": ["tiny-chat"]}
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-5")
 

@@ -62,8 +62,9 @@ def test_limits_must_be_positive(served, flag, value):
 def test_queue_batch_timeout_and_key_flags(served):
     from fastapi.testclient import TestClient
 
-    code, _, app = served("--max-queue", "3", "--batch-size", "5", "--request-timeout", "7", "--api-key", "k3y")
-    assert code == 0
+    code, _, app = served("--max-queue", "3", "--batch-size", "5", "--request-timeout", "7", "--api-key", "k3y",
+                          "--shutdown-timeout", "2.5")
+    assert code == 0 and served.options["timeout_graceful_shutdown"] == 2.5
     assert {k: served.load[k] for k in ("max_queue", "batch_size", "request_timeout_s")} == \
         {"max_queue": 3, "batch_size": 5, "request_timeout_s": 7.0}
     with TestClient(app) as client:

@@ -56,6 +56,8 @@ COMMAND_MODULES = [
     "serve_cmd",
     "chat_cmd",
     "plan_cmd",
+    "eval_cmd",
+    "redteam_cmd",
 ]
 
 

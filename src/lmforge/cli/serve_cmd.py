@@ -1,5 +1,9 @@
-"""``lmforge serve``: an OpenAI-compatible HTTP server for one local model."""
+"""``lmforge serve``: an OpenAI-compatible HTTP server for a local model, or a base and several adapters."""
 from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
 
 import typer
 
@@ -8,7 +12,11 @@ from ..serve.limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
-    def serve_cmd(model: str = typer.Argument(..., help="model folder, .gguf file or hub id"),
+    def serve_cmd(model: str = typer.Argument(..., help="model folder, .gguf file, hub id or adapter folder; "
+                                               "with --adapter, the base model the adapters were trained on"),
+                  adapter: list[str] = typer.Option([], "--adapter", help="NAME=PATH (or PATH, named after its "
+                                                    "folder): serve this adapter of MODEL as model NAME; "
+                                                    "repeatable, one base in memory for all"),
                   host: str = typer.Option("127.0.0.1", help="address to listen on"),
                   port: int = typer.Option(8000, help="port"),
                   name: str | None = typer.Option(None, "--name", help="the model id clients ask for "
@@ -32,33 +40,64 @@ def register(app: typer.Typer) -> None:
                   batch_size: int = typer.Option(32, min=1, help="the most rows decoded together in one batch"),
                   request_timeout: float = typer.Option(600.0, min=0.001, help="seconds a request may take; "
                                                         "longer ones are cancelled and answered 504"),
+                  shutdown_timeout: float = typer.Option(5.0, min=0.0, help="on SIGTERM or Ctrl-C, seconds the "
+                                                         "requests in progress get to finish before they are "
+                                                         "cancelled"),
                   docs: bool = typer.Option(False, "--docs", help="serve the API docs at /docs and /redoc and "
                                                                   "the schema at /openapi.json")) -> None:
-        """Serve MODEL with the OpenAI API: GET /v1/models, POST /v1/chat/completions and /v1/completions
+        """Serve MODEL (and each --adapter NAME=PATH over it) with the OpenAI API and a chat page at /:
+        GET /v1/models, POST /v1/chat/completions and /v1/completions
         (streaming by server-sent events; temperature, top_p, max_tokens, n, seed, stop, logprobs, usage;
         unsupported parameters such as tools are answered 400), GET /metrics. Concurrent requests are batched;
         beyond --max-queue they get 429. Point any OpenAI client,
         or 'lmforge judge --endpoint http://HOST:PORT', at it. Bodies over --max-body-bytes get 413, bodies
         slower than --body-timeout 408, prompts with more characters than the context could hold 400, all
-        before the model sees them."""
+        before the model sees them. SIGTERM stops the server cleanly (exit 0)."""
         import uvicorn
 
         from ..errors import InputError
         from ..models.load import DTYPES
+        from ..serve.adapters import load_with_adapters, parse_adapter
         from ..serve.engine import ChatEngine
         from ..serve.openai_server import create_app
 
         if dtype not in DTYPES:
             raise InputError(f"unknown dtype {dtype!r} (use float32, bfloat16 or float16)", field="dtype")
+        options = dict(max_queue=max_queue, batch_size=batch_size, request_timeout_s=request_timeout)
         try:
-            engine = ChatEngine.load(model, dtype=dtype, device=device, served_name=name, max_queue=max_queue,
-                                     batch_size=batch_size, request_timeout_s=request_timeout)
+            if adapter:
+                engines = load_with_adapters(model, [parse_adapter(a) for a in adapter], dtype=dtype,
+                                             device=device, served_name=name, **options)
+            else:
+                engines = [ChatEngine.load(model, dtype=dtype, device=device, served_name=name, **options)]
         except ValueError as e:
             raise InputError(str(e), field="model") from None
-        typer.echo(f"serving {engine.name} on http://{host}:{port}/v1 (OpenAI chat and text completions)", err=True)
-        app = create_app(engine, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout, docs=docs,
+        names = ", ".join(e.name for e in engines)
+        typer.echo(f"serving {names} on http://{host}:{port}/v1 (OpenAI chat and text completions; a chat page "
+                   f"at http://{host}:{port}/)", err=True)
+        app = create_app(engines, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout, docs=docs,
                          api_key=api_key)
-        try:  # uvicorn stops on SIGTERM/SIGINT after the open requests end; then the worker is stopped
-            uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=max_connections)
+        try:  # on SIGTERM/SIGINT uvicorn stops listening, gives the open requests shutdown_timeout seconds,
+            # then cancels them (a cancelled request frees its batch row); then the workers are stopped
+            with sigterm_ends_cleanly():
+                uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=max_connections,
+                            timeout_graceful_shutdown=shutdown_timeout)
         finally:
-            engine.close()
+            for engine in engines:
+                engine.close()
+        typer.echo("lmforge serve: stopped (requests ended, generation engines closed)", err=True)
+
+
+@contextmanager
+def sigterm_ends_cleanly():
+    """After its graceful shutdown uvicorn raises the SIGTERM it caught again, for the handler that was there
+    before it; the default one would kill the process (exit -15) before the engines are closed. So while the
+    server runs, that handler is one that does nothing: the shutdown is already done, and the exit code is 0."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -39,9 +39,15 @@ def resolve(name_or_path: str) -> tuple[str, dict[str, Any]]:
 
 
 def load_tokenizer(name_or_path: str):
+    """A tokenizer from a model spec (folder, .gguf, hub id), or from an adapter folder that saved one (tokenizer
+    files but no config.json: what SFT writes beside its adapter)."""
     from transformers import AutoTokenizer
 
-    where, extra = resolve(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and not (path / "config.json").exists() and (path / "tokenizer_config.json").exists():
+        where, extra = str(path), {}
+    else:
+        where, extra = resolve(name_or_path)
     try:
         return AutoTokenizer.from_pretrained(where, **extra)
     except OSError as e:

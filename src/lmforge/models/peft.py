@@ -178,3 +178,15 @@ def load_merged(adapter: str | Path, base: str | None = None, dtype: str = "floa
 
     model = load_causal_lm(base or base_of(adapter), dtype=dtype)
     return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+def load_any(name_or_path: str, dtype: str = "float32"):
+    """``(model, tokenizer)`` of anything this project saves or reads: a Hugging Face folder, a .gguf file, a hub
+    id, or an adapter folder (merged over its base; its tokenizer when saved beside it, else the base's)."""
+    from .load import load_causal_lm, load_tokenizer
+
+    if is_adapter(name_or_path):
+        has_tokenizer = (Path(name_or_path) / "tokenizer_config.json").exists()
+        tokenizer = load_tokenizer(str(name_or_path) if has_tokenizer else base_of(name_or_path))
+        return load_merged(name_or_path, dtype=dtype), tokenizer
+    return load_causal_lm(str(name_or_path), dtype), load_tokenizer(str(name_or_path))

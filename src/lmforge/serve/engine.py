@@ -24,7 +24,8 @@ from ..generation.engine import Request
 from ..generation.outputs import LENGTH
 from .metrics import Metrics
 
-__all__ = ["Busy", "ChatEngine", "Completion", "EngineError", "SamplingParams", "TokenLogprob", "default_name"]
+__all__ = ["Admission", "Busy", "ChatEngine", "Completion", "EngineError", "SamplingParams", "TokenLogprob",
+           "default_name"]
 
 # OpenAI reports a token outside the sampled support (top-p / top-k tail) as -9999.0; JSON has no -inf
 FLOOR_LOGPROB = -9999.0
@@ -58,23 +59,12 @@ class Completion:
     logprobs: list[TokenLogprob] | None = None
 
 
-class ChatEngine:
-    """A Hugging Face causal LM with its tokenizer's chat template, on the shared generation engine."""
+class Admission:
+    """The request slots and counters of one server, shared by every model it serves (so ``max_queue`` and
+    ``/metrics`` are the server's, however many adapters it serves)."""
 
-    def __init__(self, model, tokenizer, name: str, default_max_tokens: int = 512, batch_size: int = 32,
-                 window_s: float = 0.005, max_queue: int = 64, request_timeout_s: float = 600.0):
-        if not getattr(tokenizer, "chat_template", None):
-            raise ValueError(f"{name}: the tokenizer has no chat template, so it cannot serve chat completions")
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.name = name
-        self.created = int(time.time())
-        self.context = getattr(model.config, "max_position_embeddings", None) or 2048
-        self.default_max_tokens = default_max_tokens
-        self.engine = GenerationEngine(model, tokenizer, batch_size=batch_size, window_s=window_s)
-        # a request holds a slot from admission to its end; beyond max_queue slots new requests get 429, so
-        # a burst waits in a bounded queue instead of piling up memory and latency
-        self.max_queue, self.request_timeout_s = max_queue, request_timeout_s
+    def __init__(self, max_queue: int = 64):
+        self.max_queue = max_queue
         self.in_flight = 0
         self._slots = threading.Lock()
         self.metrics = Metrics()
@@ -94,6 +84,44 @@ class ChatEngine:
             with self._slots:
                 self.in_flight -= 1
 
+
+class ChatEngine:
+    """A Hugging Face causal LM with its tokenizer's chat template, on the shared generation engine."""
+
+    def __init__(self, model, tokenizer, name: str, default_max_tokens: int = 512, batch_size: int = 32,
+                 window_s: float = 0.005, max_queue: int = 64, request_timeout_s: float = 600.0,
+                 admission: Admission | None = None):
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"{name}: the tokenizer has no chat template, so it cannot serve chat completions")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.created = int(time.time())
+        self.context = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.default_max_tokens = default_max_tokens
+        self.engine = GenerationEngine(model, tokenizer, batch_size=batch_size, window_s=window_s)
+        # a request holds a slot from admission to its end; beyond max_queue slots new requests get 429, so
+        # a burst waits in a bounded queue instead of piling up memory and latency. Models served side by side
+        # (adapters over one base) share one Admission: the limit is the server's
+        self.admission = admission if admission is not None else Admission(max_queue)
+        self.request_timeout_s = request_timeout_s
+
+    @property
+    def max_queue(self) -> int:
+        return self.admission.max_queue
+
+    @property
+    def in_flight(self) -> int:
+        return self.admission.in_flight
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.admission.metrics
+
+    def slot(self):
+        """Hold one request slot (:meth:`Admission.slot`)."""
+        return self.admission.slot()
+
     @property
     def queued(self) -> int:
         """Requests waiting for the generation worker (not yet in a batch)."""
@@ -102,17 +130,11 @@ class ChatEngine:
     @classmethod
     def load(cls, name_or_path: str, *, dtype: str = "float32", device: str = "auto",
              served_name: str | None = None, **options) -> ChatEngine:
-        from ..models.load import load_causal_lm, load_tokenizer
-        from ..models.peft import base_of, is_adapter, load_merged
+        from ..models.peft import load_any
 
         device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        if is_adapter(name_or_path):  # an adapter folder as saved (no config.json): merged over its base
-            has_tokenizer = (Path(name_or_path) / "tokenizer_config.json").exists()
-            tokenizer = load_tokenizer(name_or_path if has_tokenizer else base_of(name_or_path))
-            model = load_merged(name_or_path, dtype=dtype).to(device)
-        else:
-            tokenizer = load_tokenizer(name_or_path)
-            model = load_causal_lm(name_or_path, dtype).to(device)
+        model, tokenizer = load_any(name_or_path, dtype)  # an adapter folder is merged over its base
+        model = model.to(device)
         return cls(model, tokenizer, served_name or default_name(name_or_path), **options)
 
     def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:

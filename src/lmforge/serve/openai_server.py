@@ -1,6 +1,7 @@
-"""An OpenAI-compatible server for one local model (``lmforge serve``).
+"""An OpenAI-compatible server for local models (``lmforge serve``).
 
-- ``GET /v1/models``, ``GET /v1/models/{id}``: the one served model
+- ``GET /v1/models``, ``GET /v1/models/{id}``: the served models (one, or a base and its adapters,
+  :mod:`.adapters`); a request's ``model`` picks the engine that answers it
 - ``POST /v1/chat/completions``: ``messages`` through the model's chat template; ``POST /v1/completions``:
   ``prompt`` (a string or a list of strings) as it is. Both take ``temperature`` (0 = greedy), ``top_p``,
   ``max_tokens`` (chat also ``max_completion_tokens``), ``n``, ``seed`` (same seed, same answer), ``stop``,
@@ -9,7 +10,8 @@
   Log-probabilities are of the distribution each token was sampled from (after temperature and top-p; the
   model's own for temperature 0). Parameters it does not implement (``tools``, ``response_format``,
   ``logit_bias``, ...) get a 400 naming them (:func:`.protocol.refuse_unsupported`).
-- ``GET /health``; ``GET /metrics`` (Prometheus text: requests, rejections, queue depth, tokens/s);
+- ``GET /``: a chat page (:mod:`.page`); ``GET /health``; ``GET /metrics`` (Prometheus text: requests,
+  rejections, queue depth, tokens/s);
   ``/docs``, ``/redoc`` and ``/openapi.json`` only with ``docs=True``
 
 Requests are batched by the one generation engine (a worker runs every queued request with compatible
@@ -30,6 +32,7 @@ import asyncio
 import hmac
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +42,7 @@ from starlette.exceptions import HTTPException
 
 from .engine import Busy, ChatEngine, EngineError, SamplingParams
 from .limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, BodyLimits, longest_token_chars, max_prompt_chars
+from .page import add_page
 from .protocol import APIError, ChatCompletionRequest, CompletionRequest, chat_choice, text_choice, usage
 from .streaming import stream
 
@@ -68,18 +72,26 @@ def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSON
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, docs: bool = False,
                api_key: str | None = None) -> FastAPI:
-    """The HTTP API in front of ``engine`` (see the module doc)."""
+    """The HTTP API in front of ``engines`` (one, or several sharing one admission; see the module doc)."""
+    engines = [engines] if isinstance(engines, ChatEngine) else list(engines)
+    by_name = {e.name: e for e in engines}
+    if len(by_name) != len(engines) or len({id(e.admission) for e in engines}) != 1:
+        raise ValueError("the served models need distinct names and one shared Admission")
+    first, admission = engines[0], engines[0].admission
     app = FastAPI(title="lmforge OpenAI-compatible server", version="1", docs_url="/docs" if docs else None,
                   redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
     if api_key:
         app.add_middleware(KeyCheck, key=api_key)
-    app.state.engine = engine
-    token_chars = longest_token_chars(engine.tokenizer)
-    prompt_chars = max_prompt_chars(engine.tokenizer, engine.context)
+    app.state.engine, app.state.engines = first, by_name
+    # per model: its tokenizer's longest token, and the prompt characters its context can hold
+    longest = {id(e.tokenizer): longest_token_chars(e.tokenizer) for e in engines}  # adapters share tokenizers
+    token_chars = {e.name: longest[id(e.tokenizer)] for e in engines}
+    prompt_chars = {e.name: max_prompt_chars(e.tokenizer, e.context) for e in engines}
+    add_page(app)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -109,44 +121,47 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
             headers["Connection"] = "close"
         return error_response(APIError(exc.status_code, message, code=code), headers)
 
-    def model_card() -> dict[str, Any]:
+    def model_card(engine: ChatEngine) -> dict[str, Any]:
         return {"id": engine.name, "object": "model", "created": engine.created, "owned_by": "lmforge"}
 
-    def known(model_id: str) -> None:
-        if model_id != engine.name:
-            raise APIError(404, f"the model {model_id!r} does not exist (this server serves {engine.name!r})",
+    def known(model_id: str) -> ChatEngine:
+        if model_id not in by_name:
+            names = ", ".join(repr(n) for n in by_name)
+            raise APIError(404, f"the model {model_id!r} does not exist (this server serves {names})",
                            "model", "model_not_found")
+        return by_name[model_id]
 
     @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "model": engine.name}
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model": first.name, "models": list(by_name)}
 
     @app.get("/metrics")
     def metrics() -> PlainTextResponse:
-        return PlainTextResponse(engine.metrics.render(engine.in_flight, engine.queued))
+        return PlainTextResponse(admission.metrics.render(admission.in_flight, sum(e.queued for e in engines)))
 
     @app.get("/v1/models")
     def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [model_card()]}
+        return {"object": "list", "data": [model_card(e) for e in engines]}
 
     @app.get("/v1/models/{model_id:path}")
     def get_model(model_id: str) -> dict[str, Any]:
-        known(model_id)
-        return model_card()
+        return model_card(known(model_id))
 
-    def bounded(params: SamplingParams, chars: int, param: str) -> SamplingParams:
-        if chars > prompt_chars:  # refused before the tokeniser spends seconds and gigabytes on it
+    def bounded(engine: ChatEngine, params: SamplingParams, chars: int, param: str) -> SamplingParams:
+        most = prompt_chars[engine.name]
+        if chars > most:  # refused before the tokeniser spends seconds and gigabytes on it
             raise APIError(400, f"the {param} has {chars} characters, more than fit in this model's context of "
-                                f"{engine.context} tokens (at most {prompt_chars} characters)", param,
+                                f"{engine.context} tokens (at most {most} characters)", param,
                            "context_length_exceeded")
         # a stop sequence longer than the completion can be never matches: dropping it changes no answer, and
         # spares generation its precomputation over the vocabulary (which grows with the string's length: 90 MB
         # for 50,000 characters with the test model's 500-token vocabulary)
         budget = params.max_new_tokens or min(engine.context, engine.default_max_tokens)
-        params.stop = [s for s in params.stop if len(s) <= budget * token_chars]
+        params.stop = [s for s in params.stop if len(s) <= budget * token_chars[engine.name]]
         return params
 
-    async def run(prompts: list[list[int]], params: SamplingParams, req, param: str, obj: str, choice):
+    async def run(engine: ChatEngine, prompts: list[list[int]], params: SamplingParams, req, param: str, obj: str,
+                  choice):
         """Admit, submit and answer (JSON, or SSE when ``req.stream``)."""
         try:
             params = engine.check(prompts, params, param)
@@ -203,23 +218,23 @@ def create_app(engine: ChatEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYT
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest):
-        known(req.model)
+        engine = known(req.model)
         params = req.params()
         messages = [m.plain() for m in req.messages]
-        params = bounded(params, sum(len(m["content"]) for m in messages), "messages")
+        params = bounded(engine, params, sum(len(m["content"]) for m in messages), "messages")
         try:
             ids = engine.prompt_ids(messages)
         except EngineError as e:
             raise APIError(400, e.message, e.param) from None
-        return await run([ids], params, req, "messages", "chat.completion", chat_choice)
+        return await run(engine, [ids], params, req, "messages", "chat.completion", chat_choice)
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
-        known(req.model)
+        engine = known(req.model)
         params = req.params()
         prompts = req.prompts()
-        params = bounded(params, max(len(p) for p in prompts), "prompt")
-        return await run([engine.encode(p) for p in prompts], params, req, "prompt", "text_completion",
+        params = bounded(engine, params, max(len(p) for p in prompts), "prompt")
+        return await run(engine, [engine.encode(p) for p in prompts], params, req, "prompt", "text_completion",
                          text_choice)
 
     return app

@@ -41,6 +41,7 @@ from ..models.logprobs import token_logprobs
 from ..models.peft import PeftSection
 from ..models.tokens import pad_id
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
+from ..trackers import LogConfig
 from .dpo_reference import REFERENCE_FILE, compute_reference, fingerprint, planned_rows, reference_for
 
 
@@ -83,6 +84,7 @@ class LossSection(Section):
 
 class DPOConfig(Section):
     run: RunConfig = RunConfig(name="dpo")
+    log: LogConfig = LogConfig()
     model: ModelSection = ModelSection()
     data: DataSection
     loss: LossSection = LossSection()

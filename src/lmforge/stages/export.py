@@ -38,11 +38,6 @@ def _load_tokenizer(where: str):
     """A tokenizer from a model spec (folder, .gguf, hub id) or an adapter folder (which has no config.json)."""
     from ..models.load import load_tokenizer
 
-    path = Path(where).expanduser()
-    if path.is_dir() and (path / "tokenizer_config.json").exists():
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(path))
     return load_tokenizer(where)
 
 

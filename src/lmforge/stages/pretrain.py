@@ -23,6 +23,7 @@ from ..eval.probes import capital_recall
 from ..models.factory import ModelConfig, count_params, create_model
 from ..models.load import load_causal_lm, load_tokenizer, save_final
 from ..runs import Run, RunConfig, discard_failed_start
+from ..trackers import LogConfig
 from .corpus import load_documents
 
 
@@ -50,6 +51,7 @@ class EvalSection(Section):
 
 class PretrainConfig(Section):
     run: RunConfig = RunConfig(name="pretrain")
+    log: LogConfig = LogConfig()
     data: DataSection = DataSection()
     tokenizer: TokenizerSection = TokenizerSection()
     model: ModelConfig = ModelConfig()

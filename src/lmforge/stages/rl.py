@@ -33,6 +33,7 @@ from ..models.peft import PeftSection
 from ..rewards import RewardSection, build_reward
 from ..rl.config import RLSection
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
+from ..trackers import LogConfig
 from .generate import WorldPromptsSection
 
 
@@ -60,6 +61,7 @@ RL_SAMPLING = SamplingParams(max_new_tokens=48, temperature=1.0, top_p=1.0, seed
 
 class RLConfig(Section):
     run: RunConfig = RunConfig(name="rl")
+    log: LogConfig = LogConfig()
     model: ModelSection = ModelSection()
     peft: PeftSection = PeftSection()
     prompts: PromptsSection = PromptsSection()

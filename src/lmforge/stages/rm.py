@@ -54,6 +54,7 @@ from ..models.reward import (
 )
 from ..models.verdict import build_verdict
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
+from ..trackers import LogConfig
 from .rm_loss import LOSS_PARTS, KindWeights, LikertSection, LossSection, make_loss  # noqa: F401 (re-exported)
 
 Kind = Literal["pair", "ranking", "likert", "binary"]
@@ -79,6 +80,7 @@ class EvalSection(Section):
 
 class RMConfig(Section):
     run: RunConfig = RunConfig(name="rm")
+    log: LogConfig = LogConfig()
     model: RewardModelSection
     data: DataSection
     loss: LossSection = LossSection()

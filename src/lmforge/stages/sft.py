@@ -33,6 +33,7 @@ from ..models.freeze import FreezeEmbeddings
 from ..models.peft import PeftSection
 from ..models.tokens import pad_id
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
+from ..trackers import LogConfig
 
 
 class ModelSection(Section):
@@ -88,6 +89,7 @@ class EvalSection(Section):
 
 class SFTConfig(Section):
     run: RunConfig = RunConfig(name="sft")
+    log: LogConfig = LogConfig()
     model: ModelSection = ModelSection()
     data: DataSection = DataSection()
     peft: PeftSection = PeftSection()

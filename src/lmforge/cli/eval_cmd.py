@@ -1,0 +1,110 @@
+"""``lmforge eval``: helpful / honest / harmless figures of one or several models, side by side, with a report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from .common import print_summary
+
+EVAL_HELP = "\n\n".join([
+    "Score one or several models (MODEL: a Hugging Face folder, .gguf file, hub id or adapter folder; "
+    "NAME=MODEL to name it in the report) on the same prompts, and write OUT/results.json, OUT/hhh.png and "
+    "OUT/report.html (figures with 95 % intervals and sample counts, training curves of --runs, answers side by "
+    "side).",
+    "Suites (--suite, repeatable or comma-separated): world (the built-in world's held-out facts, dialogues, "
+    "false premises, harmful categories and their benign lookalikes: for models trained on that world), "
+    "truthfulqa (MC1/MC2 as lm-evaluation-harness defines them; --truthfulqa FILE), toxicity (greedy "
+    "continuations of held-out RealToxicityPrompts prompts, --rtp FILE or folder, scored by a classifier trained "
+    "once from the file's own scores and cached in OUT/toxicity_classifier), bpb (bits per byte of --text FILE); "
+    "hhh = world, plus truthfulqa, toxicity and bpb when their files are given.",
+])
+
+
+def _models(specs: list[str]) -> list[tuple[str, str]]:
+    out, names = [], set()
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        name = name or Path(path.rstrip("/")).name or path
+        if name in names:
+            name = f"{name}-{len(out)}"
+        names.add(name)
+        out.append((name, path))
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval", help=EVAL_HELP)
+    def eval_cmd(models: list[str] = typer.Argument(..., help="MODEL or NAME=MODEL, one or more"),
+                 suite: list[str] = typer.Option(["hhh"], "--suite", help="world, truthfulqa, bpb or hhh"),
+                 out: Path = typer.Option(Path("runs/eval"), "--out", help="folder for results and report"),
+                 truthfulqa: Path | None = typer.Option(None, "--truthfulqa", help="TruthfulQA mc_task.json "
+                                                        "(or HF multiple_choice rows as JSON lines)"),
+                 rtp: Path | None = typer.Option(None, "--rtp", help="RealToxicityPrompts JSON lines "
+                                                 "(file or folder) for the toxicity suite"),
+                 encoder: str | None = typer.Option(None, "--encoder", help="toxicity: sentence encoder "
+                                                    "\\[default: MiniLM-L6 when installed]"),
+                 text: Path | None = typer.Option(None, "--text", help="held-out text for bpb: JSON lines "
+                                                  "with 'text', or one document per line"),
+                 runs: list[Path] = typer.Option([], "--runs", help="run folders whose training curves to plot"),
+                 limit: int | None = typer.Option(None, "--limit", min=1, help="at most N items per suite"),
+                 n_per_suite: int = typer.Option(64, "--n-per-suite", min=1, help="world: prompts per suite"),
+                 world_seed: int = typer.Option(0, "--world-seed", help="world: the world's seed"),
+                 batch_size: int = typer.Option(16, "--batch-size", min=1),
+                 dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
+                 ) -> None:
+        from rich.progress import Progress
+
+        from ..errors import InputError
+        from ..eval.hhh import SUITES
+        from ..eval.report import write_report
+        from ..models.peft import load_any
+
+        names = [s.strip() for item in suite for s in item.split(",") if s.strip()]
+        if "hhh" in names:
+            names = (["world"] + (["truthfulqa"] if truthfulqa else []) + (["toxicity"] if rtp else [])
+                     + (["bpb"] if text else []))
+        unknown = [s for s in names if s not in SUITES]
+        if unknown:
+            raise InputError(f"unknown suite {unknown[0]!r} (use {', '.join(SUITES)} or hhh)", field="suite")
+        if "truthfulqa" in names and truthfulqa is None:
+            raise InputError("suite truthfulqa needs --truthfulqa FILE", field="truthfulqa")
+        if "toxicity" in names and rtp is None:
+            raise InputError("suite toxicity needs --rtp FILE", field="rtp")
+        if "bpb" in names and text is None:
+            raise InputError("suite bpb needs --text FILE", field="text")
+        for r in runs:
+            if not r.is_dir():
+                raise InputError("run folder not found", file=r)
+        results, classifier = [], None
+        with Progress(transient=True) as bar:
+            task = bar.add_task("eval", total=len(models) * len(names))
+            for name, path in _models(models):
+                model, tokenizer = load_any(path, dtype)
+                model.eval()
+                figures, samples = [], []
+                for s in names:
+                    bar.update(task, description=f"{name}: {s}")
+                    if s == "world":
+                        figs, recs = SUITES[s](model, tokenizer, world_seed=world_seed,
+                                               n_per_suite=limit or n_per_suite, batch_size=batch_size)
+                        samples += recs
+                    elif s == "toxicity":
+                        figs, recs, classifier = SUITES[s](model, tokenizer, rtp, cache=out / "toxicity_classifier",
+                                                           encoder=encoder, limit=limit or 100,
+                                                           batch_size=batch_size)
+                        samples += recs
+                    elif s == "truthfulqa":
+                        figs = SUITES[s](model, tokenizer, truthfulqa, limit=limit, batch_size=batch_size)
+                    else:
+                        figs = SUITES[s](model, tokenizer, text, limit=limit)
+                    figures += [f.as_dict() for f in figs]
+                    bar.advance(task)
+                results.append({"name": name, "model": path, "suites": names, "figures": figures,
+                                "samples": samples})
+                del model
+        report = write_report(out, results, runs, notes={"toxicity_classifier": classifier} if classifier else None)
+        summary = {"report": str(report), "results": str(out / "results.json"),
+                   "models": {r["name"]: {f["name"]: round(f["value"], 4) for f in r["figures"]} for r in results}}
+        print_summary("eval", json.loads(json.dumps(summary)))
