@@ -46,8 +46,6 @@ from .page import add_page
 from .protocol import APIError, ChatCompletionRequest, CompletionRequest, chat_choice, text_choice, usage
 from .streaming import stream
 
-POLL_S = 0.005
-
 
 class KeyCheck:
     """Pure ASGI middleware (a ``BaseHTTPMiddleware`` would wrap streams and hide client disconnects): every
@@ -193,13 +191,16 @@ def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: in
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         finished = False
         try:
-            deadline = time.monotonic() + engine.request_timeout_s
-            while not handle.done():
-                if time.monotonic() > deadline:
-                    engine.metrics.count("timeouts")
-                    raise APIError(504, f"the request ran past the server's timeout of "
-                                        f"{engine.request_timeout_s:g} s", code="timeout", type="timeout_error")
-                await asyncio.sleep(POLL_S)
+            # woken by the engine's worker when the request ends, rather than polling (measured: about half the
+            # event loop's CPU per request at 32 clients)
+            loop, ready = asyncio.get_running_loop(), asyncio.Event()
+            handle.add_done_callback(lambda: loop.call_soon_threadsafe(ready.set))
+            try:
+                await asyncio.wait_for(ready.wait(), engine.request_timeout_s)
+            except asyncio.TimeoutError:
+                engine.metrics.count("timeouts")
+                raise APIError(504, f"the request ran past the server's timeout of "
+                                    f"{engine.request_timeout_s:g} s", code="timeout", type="timeout_error") from None
             try:
                 groups = handle.result(0)
             except Exception as e:  # noqa: BLE001 - answered 500 in OpenAI's shape; the worker keeps serving
