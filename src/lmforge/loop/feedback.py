@@ -109,10 +109,11 @@ def export_round(cfg, store, round_no: int, folder: Path) -> dict[str, Any]:
     newest = batches[-1]
     labels = store.labels(batches)
     keys = sorted({lab.item_key for lab in labels if lab.batch == newest})
-    if not keys:
-        raise InputError(f"batch {newest} has no labels to learn from", field="feedback.sources")
+    if len(keys) < 2:
+        raise InputError(f"batch {newest} has {len(keys)} labelled prompt(s); a round needs at least 2 (one is "
+                         "held out to measure the reward model)", field="feedback.sources")
     held = {k for k in keys if is_heldout(k, cfg.feedback.heldout_fraction, cfg.seed)}
-    if not held:  # at least one prompt measures the reward model on the newest responses
+    if not held or len(held) == len(keys):  # at least one prompt held out, at least one to train on
         held = {min(keys, key=lambda k: hashlib.sha1(f"{cfg.seed}|{k}".encode()).hexdigest())}
     held_labels = [lab for lab in labels if lab.batch == newest and lab.item_key in held]
     train_labels = [lab for lab in labels if not (lab.batch == newest and lab.item_key in held)]

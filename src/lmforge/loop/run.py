@@ -179,6 +179,7 @@ class Round:
                 else None
             rec["reward_model_out"] = rm.get("final")
             rec["rm_check"] = done(d / "rm_check")
+        d.mkdir(parents=True, exist_ok=True)
         atomic_write_text(d / "round.json", json.dumps(rec, indent=1) + "\n")
         return rec
 
