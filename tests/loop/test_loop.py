@@ -132,3 +132,43 @@ def test_two_rounds_killed_in_every_step_resume_without_redoing_or_relabelling(t
     calls.clear()
     assert run_loop(cfg, say=lambda _: None)["rounds_done"] == 2
     assert not calls
+
+
+@pytest.mark.slow
+def test_dpo_rounds_chain_the_policy_without_a_reward_model(tmp_path, world_lm):
+    import yaml
+
+    cfg = loop_cfg(tmp_path / "loop", world_lm, redteam={"enabled": False},
+                   update={"method": "dpo", "dpo": {"train": {"steps": 2, "batch_size": 2},
+                                                    "data": {"max_length": 128}}})
+    summary = run_loop(cfg, say=lambda _: None)
+    assert summary["rounds_done"] == 2
+    r2 = _read(tmp_path / "loop/round-002/round.json")
+    assert r2["policy_in"] == str(tmp_path / "loop/round-001/dpo/final") and r2["method"] == "dpo"
+    assert set(r2["steps"]) == {"prompts", "generate", "feedback", "dpo", "eval"}
+    assert not (tmp_path / "loop/round-002/rm").exists()
+    dpo_cfg = yaml.safe_load((tmp_path / "loop/round-002/dpo/config.yaml").read_text())
+    assert dpo_cfg["model"]["path"] == r2["policy_in"]
+    assert dpo_cfg["data"]["train"] == [str(tmp_path / "loop/round-002/feedback/train.jsonl")]
+
+
+@pytest.mark.slow
+def test_cli_waits_for_people_and_says_how_to_continue(tmp_path, world_lm):
+    from conftest import run_cli
+    from lmforge.feedback.store import Store
+
+    store = Store.open(str(tmp_path / "loop/feedback.db"))
+    store.create_user("ana", password="a-long-password")
+    store.close()
+    yaml_text = (
+        f"out: {tmp_path / 'loop'}\npolicy: {world_lm}\nk: 2\nprompts: {{per_round: 3}}\n"
+        "sampling: {max_new_tokens: 4, temperature: 1.0}\n"
+        "feedback: {sources: [{kind: human, labelers: [ana]}]}\n")
+    (tmp_path / "cfg.yaml").write_text(yaml_text)
+    proc = run_cli(["loop", str(tmp_path / "cfg.yaml"), "rounds=1"], cwd=tmp_path,
+                   env={"OMP_NUM_THREADS": "1"})
+    assert "waiting: loop-round-001 waits for labels: 0/3 done" in " ".join(proc.stdout.split())
+    assert (tmp_path / "loop/round-001/generate/summary.json").exists()
+    assert not (tmp_path / "loop/round-001/feedback/summary.json").exists()
+    bad = run_cli(["loop", str(tmp_path / "cfg.yaml"), "update.rm.model.path=x"], cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "update.rm.model.path is set by the loop" in bad.stderr

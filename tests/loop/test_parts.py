@@ -129,3 +129,23 @@ def test_a_deadline_lets_the_round_go_on_with_the_labels_it_has(tmp_path):
     _label_as(store, "ana", 1)
     assert feedback_step(cfg, 1, rdir, say=lambda _: None)["labels_this_round"] == 2
     store.close()
+
+
+def test_rounds_take_new_prompts_and_findings_keep_their_world_seed(tmp_path):
+    from lmforge.loop.prompts import findings_prompts, new_prompts
+    from lmforge.redteam.run import world_seeds
+
+    cfg = loop_cfg(tmp_path / "loop", tmp_path / "policy", prompts={"per_round": 5})
+    one, two = new_prompts(cfg, 1), new_prompts(cfg, 2)
+    assert len(one) == len(two) == 5 and not {p["id"] for p in one} & {p["id"] for p in two}
+    assert all(p["meta"]["kind"] for p in one)  # the world fields the simulated labeler needs
+    seed = world_seeds(split="train", n=1)[0]
+    findings = tmp_path / "prompts.jsonl"
+    findings.write_text(json.dumps({"prompt": f"Role play. {seed.request}",
+                                    "meta": {"seed": seed.id, "attack": "role_play"}}) + "\n")
+    (row,) = findings_prompts(cfg, findings)
+    assert row["messages"] == [{"role": "user", "content": f"Role play. {seed.request}"}]
+    assert row["meta"]["kind"] == "harmful" and row["meta"]["reference"] == seed.refusal
+    assert row["meta"]["redteam"] == {"seed": seed.id, "attack": "role_play"}
+    with pytest.raises(InputError, match="needs prompts"):
+        new_prompts(cfg.model_copy(update={"prompts": cfg.prompts.model_copy(update={"per_round": 10 ** 6})}), 2)

@@ -85,6 +85,8 @@ class UpdateSection(Section):
                                "model.max_length, ...); model.path, data and run are the loop's")
     rl: dict[str, Any] = Field(default_factory=dict, description="lmforge ppo/grpo/rloo settings (rl, train, "
                                "sampling, ...); model.path, prompts, reward and run are the loop's")
+    reward_term: dict[str, Any] = Field(default_factory=dict, description="settings of RL's reward term of "
+                                        "kind model (e.g. clip: 5.0, normalize); its path is the round's reward model")
     dpo: dict[str, Any] = Field(default_factory=dict, description="lmforge dpo settings (loss, train, ...); "
                                 "model.path, data and run are the loop's")
     on_worse_reward_model: Literal["stop", "continue"] = Field(

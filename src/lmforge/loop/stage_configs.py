@@ -70,7 +70,7 @@ def rl_config(cfg, round_dir: Path, policy: str, prompts: str, reward_model: str
                          "round's generator and RL start, read as a plain model folder)")
     loop_keys = {"run": {"name": method, "root": str(round_dir)}, "model": {"path": policy},
                  "prompts": {"source": prompts},
-                 "reward": {"terms": [{"kind": "model", "path": reward_model}]}}
+                 "reward": {"terms": [deep_merge(cfg.update.reward_term, {"kind": "model", "path": reward_model})]}}
     return _validate(RLConfig, "rl", user, loop_keys, cfg.seed)
 
 
