@@ -149,3 +149,21 @@ def test_rounds_take_new_prompts_and_findings_keep_their_world_seed(tmp_path):
     assert row["meta"]["redteam"] == {"seed": seed.id, "attack": "role_play"}
     with pytest.raises(InputError, match="needs prompts"):
         new_prompts(cfg.model_copy(update={"prompts": cfg.prompts.model_copy(update={"per_round": 10 ** 6})}), 2)
+
+
+@pytest.mark.slow
+def test_an_ai_judge_labels_the_round_once(tmp_path, tmp_path_factory):
+    from lmforge.loop.feedback import feedback_step, open_store
+    from tiny_chat import session_model
+
+    judge = session_model(tmp_path_factory)
+    cfg, rdir = _world_round(tmp_path, [{"kind": "ai", "model": str(judge), "criteria": False}])
+    summary = feedback_step(cfg, 1, rdir, say=lambda _: None)
+    assert summary["labels_by_source"] == {"ai:judge": 4}
+    (rdir / "feedback/summary.json").unlink()  # as if the step had crashed before its summary
+    again = feedback_step(cfg, 1, rdir, say=lambda _: None)
+    assert summary["sources"]["ai-1"]["prompts judged"] == 4
+    assert again["sources"]["ai-1"]["prompts judged"] == 0 and again["sources"]["ai-1"]["created"] == 0
+    store = open_store(cfg)
+    assert len(store.labels()) == 4 and all(lab.revision == 1 for lab in store.labels())
+    store.close()
