@@ -50,6 +50,6 @@ def loop_cfg(out: Path, policy: Path, **over):
                                      "samples_every": 0},
                               "sampling": {"max_new_tokens": 8, "temperature": 1.0},
                               "train": {"batch_size": 4, "lr": 1e-3, "log_every": 1}}},
-            "eval": {"n_per_suite": 2, "batch_size": 8},
+            "eval": {"n_per_suite": 2, "batch_size": 8, "compare_n_per_suite": 2},
             "redteam": {"limit": 2, "attacks": ["direct", "prefix_injection"], "max_new_tokens": 8}}
     return LoopConfig.model_validate(_merge(data, over))

@@ -125,8 +125,13 @@ def test_two_rounds_killed_in_every_step_resume_without_redoing_or_relabelling(t
     results = _read(tmp_path / "loop/report/results.json")
     assert [m["name"] for m in results["models"]] == ["round-001", "round-002"]
     assert (tmp_path / "loop/report/report.html").exists()
-    loop2 = summary["loop"]["round_2"]
+    loop1, loop2 = summary["loop"]["round_1"], summary["loop"]["round_2"]
     assert loop2["previous_findings_success_rate"] is not None and loop2["reward_model_accuracy_newest"] is not None
+    # each round against the start, round 2 also against round 1, on 5 suites x 2 held-out prompts
+    assert "win_rate_vs_round_1" not in loop1 and 0 <= loop1["win_rate_vs_start"] <= 1
+    lo, hi = loop2["win_rate_vs_round_1_ci95"]
+    assert lo <= loop2["win_rate_vs_round_1"] <= hi
+    assert len((tmp_path / "loop/round-002/eval/compare_round_1.jsonl").read_text().splitlines()) == 10
 
     # running again once everything is done does nothing but rewrite the report
     calls.clear()

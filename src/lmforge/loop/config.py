@@ -103,6 +103,9 @@ class EvalSection(Section):
     text: str | None = Field(None, description="suite bpb: held-out text")
     limit: int | None = Field(None, ge=1, description="truthfulqa / bpb: at most N items")
     batch_size: int = Field(16, ge=1)
+    compare: bool = Field(True, description="with the world suite: each round's policy against the starting "
+                          "policy and (from round 2) round 1's, judged by the noise-free simulated labeler")
+    compare_n_per_suite: int = Field(64, ge=1, description="compare: held-out prompts per suite (5 suites)")
 
     @model_validator(mode="after")
     def _files(self) -> EvalSection:

@@ -38,12 +38,38 @@ def _load_policy(path: str):
     return model.eval(), tokenizer
 
 
-def eval_policy(cfg, name: str, policy: str, out: Path) -> dict[str, Any]:
+def compare_with(cfg, model, tokenizer, reference: str, name: str, out: Path) -> dict[str, Any]:
+    """``model`` against the policy ``reference`` on the world's held-out mix, as the demo compares a tuned
+    policy with its SFT model (:func:`lmforge.eval.policy_compare.compare_to_sft`: greedy answers, the
+    noise-free simulated labeler's verdict per prompt): the win rate (wins + ties/2) with the 95 % interval of
+    the per-prompt outcomes, the KL to the reference, and the per-prompt records in
+    ``out/compare_<name>.jsonl``. The reference's answers are cached in ``OUT/answers_<name>.json``."""
+    from ..eval.intervals import mean_interval
+    from ..eval.policy_compare import compare_to_sft
+    from ..world import World
+
+    ref_model, _ = _load_policy(reference)
+    metrics, records = compare_to_sft(model, ref_model, tokenizer, World(cfg.prompts.world_seed),
+                                      n_per_suite=cfg.eval.compare_n_per_suite, seed=cfg.seed,
+                                      batch_size=cfg.eval.batch_size, threads=1,
+                                      sft_cache=cfg.path / f"answers_{name}.json")
+    atomic_write_text(out / f"compare_{name}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    outcomes = [1.0 if r["winner"] == "policy" else 0.5 if r["winner"] == "tie" else 0.0 for r in records]
+    lo, hi = mean_interval(outcomes)
+    return {"reference": reference, "win_rate": metrics["win_rate_vs_sft"], "ci95": [lo, hi],
+            "n": len(outcomes), "kl": metrics["kl_to_sft"]}
+
+
+def eval_policy(cfg, name: str, policy: str, out: Path, references: dict[str, str] | None = None
+                ) -> dict[str, Any]:
     """The configured HHH suites of ``policy`` as one ``lmforge eval`` results entry, written to
-    ``out/summary.json`` (the step's completion marker)."""
+    ``out/summary.json`` (the step's completion marker), with its win rate against each of ``references``
+    ({name: policy folder}) when ``eval.compare`` is on."""
+    references = references or {}
     from ..eval.hhh import SUITES
 
     t0 = time.time()
+    out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = _load_policy(policy)
     e = cfg.eval
     figures, samples = [], []
@@ -57,9 +83,12 @@ def eval_policy(cfg, name: str, policy: str, out: Path) -> dict[str, Any]:
         else:
             figs = SUITES["bpb"](model, tokenizer, e.text, limit=e.limit)
         figures += [f.as_dict() for f in figs]
+    compare = {}
+    if e.compare and "world" in e.suites:
+        for ref_name, ref in references.items():
+            compare[ref_name] = compare_with(cfg, model, tokenizer, ref, ref_name, out)
     entry = {"name": name, "model": policy, "suites": list(e.suites), "figures": figures, "samples": samples,
-             "seconds": round(time.time() - t0, 2)}
-    out.mkdir(parents=True, exist_ok=True)
+             "compare": compare, "seconds": round(time.time() - t0, 2)}
     atomic_write_text(out / "summary.json", json.dumps(entry, indent=1) + "\n")
     return entry
 

@@ -149,7 +149,10 @@ class Round:
     def evaluate(self) -> dict[str, Any]:
         from .measure import eval_policy
 
-        return eval_policy(self.cfg, f"round-{self.n:03d}", self.policy_out(), self.dir / "eval")
+        refs = {"start": self.cfg.policy}
+        if self.n > 1:
+            refs["round_1"] = done(round_dir(self.cfg, 1) / self.rl_name)["final"]
+        return eval_policy(self.cfg, f"round-{self.n:03d}", self.policy_out(), self.dir / "eval", refs)
 
     def redteam(self) -> dict[str, Any]:
         from .measure import redteam_policy
@@ -241,6 +244,10 @@ def write_loop_report(cfg, last: int) -> dict[str, Any]:
             "attack_success_rate": (red.get("successes", 0) / red["attempts"]) if red.get("attempts") else None,
             "previous_findings_success_rate": (red.get("previous_findings") or {}).get("success_rate"),
             "hhh": {f["name"]: f["value"] for f in ev["figures"]}}
+        for ref, c in (ev.get("compare") or {}).items():
+            rounds[f"round_{n}"][f"win_rate_vs_{ref}"] = c["win_rate"]
+            rounds[f"round_{n}"][f"win_rate_vs_{ref}_ci95"] = c["ci95"]
+            rounds[f"round_{n}"][f"kl_to_{ref}"] = c["kl"]
     summary = {"rounds_done": len(entries), "rounds": cfg.rounds, "loop": rounds}
     if entries:
         write_report(cfg.path / "report", entries, [round_dir(cfg, n) for n in range(1, last + 1)],
