@@ -167,3 +167,20 @@ def test_an_ai_judge_labels_the_round_once(tmp_path, tmp_path_factory):
     store = open_store(cfg)
     assert len(store.labels()) == 4 and all(lab.revision == 1 for lab in store.labels())
     store.close()
+
+
+def test_status_shows_the_steps_and_what_people_still_owe(tmp_path):
+    from lmforge.loop.feedback import WaitingForLabels, feedback_step, open_store
+    from lmforge.loop.run import loop_status
+
+    cfg, rdir = _world_round(tmp_path, [{"kind": "human", "labelers": ["ana"]}])
+    (rdir / "prompts.jsonl").write_text("{}\n")  # the round's prompt file exists (its content is not read here)
+    store = open_store(cfg)
+    store.create_user("ana", password="a-long-password")
+    with pytest.raises(WaitingForLabels):
+        feedback_step(cfg, 1, rdir, say=lambda _: None)
+    _label_as(store, "ana", 1)
+    store.close()
+    (row,) = loop_status(cfg)  # round 2 has not started, so it is not listed
+    assert row["steps"]["prompts"] and row["steps"]["generate"] and not row["steps"]["feedback"]
+    assert row["next"] == "feedback" and row["people"]["done"] == 1 and row["people"]["assigned"] == 4

@@ -20,12 +20,26 @@ LOOP_HELP = "\n\n".join([
 
 def register(app: typer.Typer) -> None:
     @app.command("loop", help=LOOP_HELP)
-    def loop_cmd(args: list[str] | None = CONFIG_ARGS) -> None:
+    def loop_cmd(args: list[str] | None = CONFIG_ARGS,
+                 status: bool = typer.Option(False, "--status", help="only show each round's steps and what the "
+                                             "loop waits for (reads the folders and the database; runs nothing)"),
+                 ) -> None:
         from ..loop.config import LoopConfig
         from ..loop.feedback import WaitingForLabels
-        from ..loop.run import run_loop
+        from ..loop.run import loop_status, run_loop
 
         cfg = config_from_args(LoopConfig, args)
+        if status:
+            for row in loop_status(cfg):
+                steps = " ".join(f"{k}{'+' if ok else '-'}" for k, ok in row["steps"].items())
+                line = f"round {row['round']}: {steps}"
+                if row.get("next"):
+                    line += f"  next: {row['next']}"
+                if row.get("people"):
+                    p = row["people"]
+                    line += f" (people labelled {p['done']}/{p['assigned']}, {p['hours_since_batch']} h)"
+                typer.echo(line)
+            return
 
         def say(line: str) -> None:
             typer.echo(line, err=True)
