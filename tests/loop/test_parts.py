@@ -21,12 +21,15 @@ def test_worse_is_a_drop_beyond_the_tolerance():
     assert not worse(None, 0.6, 0.0) and not worse(0.5, None, 0.0)  # nothing to compare with
 
 
-def _fake_round_2(tmp_path: Path, new: float, old: float, on_worse: str) -> Round:
-    cfg = loop_cfg(tmp_path / "loop", tmp_path / "policy", update={"on_worse_reward_model": on_worse})
+def _fake_round_2(tmp_path: Path, new: float, old: float, on_worse: str, own: float | None = None,
+                  compare_with: str = "previous_model") -> Round:
+    cfg = loop_cfg(tmp_path / "loop", tmp_path / "policy",
+                   update={"on_worse_reward_model": on_worse, "compare_with": compare_with})
     for rel, body in (("round-001/ppo", {"final": "p1"}), ("round-001/rm", {"final": "rm1"}),
                       ("round-002/rm", {"final": "rm2"}),
                       ("round-002/rm_check", {"heldout_pair_accuracy_newest": new, "heldout_pairs": 40,
-                                              "previous_heldout_pair_accuracy_newest": old})):
+                                              "previous_heldout_pair_accuracy_newest": old,
+                                              "previous_round_own_accuracy": own})):
         (tmp_path / "loop" / rel).mkdir(parents=True)
         (tmp_path / "loop" / rel / "summary.json").write_text(json.dumps(body))
     return Round(cfg, 2, say=lambda _: None)
@@ -38,6 +41,16 @@ def test_a_worse_reward_model_stops_before_rl(tmp_path, monkeypatch):
     monkeypatch.setattr(rl, "rl_train", lambda *a, **k: pytest.fail("RL ran on a worse reward model"))
     rnd = _fake_round_2(tmp_path, new=0.55, old=0.70, on_worse="stop")
     with pytest.raises(TrainingStopped, match=r"worse on the newest labels .*0\.550 < 0\.700.*continue"):
+        rnd.update()
+
+
+def test_the_gate_can_hold_against_the_previous_rounds_own_accuracy(tmp_path, monkeypatch):
+    import lmforge.stages.rl as rl
+
+    monkeypatch.setattr(rl, "rl_train", lambda *a, **k: pytest.fail("RL ran on a worse reward model"))
+    # better than the previous model on these labels, worse than the previous round on its own
+    rnd = _fake_round_2(tmp_path, new=0.60, old=0.50, own=0.65, on_worse="stop", compare_with="previous_round")
+    with pytest.raises(TrainingStopped, match=r"previous round's reward model.*0\.600 < 0\.650"):
         rnd.update()
 
 

@@ -92,6 +92,10 @@ class UpdateSection(Section):
     on_worse_reward_model: Literal["stop", "continue"] = Field(
         "stop", description="the new reward model's held-out accuracy on the newest round's labels is below the "
         "previous reward model's on the same labels: stop before RL (stop) or only report it (continue)")
+    compare_with: Literal["previous_model", "previous_round"] = Field(
+        "previous_model", description="what the new reward model's accuracy on the newest labels is held against: "
+        "the previous reward model's on the same labels (previous_model), or the previous round's reward model on "
+        "its own newest labels (previous_round: other labels, so it mixes model and data changes)")
     tolerance: float = Field(0.0, ge=0, le=1, description="accuracy the new reward model may lose before it "
                              "counts as worse")
 

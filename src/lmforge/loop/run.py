@@ -137,12 +137,17 @@ class Round:
         """The off-policy gate: read from rm_check.json, decided by the config as it is now (so setting
         ``update.on_worse_reward_model: continue`` and running again goes on)."""
         c = done(self.dir / "rm_check")
-        new, old = c["heldout_pair_accuracy_newest"], c["previous_heldout_pair_accuracy_newest"]
+        u = self.cfg.update
+        new, same = c["heldout_pair_accuracy_newest"], c["previous_heldout_pair_accuracy_newest"]
+        own = c.get("previous_round_own_accuracy")
         self.say(f"round {self.n}: reward model held-out accuracy on this round's labels {_pct(new)} "
-                 f"(previous reward model {_pct(old)}, {c['heldout_pairs']} pairs)")
-        if worse(new, old, self.cfg.update.tolerance) and self.cfg.update.on_worse_reward_model == "stop":
+                 f"(previous reward model on them {_pct(same)}; previous round on its own {_pct(own)}; "
+                 f"{c['heldout_pairs']} pairs)")
+        old, what = (same, "the previous reward model on the same labels") if u.compare_with == "previous_model" \
+            else (own, "the previous round's reward model on its newest labels")
+        if worse(new, old, u.tolerance) and u.on_worse_reward_model == "stop":
             raise TrainingStopped(
-                f"round {self.n}: the new reward model is worse on the newest labels than the previous one "
+                f"round {self.n}: the new reward model is worse on the newest labels than {what} "
                 f"({_pct(new)} < {_pct(old)}; {self.dir / 'rm_check' / SUMMARY}); nothing was trained on it. "
                 "Label more, change update.rm, or set update.on_worse_reward_model=continue and run again")
 
