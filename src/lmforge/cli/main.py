@@ -59,6 +59,7 @@ COMMAND_MODULES = [
     "plan_cmd",
     "eval_cmd",
     "redteam_cmd",
+    "loop_cmd",
 ]
 
 

@@ -1,0 +1,87 @@
+"""A round's prompt file: the round's slice of new prompts, plus the previous round's red-team findings.
+
+Round n takes prompts ``[(n-1)·per_round, n·per_round)`` of a fixed order (the world's train prompts shuffled by
+``sample_seed``, or the prompt file's lines), so no prompt comes back in a later round. A red-team finding on a
+world seed keeps the seed's world fields (kind ``harmful``, its category and reference refusal) with the attack
+prompt as the user turn, so the simulated labeler grades the answer to the attack as it grades the seed's.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..runs import atomic_write_text
+
+PROMPTS_FILE = "prompts.jsonl"
+WORLD_FIELDS = ("kind", "category", "split", "reference", "meta")
+
+
+def new_prompts(cfg, round_no: int) -> list[dict[str, Any]]:
+    """The round's slice of new prompts as ``{"id", "messages", "meta"}``."""
+    p = cfg.prompts
+    start, stop = (round_no - 1) * p.per_round, round_no * p.per_round
+    if p.source == "world":
+        from ..world import World
+
+        items = World(p.world_seed).eval_prompts(split="train", n=None, seed=p.sample_seed)
+        rows = [{"id": str(it["id"]), "messages": it["messages"], "meta": {k: it.get(k) for k in WORLD_FIELDS}}
+                for it in items[start:stop]]
+        total = len(items)
+    else:
+        from ..data.readers import read_records
+
+        records = list(read_records(p.source))
+        total = len(records)
+        rows = []
+        for rec in records[start:stop]:
+            row = dict(rec.data)
+            row.setdefault("id", f"p{rec.line:05d}")
+            rows.append(row)
+    if not rows:
+        raise InputError(f"round {round_no} needs prompts {start + 1}-{stop}, but the source has {total}",
+                         file=p.source if p.source != "world" else None, field="prompts.per_round")
+    return rows
+
+
+def findings_prompts(cfg, findings: Path) -> list[dict[str, Any]]:
+    """The successful attacks in a red-team ``findings/prompts.jsonl``, as prompts; world seeds keep their world
+    fields (so the simulated labeler can grade them), other seeds have none."""
+    if not findings.is_file():
+        return []
+    by_id: dict[str, dict[str, Any]] = {}
+    if cfg.redteam.seeds == "world":
+        from ..world import World
+
+        world = World(cfg.prompts.world_seed)
+        for split in ("train", "heldout"):
+            for it in world.eval_prompts(split, ["harmful"], n=None, seed=0):
+                by_id[str(it["id"])] = it
+    rows = []
+    for i, line in enumerate(findings.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        seed = by_id.get(str(rec["meta"]["seed"]))
+        meta = {k: seed.get(k) for k in WORLD_FIELDS} if seed else {}
+        meta["redteam"] = rec["meta"]
+        rows.append({"id": f"redteam-{rec['meta']['seed']}-{rec['meta']['attack']}-{i}",
+                     "messages": [{"role": "user", "content": rec["prompt"]}], "meta": meta})
+    return rows[:cfg.prompts.max_findings] if cfg.prompts.max_findings else rows
+
+
+def write_round_prompts(cfg, round_dir: Path, round_no: int, previous: Path | None) -> dict[str, Any]:
+    """Write ``round_dir/prompts.jsonl`` (once: an existing file is the round's record and is kept) and return
+    what it holds."""
+    path = round_dir / PROMPTS_FILE
+    if not path.exists():
+        rows = new_prompts(cfg, round_no)
+        found = []
+        if cfg.prompts.redteam_findings and previous is not None:
+            found = findings_prompts(cfg, previous / "redteam" / "findings" / "prompts.jsonl")
+        round_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + found))
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    red = sum(1 for r in rows if "redteam" in (r.get("meta") or {}))
+    return {"file": str(path), "prompts": len(rows), "new": len(rows) - red, "redteam_findings": red}
