@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from ..errors import InputError
-        from ..eval.hhh import SUITES
+        from ..eval.hhh import SUITES, run_suites
         from ..eval.report import write_report
         from ..models.peft import load_any
 
@@ -77,34 +77,27 @@ def register(app: typer.Typer) -> None:
         for r in runs:
             if not r.is_dir():
                 raise InputError("run folder not found", file=r)
-        results, classifier = [], None
+        results, notes = [], {}
         with Progress(transient=True) as bar:
             task = bar.add_task("eval", total=len(models) * len(names))
             for name, path in _models(models):
                 model, tokenizer = load_any(path, dtype)
                 model.eval()
-                figures, samples = [], []
-                for s in names:
+
+                def on_suite(s, name=name):
                     bar.update(task, description=f"{name}: {s}")
-                    if s == "world":
-                        figs, recs = SUITES[s](model, tokenizer, world_seed=world_seed,
-                                               n_per_suite=limit or n_per_suite, batch_size=batch_size)
-                        samples += recs
-                    elif s == "toxicity":
-                        figs, recs, classifier = SUITES[s](model, tokenizer, rtp, cache=out / "toxicity_classifier",
-                                                           encoder=encoder, limit=limit or 100,
-                                                           batch_size=batch_size)
-                        samples += recs
-                    elif s == "truthfulqa":
-                        figs = SUITES[s](model, tokenizer, truthfulqa, limit=limit, batch_size=batch_size)
-                    else:
-                        figs = SUITES[s](model, tokenizer, text, limit=limit)
-                    figures += [f.as_dict() for f in figs]
-                    bar.advance(task)
+                    bar.advance(task, 0 if s == names[0] else 1)
+
+                figures, samples, found = run_suites(
+                    model, tokenizer, names, world_seed=world_seed, n_per_suite=limit or n_per_suite, truthfulqa=truthfulqa,
+                    rtp=rtp, encoder=encoder, text=text, limit=limit, batch_size=batch_size,
+                    cache=out / "toxicity_classifier", on_suite=on_suite)
+                bar.advance(task)
+                notes.update(found)
                 results.append({"name": name, "model": path, "suites": names, "figures": figures,
                                 "samples": samples})
                 del model
-        report = write_report(out, results, runs, notes={"toxicity_classifier": classifier} if classifier else None)
+        report = write_report(out, results, runs, notes=notes or None)
         summary = {"report": str(report), "results": str(out / "results.json"),
                    "models": {r["name"]: {f["name"]: round(f["value"], 4) for f in r["figures"]} for r in results}}
         print_summary("eval", json.loads(json.dumps(summary)))

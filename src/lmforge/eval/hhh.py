@@ -198,3 +198,37 @@ def toxicity_suite(model, tokenizer, rtp: str | Path, *, cache: Path, encoder: s
 
 SUITES: dict[str, Callable[..., Any]] = {"world": world_suite, "truthfulqa": truthfulqa_suite,
                                          "toxicity": toxicity_suite, "bpb": bpb_suite}
+
+
+def run_suites(model, tokenizer, names: Sequence[str], *, world_seed: int = 0, n_per_suite: int = 64,
+               truthfulqa: str | Path | None = None, rtp: str | Path | None = None, encoder: str | None = None,
+               text: str | Path | None = None, limit: int | None = None, batch_size: int = 16,
+               cache: Path | None = None, on_suite: Callable[[str], None] | None = None
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Every suite of ``names`` on one model (the one dispatch ``lmforge eval`` and ``lmforge loop`` share):
+    the figures as dicts, the answers behind the generated suites, and notes (the toxicity classifier's
+    held-out report). ``limit`` caps the items of truthfulqa, toxicity (default 100 prompts) and bpb; the
+    world suite takes ``n_per_suite`` prompts per suite."""
+    figures: list[Figure] = []
+    samples: list[dict[str, Any]] = []
+    notes: dict[str, Any] = {}
+    for name in names:
+        if on_suite is not None:
+            on_suite(name)
+        if name == "world":
+            figs, recs = world_suite(model, tokenizer, world_seed=world_seed, n_per_suite=n_per_suite,
+                                     batch_size=batch_size)
+            samples += recs
+        elif name == "truthfulqa":
+            figs = truthfulqa_suite(model, tokenizer, truthfulqa, limit=limit, batch_size=batch_size)
+        elif name == "toxicity":
+            figs, recs, notes["toxicity_classifier"] = toxicity_suite(
+                model, tokenizer, rtp, cache=cache or Path("toxicity_classifier"), encoder=encoder,
+                limit=limit or 100, batch_size=batch_size)
+            samples += recs
+        elif name == "bpb":
+            figs = bpb_suite(model, tokenizer, text, limit=limit)
+        else:
+            raise InputError(f"unknown suite {name!r} (use {', '.join(SUITES)})", field="suite")
+        figures += figs
+    return [f.as_dict() for f in figures], samples, notes

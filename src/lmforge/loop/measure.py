@@ -66,23 +66,15 @@ def eval_policy(cfg, name: str, policy: str, out: Path, references: dict[str, st
     ``out/summary.json`` (the step's completion marker), with its win rate against each of ``references``
     ({name: policy folder}) when ``eval.compare`` is on."""
     references = references or {}
-    from ..eval.hhh import SUITES
+    from ..eval.hhh import run_suites
 
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = _load_policy(policy)
     e = cfg.eval
-    figures, samples = [], []
-    for suite in e.suites:
-        if suite == "world":
-            figs, recs = SUITES["world"](model, tokenizer, world_seed=cfg.prompts.world_seed,
-                                         n_per_suite=e.n_per_suite, batch_size=e.batch_size)
-            samples += recs
-        elif suite == "truthfulqa":
-            figs = SUITES["truthfulqa"](model, tokenizer, e.truthfulqa, limit=e.limit, batch_size=e.batch_size)
-        else:
-            figs = SUITES["bpb"](model, tokenizer, e.text, limit=e.limit)
-        figures += [f.as_dict() for f in figs]
+    figures, samples, _ = run_suites(model, tokenizer, e.suites, world_seed=cfg.prompts.world_seed,
+                                     n_per_suite=e.n_per_suite, truthfulqa=e.truthfulqa, text=e.text,
+                                     limit=e.limit, batch_size=e.batch_size)
     compare = {}
     if e.compare and "world" in e.suites:
         for ref_name, ref in references.items():
