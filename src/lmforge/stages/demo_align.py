@@ -24,7 +24,7 @@ SFT_ANSWERS = "sft_answers.json"  # the SFT model's answers on the held-out mix,
 
 def dpo_demo_config(sft_model: str, preferences: str, root: str, seed: int = 0):
     """The demo recipe: ORPO (the chosen response's NLL plus the odds-ratio term, λ = 0.1; no reference model),
-    full fine-tuning, rankings as best-vs-rest pairs, 30 steps of 32 at lr 1e-4. Of 23 variants measured on the
+    full fine-tuning, rankings as best-vs-rest pairs, 30 steps of 32 at lr 1e-4. Of 27 variants measured on the
     2026-12-04 export (docs/dpo.md "Demo status": win rate 0.498, KL 0.43, refusal 0.73 vs SFT 0.84, over-refusal
     0.09 vs 0.27) none did better beyond seed noise without trading refusals for over-refusals (or back); all are
     short of the 0.60 target."""
