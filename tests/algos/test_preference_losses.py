@@ -21,6 +21,7 @@ from lmforge.algos.preference_losses import (
     preference_loss,
     reward_margin,
     robust,
+    rpo,
     simpo,
 )
 from lmforge.errors import InputError
@@ -110,10 +111,19 @@ def test_metrics_helpers() -> None:
     assert rc.tolist() == [0.5, 0.0] and rr.tolist() == [-0.5, 0.0]
     assert reward_margin(rc, rr).tolist() == [1.0, 0.0]
     assert preference_accuracy(rc, rr).tolist() == [1.0, 0.0]  # a tie is not a win
+    # held out: a tie (within tol) counts half
+    assert preference_accuracy(t(0.5, 1e-7, -2.0), t(0.0, 0.0, -1.0), tie=0.5, tol=1e-6).tolist() == [1.0, 0.5, 0.0]
+
+
+def test_rpo_by_hand() -> None:
+    # PAIR: β = 0.5 -> DPO 0.3132617; chosen NLL 10 over 4 tokens = 2.5, α = 0.2 -> + 0.5
+    assert rpo(*PAIR, beta=0.5, alpha=0.2, chosen_len=t(4.0)).item() == pytest.approx(0.8132617, abs=1e-7)
+    assert rpo(*PAIR, beta=0.5, alpha=0.0).item() == pytest.approx(dpo(*PAIR, beta=0.5).item())
+    assert rpo(*PAIR, beta=0.5, alpha=1.0).item() == pytest.approx(10.3132617, abs=1e-7)  # no length: the sum
 
 
 def test_gradients_push_the_right_way() -> None:
-    for name in ("dpo", "cdpo", "robust", "ipo"):
+    for name in ("dpo", "cdpo", "robust", "ipo", "rpo"):
         c, r = t(-10.0).requires_grad_(), t(-10.0).requires_grad_()
         fn = PREFERENCE_LOSSES[name].fn
         fn(c, r, t(-10.0), t(-10.0)).sum().backward()
@@ -125,7 +135,7 @@ def test_gradients_push_the_right_way() -> None:
 
 
 def test_registry_and_what_each_needs() -> None:
-    assert set(PREFERENCE_LOSSES) == {"dpo", "ipo", "cdpo", "robust", "kto", "orpo", "simpo"}
+    assert set(PREFERENCE_LOSSES) == {"dpo", "ipo", "cdpo", "robust", "kto", "orpo", "simpo", "rpo"}
     assert not preference_loss("orpo").reference and preference_loss("simpo").average
     assert not preference_loss("kto").paired and preference_loss("dpo").reference
     with pytest.raises(InputError, match="did you mean 'dpo'"):

@@ -58,3 +58,16 @@ def test_length_normalised_dpo_uses_per_token_means_of_policy_and_reference():
     per, _, _ = pair_terms(LossSection(name="dpo", beta=0.5, length_normalize=True), LOGP, N_TOK, REF)
     # pair 0: (-2/2 - -3/2) - (-5/5 - -4/5) = 0.5 + 0.2 = 0.7
     assert per[0].item() == pytest.approx(-math.log(sig(0.5 * 0.7)))
+
+
+def test_rpo_is_dpo_plus_the_chosen_per_token_nll():
+    per, rc, _ = pair_terms(LossSection(name="rpo", beta=0.5, alpha=0.5), LOGP, N_TOK, REF)
+    # DPO parts as above (β h = ±1); chosen NLL per token: pair 0 2/2 = 1, pair 1 6/3 = 2
+    assert per.tolist() == pytest.approx([-math.log(sig(1.0)) + 0.5 * 1.0, -math.log(sig(-1.0)) + 0.5 * 2.0])
+    assert rc.tolist() == pytest.approx([0.5, -0.5])  # the implicit reward is DPO's
+
+
+def test_rpo_length_normalised_divides_by_the_length_once():
+    per, _, _ = pair_terms(LossSection(name="rpo", beta=0.5, length_normalize=True), LOGP, N_TOK, REF)
+    # means: chosen -1 (ref -1.5), rejected -1 (ref -0.8): h = 0.5 + 0.2 = 0.7; NLL is the mean already: 1; α = 1
+    assert per[0].item() == pytest.approx(-math.log(sig(0.5 * 0.7)) + 1.0)

@@ -27,6 +27,7 @@ def test_dpo_learns_the_preference_on_held_out_prompts(tmp_path, tiny_lm, pref_f
     s = dpo(_cfg(tmp_path, tiny_lm, pref_files))
     assert s["heldout_loss_after"] < s["heldout_loss_before"] - 0.1
     assert s["heldout_loss_before"] == pytest.approx(0.6931, abs=1e-3)  # policy = reference: -log σ(0)
+    assert s["heldout_accuracy_before"] == pytest.approx(0.5)  # every implicit reward 0: each pair a tie, half
     assert s["heldout_logp_accuracy_after"] > s["heldout_logp_accuracy_before"]
     assert s["heldout_accuracy_after"] >= 0.9
     assert (Path(s["final"]) / "config.json").is_file()
@@ -35,11 +36,11 @@ def test_dpo_learns_the_preference_on_held_out_prompts(tmp_path, tiny_lm, pref_f
     assert {"reward_chosen", "reward_rejected", "reward_margin", "accuracy"} <= set(train[-1])
 
 
-@pytest.mark.parametrize("loss", ["orpo", "simpo", "ipo"])
+@pytest.mark.parametrize("loss", ["orpo", "simpo", "ipo", "rpo"])
 def test_other_losses_run_and_reference_free_ones_skip_the_cache(tmp_path, tiny_lm, pref_files, loss):
     s = dpo(_cfg(tmp_path, tiny_lm, pref_files, train__steps=8, loss__name=loss))
     assert s["heldout_loss_after"] < s["heldout_loss_before"]
-    assert (tmp_path / "runs/a" / REFERENCE_FILE).is_file() == (loss == "ipo")
+    assert (tmp_path / "runs/a" / REFERENCE_FILE).is_file() == (loss in ("ipo", "rpo"))
 
 
 def test_lora_dpo_saves_an_adapter_and_holds_out_a_fraction(tmp_path, tiny_lm, pref_files):

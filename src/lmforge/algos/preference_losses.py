@@ -18,6 +18,7 @@ name        per-pair loss                                                       
 ``kto``     ``w_d (1 - σ(β(r - z0)))`` desirable, ``w_u (1 - σ(β(z0 - r)))`` undesirable         Ethayarajh 2024
 ``orpo``    ``NLL(y_w) - λ log σ(log odds(y_w) - log odds(y_l))``                               Hong 2024
 ``simpo``   ``-log σ(β (ā_w - ā_l) - γ)``, ``ā`` the average log-prob                             Meng 2024
+``rpo``     ``-log σ(β h) + α NLL(y_w) / |y_w|``                                                Pang 2024
 ==========  ==================================================================================  ================
 """
 from __future__ import annotations
@@ -75,6 +76,17 @@ def ipo(chosen, rejected, ref_chosen, ref_rejected, beta: float = 0.1, chosen_le
     if rejected_len is not None:
         r = r / torch.as_tensor(rejected_len, dtype=r.dtype).clamp(min=1)
     return (c - r - 1 / (2 * beta)) ** 2
+
+
+def rpo(chosen, rejected, ref_chosen, ref_rejected, beta: float = 0.1, alpha: float = 1.0, chosen_len=None
+        ) -> torch.Tensor:
+    """RPO (Pang et al. 2024, "Iterative Reasoning Preference Optimization", eq. 1; Liu et al. 2024 "Provably
+    Mitigating Overoptimization in RLHF" derive the same sum): DPO plus the chosen response's negative
+    log-likelihood, ``-log σ(β h) + α (-log π_θ(y_w|x)) / |y_w|``. The NLL keeps the chosen responses' likelihood
+    from falling while DPO widens the margin (plain DPO can lower both). ``chosen_len`` is ``|y_w|`` (token
+    count); ``None`` leaves the NLL unnormalised, for ``chosen`` that is already a per-token mean."""
+    nll = -chosen if chosen_len is None else -chosen / torch.as_tensor(chosen_len, dtype=chosen.dtype).clamp(min=1)
+    return dpo(chosen, rejected, ref_chosen, ref_rejected, beta) + alpha * nll
 
 
 def kto_reference_point(kl_logp: torch.Tensor, kl_ref_logp: torch.Tensor) -> torch.Tensor:
@@ -139,9 +151,12 @@ def reward_margin(chosen_reward, rejected_reward) -> torch.Tensor:
     return chosen_reward - rejected_reward
 
 
-def preference_accuracy(chosen_reward, rejected_reward) -> torch.Tensor:
-    """1 where the chosen response has the strictly higher implicit reward (a tie counts as wrong, as in TRL)."""
-    return (chosen_reward > rejected_reward).float()
+def preference_accuracy(chosen_reward, rejected_reward, tie: float = 0.0, tol: float = 0.0) -> torch.Tensor:
+    """1 where the chosen response has the higher implicit reward by more than ``tol``, ``tie`` where the two are
+    within ``tol``, else 0. The defaults (a tie counts as wrong) are TRL's training metric; held-out accuracy counts
+    a tie as half (``tie=0.5``), so an untrained policy (every reward 0) scores 0.5, not 0."""
+    diff = chosen_reward - rejected_reward
+    return torch.where(diff.abs() <= tol, torch.full_like(diff, tie), (diff > 0).to(diff.dtype))
 
 
 class PreferenceLoss(NamedTuple):
@@ -161,6 +176,7 @@ PREFERENCE_LOSSES: dict[str, PreferenceLoss] = {
     "kto": PreferenceLoss(kto, True, False, False),
     "orpo": PreferenceLoss(orpo, False, True, True),
     "simpo": PreferenceLoss(simpo, False, True, True),
+    "rpo": PreferenceLoss(rpo, True, False, True),
 }
 
 

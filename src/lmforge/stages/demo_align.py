@@ -24,9 +24,10 @@ SFT_ANSWERS = "sft_answers.json"  # the SFT model's answers on the held-out mix,
 
 def dpo_demo_config(sft_model: str, preferences: str, root: str, seed: int = 0):
     """The demo recipe: ORPO (the chosen response's NLL plus the odds-ratio term, λ = 0.1; no reference model),
-    full fine-tuning, rankings as best-vs-rest pairs, 30 steps of 32 at lr 1e-4. The best of the variants measured
-    on the /work/runs/base export (docs/dpo.md "Demo status": win rate 0.483, KL 0.68, refusals kept 0.94 vs SFT
-    0.97), but still short of the 0.60 target; sigmoid DPO at lr 2e-4 won more lookalikes yet broke refusals."""
+    full fine-tuning, rankings as best-vs-rest pairs, 30 steps of 32 at lr 1e-4. Of 27 variants measured on the
+    2026-12-04 export (docs/dpo.md "Demo status": win rate 0.498, KL 0.43, refusal 0.73 vs SFT 0.84, over-refusal
+    0.09 vs 0.27) none did better beyond seed noise without trading refusals for over-refusals (or back); all are
+    short of the 0.60 target."""
     from ..runs import RunConfig
     from .dpo import DPOConfig
 

@@ -24,7 +24,13 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, model_validator
 
-from ..algos.preference_losses import implicit_rewards, kto, kto_reference_point, preference_loss
+from ..algos.preference_losses import (
+    implicit_rewards,
+    kto,
+    kto_reference_point,
+    preference_accuracy,
+    preference_loss,
+)
 from ..config import Section, dump_config
 from ..data.dpo_data import (
     PairBatches,
@@ -72,10 +78,12 @@ class DataSection(Section):
 
 
 class LossSection(Section):
-    name: str = Field("dpo", description="dpo, cdpo, robust, ipo, kto, orpo or simpo")
+    name: str = Field("dpo", description="dpo, cdpo, robust, ipo, kto, orpo, simpo or rpo")
     beta: float | None = Field(None, gt=0, description="null: the loss's own default")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cdpo / robust / simpo: ε")
     gamma: float | None = Field(None, description="simpo's target margin; null: its default")
+    alpha: float | None = Field(None, ge=0, description="rpo: α, the weight of the chosen response's per-token "
+                                "NLL; null: its default (1)")
     length_normalize: bool = Field(False, description="dpo/cdpo/robust: per-token mean log-probs (policy "
                                    "and reference) instead of sums, so long responses do not dominate")
     desirable_weight: float = Field(1.0, gt=0, description="kto: λ_D, the weight of a desirable example")
@@ -130,20 +138,22 @@ def sequence_logprobs(model, batch: dict[str, Any], chunk_tokens: int | None = N
 def _kwargs(fn, loss: LossSection, lengths: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, Any]:
     names = inspect.signature(fn).parameters
     kw: dict[str, Any] = {}
-    for key in ("beta", "gamma"):
+    for key in ("beta", "gamma", "alpha"):
         if key in names and getattr(loss, key) is not None:
             kw[key] = getattr(loss, key)
     if "label_smoothing" in names:
         kw["label_smoothing"] = loss.label_smoothing
-    if "chosen_len" in names and lengths is not None:
-        kw["chosen_len"], kw["rejected_len"] = lengths
+    for key, value in zip(("chosen_len", "rejected_len"), lengths or ()):
+        if key in names:
+            kw[key] = value
     return kw
 
 
 def pair_terms(loss: LossSection, logp: torch.Tensor, n_tok: torch.Tensor, ref: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(per-pair loss, chosen reward, rejected reward) from ``[2B]`` policy log-probs (chosen first) and
-    ``[B, 2]`` reference log-probs; ORPO / SimPO get per-token averages, IPO the response lengths."""
+    ``[B, 2]`` reference log-probs; ORPO / SimPO get per-token averages, IPO and RPO the response lengths (RPO
+    none when ``length_normalize`` already made them per-token means)."""
     spec = preference_loss(loss.name)
     b = logp.shape[0] // 2
     c, r = logp[:b], logp[b:]
@@ -154,9 +164,11 @@ def pair_terms(loss: LossSection, logp: torch.Tensor, n_tok: torch.Tensor, ref: 
         rc, rr = implicit_rewards(c / nc, 0.0, beta), implicit_rewards(r / nr, 0.0, beta)
     else:
         ref_c, ref_r = ref[:, 0].to(logp.dtype), ref[:, 1].to(logp.dtype)
+        lengths: tuple | None = (nc, nr)
         if loss.length_normalize and loss.name != "ipo":  # IPO takes the lengths itself
             c, r, ref_c, ref_r = c / nc, r / nr, ref_c / nc, ref_r / nr
-        per = spec.fn(c, r, ref_c, ref_r, **_kwargs(spec.fn, loss, (nc, nr)))
+            lengths = None
+        per = spec.fn(c, r, ref_c, ref_r, **_kwargs(spec.fn, loss, lengths))
         rc, rr = implicit_rewards(c, ref_c, beta), implicit_rewards(r, ref_r, beta)
     return per, rc, rr
 
@@ -217,12 +229,17 @@ def make_loss(loss: LossSection, reference: torch.Tensor | None, chunk_tokens: i
 
 # ---------------------------------------------------------------------------- held-out accuracy
 
+# rewards this close are a tie: float32 log-prob sums of one response batched differently (the reference pass vs
+# the evaluation) differ by ~1e-7 per token-nat, i.e. ~1e-5 for a 135M model's long answers before β
+TIE_TOL = 1e-4
+
 @torch.no_grad()
 def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batch_size: int,
                     chunk_tokens: int | None, share_prompt: bool = False, desirable: torch.Tensor | None = None
                     ) -> dict[str, float]:
     """Weighted held-out loss and accuracy: pairs, the implicit reward of chosen > rejected (and the policy's own
-    log-prob order); KTO, the implicit reward on the right side of z0 (above for desirable, below otherwise)."""
+    log-prob order); KTO, the implicit reward on the right side of z0 (above for desirable, below otherwise). A tie
+    (within ``TIE_TOL``: the policy recomputes the reference's log-probs in another batch layout) counts half."""
     if not rows:
         return {}
     was = model.training
@@ -244,14 +261,16 @@ def heldout_metrics(model, loss: LossSection, rows, weights, ref, pad: int, batc
             good = desirable[idx].to(device)
             per, reward, z0 = kto_terms(loss, logp, r, good)
             beta = loss.beta if loss.beta is not None else inspect.signature(kto).parameters["beta"].default
-            right = torch.where(good, reward > beta * z0, reward < beta * z0)
+            right = preference_accuracy(torch.where(good, reward, beta * z0), torch.where(good, beta * z0, reward),
+                                        tie=0.5, tol=TIE_TOL)
             tot["heldout_kl"] += float(z0) * float(w.sum())
         else:
             per, rc, rr = pair_terms(loss, logp, n_tok, r)
-            right = rc > rr
+            right = preference_accuracy(rc, rr, tie=0.5, tol=TIE_TOL)
             tot["heldout_margin"] += float((w * (rc - rr)).sum())
             b = len(idx)  # the policy's own preference: summed log-prob of chosen above rejected
-            tot["heldout_logp_accuracy"] += float((w * (logp[:b] > logp[b:]).to(w.dtype)).sum())
+            logp_right = preference_accuracy(logp[:b], logp[b:], tie=0.5, tol=TIE_TOL)
+            tot["heldout_logp_accuracy"] += float((w * logp_right.to(w.dtype)).sum())
         tot["heldout_loss"] += float((w * per).sum())
         tot["heldout_accuracy"] += float((w * right.to(w.dtype)).sum())
         wsum += float(w.sum())
@@ -378,8 +397,8 @@ def _dpo(cfg: DPOConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
         "heldout_loss_before": before.get("heldout_loss"),
         "heldout_accuracy_after": result.get("heldout_accuracy"),
         "heldout_loss_after": result.get("heldout_loss"),
-        # implicit-reward accuracy starts at 0 for reference losses (every reward is 0, a tie counts as
-        # wrong); the log-prob accuracy (chosen more likely than rejected) is comparable before and after
+        # implicit-reward accuracy starts at 0.5 for reference losses (every reward is 0, a tie counts half);
+        # the log-prob accuracy (chosen more likely than rejected) is comparable before and after
         "heldout_logp_accuracy_before": before.get("heldout_logp_accuracy"),
         "heldout_logp_accuracy_after": result.get("heldout_logp_accuracy"),
         "reference_cache": str(run.path / REFERENCE_FILE) if spec.reference else None,
