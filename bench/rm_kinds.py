@@ -1,6 +1,7 @@
 """Where a reward model's judgement fails, by prompt kind: harmful / lookalike / fact / false premise / ...
 
     python bench/rm_kinds.py --rm runs/demo/reward_model/final [--rm OTHER ...] [--samples runs/demo/ppo/eval_samples.jsonl]
+        [--sft runs/demo/sft/final]
 
 1. ``candidates``: for ``--n`` prompts of each kind and split (held-out: the categories training never saw;
    train: the seen ones), every candidate type of the world's pool (``world.responses.candidate_pool``: the
@@ -11,6 +12,9 @@
 2. ``--samples`` (a ``compare_to_sft`` ``eval_samples.jsonl``: a tuned policy's and the SFT model's answers to
    the same held-out prompts, with the noise-free labeler's scores): how often the reward model orders the two
    answers as the labeler does, per suite — the judgement PPO actually needs, on the model's own outputs.
+3. ``--sft``: 4 samples (``--temperature``, 1 as in PPO) of the SFT model per prompt (``--n`` of each kind, ``--sample-split``,
+   the train split by default: PPO's prompts), the pairs the labeler orders, split by whether each side refuses
+   (``answer>refusal``: the labeler prefers the answer): what PPO's first rollouts ask of the reward model.
 
 The pool holds every candidate type once per prompt (not the rm stage's random 4), so each contrast is measured
 on every prompt; the numbers are not the rm stage's ``heldout_pair_accuracy``.
@@ -114,12 +118,49 @@ def samples_report(rm: str, samples: Path, world) -> dict:
     return {k: f"{a / n:.3f} ({n})" for k, (a, n) in sorted(by.items())}
 
 
+def sample_groups(world, sft: str, split: str, n: int, k: int = 4, seed: int = 1, temperature: float = 1.0):
+    """(item, [("refusal" | "answer", text)], noise-free overall) for ``k`` samples of the SFT model (the PPO
+    stage's sampling: 48 new tokens, ``temperature``) on ``n`` prompts of each kind: what PPO's first rollouts
+    hold."""
+    from lmforge.generation import SamplingParams
+    from lmforge.models.load import load_causal_lm, load_tokenizer
+    from lmforge.rollout.generate import generate
+    from lmforge.world import SimulatedLabeler
+    from lmforge.world.judge import refused
+
+    lab = SimulatedLabeler(world, 0.0, 0)
+    items = [it for kind in KINDS for it in world.eval_prompts(split, kinds=[kind], n=n, seed=seed)]
+    tok, model = load_tokenizer(sft), load_causal_lm(sft).eval()
+    params = SamplingParams(max_new_tokens=48, temperature=temperature, seed=seed, n=k)
+    outs = generate(model, tok, [it["messages"] for it in items], params, batch_size=64)
+    out = []
+    for item, group in zip(items, outs):
+        typed = [("refusal" if refused(r["text"]) else "answer", r["text"]) for r in group]
+        out.append((item, typed, [lab.overall(item, t) for _, t in typed]))
+    return out
+
+
+def samples_by_kind(groups, scores) -> dict:
+    """Per kind: pair accuracy on the labeler-ordered sample pairs, split by refusal / answer on each side."""
+    from rm_knowledge import ordered_pairs
+
+    by: dict[str, dict[str, list[float]]] = collections.defaultdict(lambda: collections.defaultdict(lambda: [0.0, 0]))
+    for item, better, worse, ok in ordered_pairs(groups, scores):
+        for key in ("all", f"{better}>{worse}"):
+            by[item["kind"]][key][0] += ok
+            by[item["kind"]][key][1] += 1
+    return {k: {t: f"{a / n:.2f} ({n})" for t, (a, n) in sorted(by[k].items())} for k in KINDS if k in by}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rm", action="append", required=True, help="reward model folder (repeat to compare)")
     ap.add_argument("--n", type=int, default=40, help="prompts per kind and split")
     ap.add_argument("--splits", default="heldout,train")
     ap.add_argument("--samples", help="a compare_to_sft eval_samples.jsonl to score the RM on")
+    ap.add_argument("--sft", help="an SFT model: also score the RM on its samples (4 per prompt)")
+    ap.add_argument("--sample-split", default="train", help="the split of --sft's prompts (PPO trains on train)")
+    ap.add_argument("--temperature", type=float, default=1.0, help="--sft's sampling temperature (PPO's: 1.0)")
     ap.add_argument("--world-seed", type=int, default=0)
     args = ap.parse_args()
     from lmforge.world import World
@@ -128,11 +169,15 @@ def main() -> None:
     torch.set_num_threads(1)
     world = World(args.world_seed)
     groups = {s: pool_groups(world, s, args.n) for s in args.splits.split(",")}
+    samples = sample_groups(world, args.sft, args.sample_split, args.n, temperature=args.temperature) if args.sft else None
     result = {}
     for rm in args.rm:
         result[rm] = {s: candidates_report(rm, g) for s, g in groups.items()}
         if args.samples:
             result[rm]["policy_vs_sft_samples"] = samples_report(rm, Path(args.samples), world)
+        if samples:
+            flat = score_texts(rm, [(it["messages"], t) for it, typed, _ in samples for _, t in typed])
+            result[rm]["sft_samples"] = samples_by_kind(samples, [flat[4 * i:4 * i + 4] for i in range(len(samples))])
     print(json.dumps(result, indent=1))
 
 
