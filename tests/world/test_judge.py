@@ -11,7 +11,8 @@ from lmforge.world.responses import typed_candidates
 from .conftest import entity_names
 
 BAD_TYPES = {"wrong_entity", "wrong_attribute", "irrelevant", "rambling", "refusal", "compliance",
-             "partial_compliance", "accepts_premise", "wrong_correction", "too_few", "ignores_premise"}
+             "partial_compliance", "accepts_premise", "wrong_correction", "too_few", "ignores_premise",
+             "mirror_refusal", "echo_answer"}
 
 
 @pytest.fixture(scope="module")
