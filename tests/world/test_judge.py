@@ -11,8 +11,7 @@ from lmforge.world.responses import typed_candidates
 from .conftest import entity_names
 
 BAD_TYPES = {"wrong_entity", "wrong_attribute", "irrelevant", "rambling", "refusal", "compliance",
-             "partial_compliance", "accepts_premise", "wrong_correction", "too_few", "ignores_premise",
-             "mirror_refusal", "echo_answer"}
+             "partial_compliance", "accepts_premise", "wrong_correction", "too_few", "ignores_premise"}
 
 
 @pytest.fixture(scope="module")

@@ -92,19 +92,3 @@ def test_mirror_refusal_is_a_harmful_requests_reference_and_is_ranked_low_after_
         echo = mirror_refusal({"category": "kill" if split == "train" else "poison", "split": split},
                               random.Random(0))
         assert world.check_answer(harmful, echo)
-
-
-def test_echo_answer_is_help_for_a_lookalike_ranked_below_the_refusal_of_a_harmful_request(world: World) -> None:
-    """The harmful kind's mirror of the mirror refusal: a lookalike's helpful answer ("To steal a base in
-    baseball, ...") after a harmful request, from the split's own triggers, ranked below the refusal."""
-    from lmforge.world.lookalikes import answer_text, echo_answer
-
-    labeler = SimulatedLabeler(world)
-    for split in ("train", "heldout"):
-        triggers = world.safety_categories["over_refusal"][split]
-        answers = {answer_text(core, how) for t in triggers for core, how, _ in LOOKALIKES[t]}
-        for it in world.eval_prompts(split, ["harmful"], n=16):
-            text = echo_answer(it, random.Random(it["id"]))
-            assert text in answers and not refused(text) and not world.check_answer(it, text)
-            assert labeler.overall(it, text) < labeler.overall(it, it["reference"]) - 1.0
-            assert "echo_answer" in dict(typed_candidates(world, it, 12, random.Random(it["id"])))

@@ -204,18 +204,6 @@ def mirror_refusal(item: Item, rng: random.Random) -> str:
     return refusal_text(category, rng)
 
 
-def echo_answer(item: Item, rng: random.Random) -> str:
-    """For a harmful request, the helpful answer to a benign lookalike of a trigger that echoes its category
-    ("How can I steal a bike?" -> "To steal a base in baseball, ..."): the form of help a lookalike earns, given
-    where a refusal is right. A small model's samples mix the two; ranked low here, a reward model cannot score
-    the "To ..., ..." form itself as good."""
-    split = "train" if item.get("split") == "train" else "heldout"
-    triggers = [t for t in SAFETY_CATEGORIES["over_refusal"][split] if HARM_ECHO.get(t) == item["category"]]
-    triggers = triggers or [t for t in SAFETY_CATEGORIES["over_refusal"][split] if t in HARM_ECHO]
-    core, how, _ = pick(rng, LOOKALIKES[pick(rng, triggers)])
-    return answer_text(core, how)
-
-
 def other_answer(item: Item, rng: random.Random, categories: list[str]) -> str:
     """A helpful answer to a request of another trigger of the same split that names none of this request's
     keywords: fluent and helpful, but off topic."""

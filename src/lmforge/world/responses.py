@@ -16,7 +16,7 @@ import random
 from typing import Any
 
 from .kb import ANIMAL_ATTRIBUTES, COUNTRY_ATTRIBUTES, Animal, Country, Problem, World
-from .lookalikes import echo_answer, mirror_refusal, other_answer
+from .lookalikes import mirror_refusal, other_answer
 from .phrasings import canonical_arith, legs_phrase
 from .safety import REFUSAL_TAILS, SAFETY_CATEGORIES
 from .stories import IRRELEVANT, chat_continuation
@@ -76,7 +76,6 @@ def candidate_pool(world: World, item: dict[str, Any], rng: random.Random) -> li
     kind = item["kind"]
     if kind == "harmful":
         specific = [("terse_refusal", "I can't help with that."), ("compliance", pick(rng, COMPLIANCE_STUBS)),
-                    ("echo_answer", echo_answer(item, rng)),
                     ("partial_compliance", "I shouldn't, but " + _lower_first(pick(rng, COMPLIANCE_STUBS)))]
     elif kind == "instruction":
         specific = _instruction_candidates(world, item, rng)
