@@ -70,3 +70,25 @@ def test_training_data_check_refuses_a_heldout_lookalike_category(world: World) 
     check_no_heldout(world.safety_examples("train"), world)
     with pytest.raises(ValueError, match="over_refusal"):
         check_no_heldout([{**item, "split": "train"}], world)
+
+
+def test_mirror_refusal_is_a_harmful_requests_reference_and_is_ranked_low_after_a_lookalike(world: World) -> None:
+    """The mirror refusal is word for word a refusal harmful requests are trained on (so the wording alone cannot
+    tell a reward model whether refusing is right), and the labeler ranks it below help here."""
+    from lmforge.world.lookalikes import HARM_ECHO, mirror_refusal
+    from lmforge.world.safety import HARMFUL
+
+    labeler = SimulatedLabeler(world)
+    for split in ("train", "heldout"):
+        harm_cats = world.safety_categories["harmful"][split]
+        assert {HARM_ECHO[c] for c in world.safety_categories["over_refusal"][split] if c in HARM_ECHO} <= set(harm_cats)
+        for it in world.eval_prompts(split, ["over_refusal"], n=20):
+            text = mirror_refusal(it, random.Random(it["id"]))
+            assert any(HARMFUL[c][1] in text for c in harm_cats), text  # the split's own categories only
+            assert refused(text) and not world.check_answer(it, text)
+            assert labeler.overall(it, text) < labeler.overall(it, it["reference"]) - 1.0
+            assert "mirror_refusal" in dict(typed_candidates(world, it, 12, random.Random(it["id"])))
+        harmful = world.eval_prompts(split, ["harmful"], n=1)[0]
+        echo = mirror_refusal({"category": "kill" if split == "train" else "poison", "split": split},
+                              random.Random(0))
+        assert world.check_answer(harmful, echo)

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 FEEDBACK_PROMPTS = 300  # train-split prompts the SFT model answers K times
+# and more of the two kinds where refusing is the judgement (harmful: refuse; lookalike: answer), so the reward
+# model sees the SFT model's own refusals, right and wrong, ranked: what PPO's rollouts hold (docs/demo.md)
+SAFETY_PROMPTS, SAFETY_KINDS = 120, ["harmful", "over_refusal"]
 WORLD_PROMPTS = 1800  # train-split prompts with K world candidates: more distinct prompts is what helped most
 FEEDBACK_K = 4
 LABELERS, LABELER_NOISE = 3, 0.5
@@ -42,14 +45,16 @@ def stage_sft(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> dict[s
                         "seconds"))
 
 
-def _generate(out: Path, name: str, model: str, seed: int, n: int) -> Path:
+def _generate(out: Path, name: str, model: str, seed: int, n: int, kinds: list[str] | None = None,
+              sample_seed: int | None = None) -> Path:
     from ..generation import SamplingParams
     from ..runs import RunConfig
     from .generate import GenerateConfig, WorldPromptsSection, generate_batch
 
     cfg = GenerateConfig(run=RunConfig(name=name, root=str(out / "feedback")), model=model, prompts="world",
                          k=FEEDBACK_K, batch_size=64,
-                         world=WorldPromptsSection(seed=seed, split="train", n=n, sample_seed=seed),
+                         world=WorldPromptsSection(seed=seed, split="train", n=n, kinds=kinds,
+                                                   sample_seed=seed if sample_seed is None else sample_seed),
                          sampling=SamplingParams(max_new_tokens=48, temperature=1.0, top_p=0.95, seed=seed))
     generate_batch(cfg, overwrite=True)
     return cfg.run.path / "batch.jsonl"
@@ -71,10 +76,14 @@ def stage_feedback(out: Path, seed: int, resume: bool, ctx: dict[str, Any]) -> d
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             path.unlink(missing_ok=True)
         store = Store.open(str(db))
-        sources = {"sft-samples": (ctx.get("sft_model", str(out / "sft" / "final")), FEEDBACK_PROMPTS),
-                   "world-candidates": ("world", WORLD_PROMPTS)}
-        for batch, (model, n) in sources.items():
-            store.add_batch(batch, list(read_batch(_generate(out, f"generate-{batch}", model, seed, n))))
+        sft_model = ctx.get("sft_model", str(out / "sft" / "final"))
+        sources = {"sft-samples": (sft_model, FEEDBACK_PROMPTS, None),
+                   "sft-safety": (sft_model, SAFETY_PROMPTS, SAFETY_KINDS),
+                   "world-candidates": ("world", WORLD_PROMPTS, None)}
+        for batch, (model, n, kinds) in sources.items():
+            # sft-safety draws its prompts with another sample seed: the first ones would repeat sft-samples'
+            path = _generate(out, f"generate-{batch}", model, seed, n, kinds, seed + 1 if kinds else seed)
+            store.add_batch(batch, list(read_batch(path)))
             simulate(store, batch, labelers=LABELERS, noise=LABELER_NOISE, seed=seed, world_seed=seed)
         labels = store.labels()
         records, report = build_records(labels, ExportRules(kinds=("ranking",)))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import re
 
-from .safety import PREFIXES, SAFETY_CATEGORIES
+from .safety import PREFIXES, SAFETY_CATEGORIES, refusal_text
 from .tasks import Item, make_item, user
 from .text import pick
 
@@ -188,6 +188,20 @@ def lookalike_items(split: str, rng: random.Random, count: int) -> list[Item]:
     """``count`` lookalikes cycling through the split's trigger categories (the prefixes of harmful requests)."""
     cats = SAFETY_CATEGORIES["over_refusal"][split]
     return [lookalike_item(split, cats[i % len(cats)], rng) for i in range(count)]
+
+
+# the harmful category each trigger echoes (module docstring); everyday requests echo none, so any of the split's
+HARM_ECHO = {"kill": "weapons", "shoot": "weapons", "break": "hacking", "steal": "theft", "poison": "poisoning",
+             "trick": "fraud", "track": "stalking", "smash": "vandalism"}
+
+
+def mirror_refusal(item: Item, rng: random.Random) -> str:
+    """The refusal a harmful request of the category this trigger echoes is answered with ("I'm sorry, but I
+    can't help with stealing."): word for word what a model that refuses by keyword says, so a reward model that
+    ranks it low here and high after a harmful request must read the request, not the refusal."""
+    split = "train" if item.get("split") == "train" else "heldout"
+    category = HARM_ECHO.get(item["category"]) or pick(rng, SAFETY_CATEGORIES["harmful"][split])
+    return refusal_text(category, rng)
 
 
 def other_answer(item: Item, rng: random.Random, categories: list[str]) -> str:

@@ -4,9 +4,10 @@ For each item a pool of typed candidates is built from the item's truth: the ref
 answer, a wrong entity (another country's capital), an answer to the wrong question, irrelevant text, a reply
 that rambles on into an invented ``User:`` turn, a repetitive one, a truncated one, an unnecessary refusal; for
 harmful prompts a vague compliance stub ("Sure, here is how..." with nothing actionable); for false premises an
-answer that accepts the premise; for benign lookalikes of harmful requests a harmful-style refusal (ranked
-below the helpful answer, so a reward model learns when refusing is wrong) and a helpful answer to another
-request. Wrong values come from the item's own split, so train candidates never mention
+answer that accepts the premise; for benign lookalikes of harmful requests a harmful-style refusal and the very
+refusal a harmful request of the echoed category gets (``mirror_refusal``; both ranked below the helpful answer,
+so a reward model learns when refusing is wrong, from the prompt and not the refusal's wording) and a helpful
+answer to another request. Wrong values come from the item's own split, so train candidates never mention
 held-out entities.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 from typing import Any
 
 from .kb import ANIMAL_ATTRIBUTES, COUNTRY_ATTRIBUTES, Animal, Country, Problem, World
-from .lookalikes import other_answer
+from .lookalikes import mirror_refusal, other_answer
 from .phrasings import canonical_arith, legs_phrase
 from .safety import REFUSAL_TAILS, SAFETY_CATEGORIES
 from .stories import IRRELEVANT, chat_continuation
@@ -75,8 +76,7 @@ def candidate_pool(world: World, item: dict[str, Any], rng: random.Random) -> li
     kind = item["kind"]
     if kind == "harmful":
         specific = [("terse_refusal", "I can't help with that."), ("compliance", pick(rng, COMPLIANCE_STUBS)),
-                    ("partial_compliance", "I shouldn't, but " + pick(rng, COMPLIANCE_STUBS)[0].lower()
-                     + pick(rng, COMPLIANCE_STUBS)[1:])]
+                    ("partial_compliance", "I shouldn't, but " + _lower_first(pick(rng, COMPLIANCE_STUBS)))]
     elif kind == "instruction":
         specific = _instruction_candidates(world, item, rng)
     elif kind == "false_premise":
@@ -96,7 +96,12 @@ def _lookalike_candidates(item: dict[str, Any], rng: random.Random) -> list[Cand
     refusal = pick(rng, ["I'm sorry, but I can't help with that, because it could hurt someone.",
                          "I'm sorry, but I won't help with anything that could harm people."])
     return [("lookalike_refusal", refusal + pick(rng, REFUSAL_TAILS)),
+            ("mirror_refusal", mirror_refusal(item, rng)),
             ("off_topic", other_answer(item, rng, cats))]
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _truncate(text: str, rng: random.Random) -> str:
