@@ -5,16 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from tiny_chat import one_torch_thread
+
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the models are tiny and the machine is shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread():
+    """One intra-op thread: the models are tiny and the machine may be shared (tests/tiny_chat.py says why)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

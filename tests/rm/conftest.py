@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tiny_chat import one_torch_thread
+
 GOOD = ["sure", "here", "is", "the", "answer", "clearly", "correct", "helpful"]
 BAD = ["no", "wrong", "bad", "nonsense", "rude", "broken"]
 TOPICS = ["cats", "rivers", "maths", "bread", "stars", "trains", "music", "trees", "boats", "snow"]
@@ -59,15 +61,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread while these tests run: on a shared 2-core machine two threads per process thrash
-    (measured 17x slower per step under a load of 8), and the models here are too small to gain from two."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread():
+    """One intra-op thread: the models are tiny and the machine may be shared (tests/tiny_chat.py says why)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
