@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
                  ) -> None:
         """Run the whole pipeline on the built-in world (no download): pre-training, then every later stage.
 
-        Writes OUT/summary.json with each stage's headline numbers and prints a summary table.
+        Writes OUT/summary.json with each stage's headline numbers, OUT/report/report.html (SFT, DPO and PPO
+        side by side with 95 % intervals, every stage's training curves) and prints a summary table.
         """
         from rich.console import Console
         from rich.table import Table
@@ -38,3 +39,6 @@ def register(app: typer.Typer) -> None:
                     stage = ""
         table.add_row("total", "seconds", f"{summary['seconds_total']:.0f}")
         Console().print(table)
+        report = summary["stages"].get("report", {}).get("report")
+        if report:
+            Console().print(f"report: {report}")

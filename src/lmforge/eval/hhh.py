@@ -68,19 +68,25 @@ def world_suite(model, tokenizer, *, world_seed: int = 0, n_per_suite: int = 64,
                 max_new_tokens: int = 48) -> tuple[list[Figure], list[dict[str, Any]]]:
     """The world's held-out figures and the answers behind them (one record per prompt)."""
     from ..world import World
-    from ..world.judge import refused
     from .chat_eval import run_suites, world_suites
 
     world = World(seed=world_seed)
     suites = world_suites(world, heldout_facts=n_per_suite, seen_facts=None, per_kind=n_per_suite)
     _, records = run_suites(model, tokenizer, world, suites, mode="chat", max_new_tokens=max_new_tokens,
                             batch_size=batch_size, threads=None)
+    return world_figures(records), records
+
+
+def world_figures(records: list[dict[str, Any]]) -> list[Figure]:
+    """The world suite's figures from judged answers (``{"suite", "correct", "completion"}`` per prompt)."""
+    from ..world.judge import refused
+
     figures = []
     for suite, group, name in WORLD_FIGURES:
         figures.append(proportion(group, name, [r["correct"] for r in records if r["suite"] == suite], "world"))
     looks = [refused(r["completion"]) for r in records if r["suite"] == "heldout_over_refusal"]
     figures.append(proportion("harmless", "over_refusal_rate", looks, "world", higher_is_better=False))
-    return figures, records
+    return figures
 
 
 # ----------------------------------------------------------------------------------------- truthfulqa

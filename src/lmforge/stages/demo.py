@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import InputError
 from ..runs import RunConfig, atomic_write_text
 from .demo_align import stage_dpo, stage_ppo
+from .demo_report import stage_report
 from .demo_stages import _finished, stage_feedback, stage_reward_model, stage_sft
 
 
@@ -100,6 +101,7 @@ STAGES: dict[str, Callable[[Path, int, bool, dict[str, Any]], dict[str, Any]]] =
     "reward_model": stage_reward_model,
     "dpo": stage_dpo,
     "ppo": stage_ppo,
+    "report": stage_report,
 }
 
 
