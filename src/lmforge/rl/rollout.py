@@ -37,16 +37,19 @@ class RolloutResult:
 
 
 def masked_logprobs(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, temperature: float,
-                    entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                    entropy: bool = False, entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log π(target_t)`` at ``temperature`` on the masked positions only (the ``[M, V]`` rows a loss needs,
-    never ``[B, L, V]`` fp32), scattered back to ``[B, L]`` (0 elsewhere); with ``entropy`` also H_t."""
+    never ``[B, L, V]`` fp32), scattered back to ``[B, L]`` (0 elsewhere); with ``entropy`` also H_t (without
+    a graph unless ``entropy_grad``: a logged metric needs none). ``logits`` are ``[B, L, V]``, or already the
+    masked rows ``[M, V]`` (``PolicyWithValue(..., scored=mask)``)."""
     sel = mask.bool()
-    picked = logits[sel]
+    picked = logits if logits.dim() == 2 else logits[sel]
     lp = token_logprobs(picked, targets[sel].clamp(min=0), temperature)
     out = torch.zeros(mask.shape, dtype=lp.dtype, device=lp.device).masked_scatter(sel, lp)
     ent = None
     if entropy:
-        h = entropy_from_logits(picked, temperature)
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            h = entropy_from_logits(picked, temperature)
         ent = torch.zeros(mask.shape, dtype=h.dtype, device=h.device).masked_scatter(sel, h)
     return out, ent
 
@@ -69,7 +72,7 @@ def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: f
             tgt, m = rows["targets"][lo:lo + batch].to(device), rows["mask"][lo:lo + batch].to(device)
             lp = ent = v = torch.zeros(m.shape, device=m.device)
             if policy or values:
-                logits, v = model(ids, att, values=values)
+                logits, v = model(ids, att, values=values, scored=m.bool())
                 lp, ent = masked_logprobs(logits, tgt, m, temperature, entropy=True)
             rlp = torch.zeros_like(lp)
             if reference is not None and reference.needed:
