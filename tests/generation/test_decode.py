@@ -26,7 +26,7 @@ def test_greedy_tokens_equal_transformers_generate(model, tokenizer, prompts, ki
 
     model = _gpt2(tokenizer) if kind == "gpt2" else model
     pad = tokenizer.pad_token_id
-    ids, mask = left_pad(prompts, pad, "cpu")
+    ids, mask = left_pad(prompts + prompts[1:3], pad, "cpu")  # repeated prompts share one prefill
     n = 12
     cfg = GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=pad, eos_token_id=None)
     with torch.no_grad():

@@ -7,7 +7,8 @@ and ``generate``'s logits processors, stopping criteria and input preparation mo
 only what a decoder-only model needs: one prefill forward (logits of the last position only), then one forward
 per step of the chosen token with its position id and the grown attention mask, into a cache whose keys and
 values live in a preallocated buffer (:class:`GrowingLayer`: one slot written per step). Rows that are done
-leave the batch (the cache is index-selected), so a batch with short answers stops paying for them.
+leave the batch (the cache is index-selected), so a batch with short answers stops paying for them, and rows
+with the same prompt (``n`` samples of it) share one prefill whose cache rows are then copied.
 
 The inputs are exactly ``generate``'s: position ids ``cumsum(mask) - 1`` (left padding gets 0), the 2-D
 attention mask (the model builds its own causal / sliding-window mask from it), the same cache layer kinds
@@ -109,7 +110,19 @@ def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new: int, choose: C
     extra = {"position_ids": pos} if "position_ids" in names else {}
     if "logits_to_keep" in names:
         extra["logits_to_keep"] = 1
-    out = model(input_ids=ids, attention_mask=mask, use_cache=True, **cache, **extra)
+    # rows with the same prompt (the n samples of one prompt) share one prefill, then copy its cache rows
+    uniq, inverse = torch.unique(torch.cat([ids, mask.to(ids.dtype)], 1), dim=0, return_inverse=True)
+    share = len(uniq) < b and all(isinstance(layer, DynamicLayer) for layer in cache[cache_kw].layers)
+    if share:
+        first = torch.full((len(uniq),), b, dtype=torch.long, device=device).scatter_reduce(
+            0, inverse, rows, "amin")
+        if "position_ids" in extra:
+            extra["position_ids"] = pos[first]
+        out = model(input_ids=ids[first], attention_mask=mask[first], use_cache=True, **cache, **extra)
+        cache[cache_kw].batch_select_indices(inverse)
+        out.logits = out.logits[inverse]
+    else:
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True, **cache, **extra)
     nxt_pos = pos[:, -1:] + 1
     for t in range(max_new):
         logits = out.logits[:, -1, :]
