@@ -76,6 +76,8 @@ def test_stop_token_ids_cut_before_the_token(engine, prompts):
     (cut,), = engine.generate(prompts[2:3], params.model_copy(update={"stop_token_ids": [stop]}))
     assert cut.token_ids == full.token_ids[:first] and cut.finish_reason == "stop" and cut.finished
     assert cut.logprobs == pytest.approx(full.logprobs[:first], abs=1e-5)
+    assert cut.stop_token == stop and cut.stop_logprob == pytest.approx(full.logprobs[first], abs=1e-5)
+    assert full.stop_token is None and full.stop_logprob is None
 
 
 def _stop_string_case(engine, prompts):

@@ -41,7 +41,9 @@ class Completion:
     ``logprobs[i]`` is log p(token_ids[i]) under the distribution it was sampled from (see
     :mod:`lmforge.generation.hf_backend`). ``finish_reason``: ``stop`` (a stop token, which is not included),
     ``length``, ``stop_string`` (``text`` is cut just before the string; ``token_ids`` keep every token that
-    starts before it, so a token straddling the boundary stays) or ``cancelled``.
+    starts before it, so a token straddling the boundary stays) or ``cancelled``. ``stop_token`` /
+    ``stop_logprob``: the stop token that ended a ``stop`` completion and its log-probability (RL trains on
+    the end-of-turn token and can take the old log-probs from the sampler only with it); None otherwise.
     """
     token_ids: list[int]
     text: str
@@ -50,6 +52,8 @@ class Completion:
     logprobs: list[float]
     top_logprobs: list[list[tuple[int, float]]]
     stop_string: str | None = None
+    stop_token: int | None = None
+    stop_logprob: float | None = None
 
     @property
     def completion_tokens(self) -> int:
@@ -69,8 +73,10 @@ class Completion:
 def finish(row: Row, res: RowResult, tokenizer) -> Completion:
     """Cut ``res`` at its first stop token, then at its first stop string, and decode the text from the ids."""
     ids, lps, top, reason = list(res.token_ids), list(res.logprobs), list(res.top), res.finish_reason
+    stop_tok = stop_lp = None
     for pos, t in enumerate(ids):
         if t in row.stop_ids:
+            stop_tok, stop_lp = t, (lps[pos] if pos < len(lps) else None)
             ids, lps, top, reason = ids[:pos], lps[:pos], top[:pos], STOP
             break
     text = tokenizer.decode(ids, skip_special_tokens=True)
@@ -84,7 +90,8 @@ def finish(row: Row, res: RowResult, tokenizer) -> Completion:
             while keep < len(ids) and len(tokenizer.decode(ids[:keep], skip_special_tokens=True)) < end:
                 keep += 1
             ids, lps, top = ids[:keep], lps[:keep], top[:keep]
-    return Completion(ids, text, reason, len(row.prompt_ids), lps, top, hit)
+            stop_tok = stop_lp = None
+    return Completion(ids, text, reason, len(row.prompt_ids), lps, top, hit, stop_tok, stop_lp)
 
 
 def stop_string_hit(tokenizer, ids: list[int], stops: tuple[str, ...]) -> bool:

@@ -19,6 +19,9 @@ class RLSection(Section):
                                    "grpo/rloo (critic-free baselines need siblings)")
     ppo_epochs: int = Field(1, ge=1, description="passes over each rollout buffer")
     forward_batch: int = Field(32, ge=1, description="rows per no-grad forward in the rollout phase")
+    recompute_old_logprobs: bool = Field(False, description="recompute the ratio's old log-probs by a no-grad "
+                                         "forward even where the sampler's are exactly them (rollout.py "
+                                         "sampled_logprobs_are_old); logs logprob_mismatch")
     # KL to the reference
     kl_coef: float = Field(0.05, ge=0, description="β (N implementation details: 0.05)")
     kl_mode: Literal["reward", "loss", "none"] | None = Field(

@@ -20,8 +20,11 @@ def make_loss(rl: RLSection, temperature: float, max_new_tokens: int | None):
 
     def loss_fn(model, batch) -> LossOutput:
         mask, lmask = batch["mask"], batch["loss_mask"]
-        logits, values = model(batch["input_ids"], batch["attention_mask"], values=rl.uses_critic)
-        logp, ent = masked_logprobs(logits, batch["targets"], mask, temperature, entropy=True)
+        # the head runs on the response positions only (the logits come as their [M, V] rows)
+        logits, values = model(batch["input_ids"], batch["attention_mask"], values=rl.uses_critic,
+                               scored=mask.bool())
+        logp, ent = masked_logprobs(logits, batch["targets"], mask, temperature, entropy=True,
+                                    entropy_grad=rl.entropy_coef > 0)
         # on-policy rollouts (rollout.collect) carry no old log-probs: the policy that sampled is this one
         on_policy = "on_policy" in batch and bool(batch["on_policy"][0])
         old = logp.detach() if on_policy else batch["old_logp"]

@@ -50,13 +50,20 @@ class PolicyWithValue(nn.Module):
             return {}
         return {"value_head.": self.value_lr} if self.critic_kind == "shared" else {"critic.": self.value_lr}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, values: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, values: bool = True,
+                scored: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits ``[B, L, V]``, values ``[B, L]`` or None): the value at position t is V(s_t), the state
-        from which the token at t+1 is chosen, aligned with the logits that score it."""
+        from which the token at t+1 is chosen, aligned with the logits that score it. ``scored`` ``[B, L]``
+        bool: the output head runs on those positions only and the logits are ``[M, V]`` in their row-major
+        order (the shared head-on-scored-rows hook of :mod:`lmforge.models.logprobs`: prompt and padding cost
+        no ``H x V`` matmul, forward or backward, and ``[B, L, V]`` logits never exist); a model the hook
+        cannot serve still returns ``[B, L, V]``."""
+        from ..models.logprobs import _head_on_rows
+
         want_hidden = values and self.critic_kind == "shared"
-        out = self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                          output_hidden_states=want_hidden)
+        with _head_on_rows(self.policy, scored, scored is not None):
+            out = self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                              output_hidden_states=want_hidden)
         v = None
         if values and self.critic_kind == "shared":
             v = self.value_head(out.hidden_states[-1].float()).squeeze(-1)

@@ -6,7 +6,8 @@
    the missing-EOS penalty on responses cut at the budget, subtract the length penalty.
 3. **Forward** the rows without grad: the policy's log-probs (the "old" log-probs of the ratio, from the
    same forward code the loss uses, at the sampling temperature), the critic's values, the reference's
-   log-probs.
+   log-probs. The policy's forward is skipped where the sampler's log-probs are exactly the old ones
+   (:func:`sampled_logprobs_are_old`) and no critic needs it.
 4. **Advantages**: PPO: per-token reward ``-β k1`` plus the score at the last token
    (:func:`~lmforge.algos.kl.kl_penalised_rewards`), GAE, whitening; GRPO / RLOO: the group estimator on the
    (optionally KL-shaped) sequence reward. Uninformative groups and truncated responses leave the loss mask.
@@ -36,16 +37,19 @@ class RolloutResult:
 
 
 def masked_logprobs(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, temperature: float,
-                    entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                    entropy: bool = False, entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log π(target_t)`` at ``temperature`` on the masked positions only (the ``[M, V]`` rows a loss needs,
-    never ``[B, L, V]`` fp32), scattered back to ``[B, L]`` (0 elsewhere); with ``entropy`` also H_t."""
+    never ``[B, L, V]`` fp32), scattered back to ``[B, L]`` (0 elsewhere); with ``entropy`` also H_t (without
+    a graph unless ``entropy_grad``: a logged metric needs none). ``logits`` are ``[B, L, V]``, or already the
+    masked rows ``[M, V]`` (``PolicyWithValue(..., scored=mask)``)."""
     sel = mask.bool()
-    picked = logits[sel]
+    picked = logits if logits.dim() == 2 else logits[sel]
     lp = token_logprobs(picked, targets[sel].clamp(min=0), temperature)
     out = torch.zeros(mask.shape, dtype=lp.dtype, device=lp.device).masked_scatter(sel, lp)
     ent = None
     if entropy:
-        h = entropy_from_logits(picked, temperature)
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            h = entropy_from_logits(picked, temperature)
         ent = torch.zeros(mask.shape, dtype=h.dtype, device=h.device).masked_scatter(sel, h)
     return out, ent
 
@@ -55,7 +59,8 @@ def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: f
                  values: bool, policy: bool = True) -> dict[str, torch.Tensor]:
     """``old_logp``, ``ref_logp``, ``old_values`` ``[N, L]`` and the entropy of every row, in chunks
     (``ref_logp`` zeros, and no reference forward, when ``reference.needed`` is false: nothing reads it;
-    ``old_logp`` and the entropy zeros, and no policy forward, when ``policy`` is false: see :func:`collect`)."""
+    ``old_logp`` and the entropy zeros, and no policy forward, when ``policy`` is false: see :func:`collect`;
+    ``reference`` None: no reference forward either)."""
     device = next(model.parameters()).device
     out: dict[str, list[torch.Tensor]] = {"old_logp": [], "ref_logp": [], "old_values": [], "entropy": []}
     was = model.training
@@ -67,10 +72,10 @@ def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: f
             tgt, m = rows["targets"][lo:lo + batch].to(device), rows["mask"][lo:lo + batch].to(device)
             lp = ent = v = torch.zeros(m.shape, device=m.device)
             if policy or values:
-                logits, v = model(ids, att, values=values)
+                logits, v = model(ids, att, values=values, scored=m.bool())
                 lp, ent = masked_logprobs(logits, tgt, m, temperature, entropy=True)
             rlp = torch.zeros_like(lp)
-            if reference.needed:
+            if reference is not None and reference.needed:
                 with reference.model(model.policy) as ref:  # the one model-level log-prob helper
                     rlp = token_logprobs_of(ref, ids, torch.where(m.bool(), tgt, -1), attention_mask=att,
                                             temperature=temperature)
@@ -81,6 +86,46 @@ def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: f
     finally:
         model.train(was)
     return {k: torch.cat(v) for k, v in out.items()}
+
+
+def sampled_logprobs_are_old(sampling, model) -> bool:
+    """Whether the sampler's recorded log-probs are exactly the ratio's old log-probs, so the no-grad policy
+    forward can be skipped. They are ``log_softmax(logits / T)`` of the policy that sampled (the rollout
+    samples with the very policy it then scores, in eval mode as the forward runs it) when:
+
+    - T > 0 with top-k, top-p and the repetition penalty off (each changes the distribution the sampler
+      records: :mod:`lmforge.generation.hf_backend`);
+    - the weights are float32 / float64: then the decode loop's incremental (KV-cache) forward and a full
+      forward agree to ~1e-6 (tests/rl/test_on_policy.py); in bf16 they differ by ~1e-2, so the forward runs.
+
+    (A response that stopped at another stop token than the end-of-turn token it is trained on has no sampled
+    log-prob for that token: :func:`sampled_logprob_rows` leaves such rows to the forward.)
+    """
+    if sampling.temperature <= 0 or sampling.top_k or sampling.top_p < 1.0 or sampling.repetition_penalty != 1.0:
+        return False
+    return next(model.parameters()).dtype in (torch.float32, torch.float64)
+
+
+def sampled_logprob_rows(comps, mask: torch.Tensor, eot: int) -> tuple[torch.Tensor, list[int]]:
+    """The sampler's log-probs laid out as the rows' ``[N, L]`` (response positions of ``mask``, each row's
+    contiguous and in order; a stopped response's end-of-turn token last), and the rows it cannot fill: those
+    that stopped at another token than ``eot`` (the token trained on is not the one sampled) or whose stop
+    log-prob the backend did not return. Those rows are zeros here."""
+    out = torch.zeros(mask.shape, dtype=torch.float32)
+    missing = []
+    for i, c in enumerate(comps):
+        lps = list(c.logprobs)
+        if c.finish_reason == "stop":
+            if c.stop_token != eot or c.stop_logprob is None:
+                missing.append(i)
+                continue
+            lps.append(c.stop_logprob)
+        at = mask[i].nonzero()[:, 0]
+        if len(lps) != len(at):  # e.g. a backend that returned no log-prob for some token
+            missing.append(i)
+            continue
+        out[i, at] = torch.tensor(lps, dtype=torch.float32)
+    return out, missing
 
 
 def shaped_scores(raw: torch.Tensor, finished: torch.Tensor, lengths: torch.Tensor, rl: RLSection
@@ -116,11 +161,14 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
             eot: int, pad: int, step: int, rank: int, beta: float, on_policy: bool = False) -> RolloutResult:
     """One rollout on this process's ``prompts`` (``{"messages", "meta"}``).
 
-    ``on_policy``: the whole rollout is one optimizer step of one epoch, so the policy that trains on it is
-    the one that sampled it, and the ratio's old log-probs are the training forward's own, detached (TRL's
-    GRPO at num_iterations 1 does the same). Unless a critic or the reference (any KL) needs them, the
-    no-grad policy forward is skipped (``old_logp`` rows are then unused; the loss sees ``on_policy``) and
-    ``rollout_entropy`` / ``logprob_mismatch`` are not logged (the loss logs ``entropy``)."""
+    The no-grad policy forward is skipped (1) where the sampler's log-probs are exactly the old ones
+    (:func:`sampled_logprobs_are_old`, no critic): they become the rows' ``old_logp``, which the KL to the
+    reference and later epochs read; (2) when ``on_policy`` and neither a critic nor the reference (any KL)
+    reads old log-probs (``old_logp`` rows are then zeros). ``on_policy``: the whole rollout is one optimizer
+    step of one epoch, so the policy that trains on it is the one that sampled it; with the forward skipped,
+    the ratio's old log-probs are the training forward's own, detached (the loss sees ``on_policy``; TRL's
+    GRPO at num_iterations 1 does the same). Skipped, ``rollout_entropy`` / ``logprob_mismatch`` are not
+    logged (the loss logs ``entropy``)."""
     from ..rollout.generate import complete, prompt_ids
 
     t0 = time.perf_counter()
@@ -146,12 +194,23 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
     raw = reward(flat_msgs, texts, flat_meta).double()
     lengths = torch.tensor([len(r) for r in resp])
     score = shaped_scores(raw, finished, lengths, rl)
-    # the rollout's KL (logged, and read by the adaptive-beta controller and the KL budget) is k1 of the old
-    # log-probs against the reference, so any use of the reference keeps the old forward
-    skip_old = on_policy and not rl.uses_critic and not rl.uses_reference
-    fwd = forward_rows(model, reference, rows, max(sampling.temperature, 1e-6), rl.forward_batch, rl.uses_critic,
-                       policy=not skip_old)
     mask = rows["mask"]
+    # the old log-probs: the sampler's where they are exactly them (not for PPO: its critic forward yields
+    # the policy's logits in the same pass); else, unless the rollout is on-policy and nothing reads them, the
+    # forward's. The rollout's KL (logged, read by the adaptive beta and the KL budget) is k1 of the old
+    # log-probs against the reference, so any use of the reference needs them.
+    read = not on_policy or rl.uses_critic or rl.uses_reference  # anything reads old_logp
+    from_sampler = (read and not rl.uses_critic and not rl.recompute_old_logprobs
+                    and sampled_logprobs_are_old(sampling, getattr(model, "policy", model)))
+    skip_old = from_sampler or not read
+    temp = max(sampling.temperature, 1e-6)
+    fwd = forward_rows(model, reference, rows, temp, rl.forward_batch, rl.uses_critic, policy=not skip_old)
+    if from_sampler:
+        old, missing = sampled_logprob_rows(comps, mask, eot)
+        if missing:  # only these rows go through the policy forward
+            sub = {k: v[missing] for k, v in rows.items()}
+            old[missing] = forward_rows(model, None, sub, temp, rl.forward_batch, False)["old_logp"]
+        fwd["old_logp"] = old
     kl = k1(fwd["old_logp"], fwd["ref_logp"]) * mask
     adv, ret = advantages(rl, score, kl.double(), mask.double(), fwd["old_values"].double(), beta)
     loss_mask = mask * (~torch.isnan(score)).unsqueeze(-1).float()
@@ -163,7 +222,7 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
     rows.update(old_logp=fwd["old_logp"].float(), ref_logp=fwd["ref_logp"].float(),
                 old_values=fwd["old_values"].float(), advantages=adv.float(), returns=ret.float(),
                 loss_mask=loss_mask.float(), beta=torch.full((len(comps),), float(beta)),
-                on_policy=torch.full((len(comps),), skip_old))
+                on_policy=torch.full((len(comps),), on_policy and skip_old))
     t2 = time.perf_counter()
 
     n = float(len(comps))
