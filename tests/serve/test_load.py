@@ -126,7 +126,9 @@ def test_32_streaming_clients(make_server):
         assert value(metrics, name) - value(counted, name) == outcomes.count(outcome)
 
     answered = outcomes.count("ok")
-    per_request = blocks_per_request(eng)
+    # the heap also moves with other threads' frees while it is measured (once 10.5 in a loaded CI run, 72-76
+    # otherwise): the largest of three measurements
+    per_request = max(blocks_per_request(eng) for _ in range(3))
     heap_bound = answered * per_request / 4
     print(f"\n{answered} answered, {outcomes.count('429')} refused; heap grew {heap_growth} blocks (bound "
           f"{heap_bound:.0f}: a quarter of {per_request:.0f} per answer), resident set "
