@@ -29,7 +29,7 @@ def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: fl
 
 
 @contextmanager
-def _head_on_rows(model, scored: torch.Tensor, enabled: bool):
+def head_on_rows(model, scored: torch.Tensor, enabled: bool):
     """While active, the output head (``get_output_embeddings()``, unwrapping DDP's ``.module``; PEFT forwards
     the call to its base model) gets ``hidden[scored]`` ``[N, H]`` instead of ``hidden`` ``[B, T, H]``: every
     per-position step after it (a LoRA head, soft-capping, logit scaling) is row-wise, so the logits rows equal
@@ -92,7 +92,7 @@ def token_logprobs(model, input_ids: torch.Tensor, targets: torch.Tensor, *,
         tgt = targets[rows, :w]
         cand = tgt if tgt.dim() == 3 else tgt[..., None]
         scored = cand[..., 0] >= 0
-        with _head_on_rows(model, scored, not all_logits):
+        with head_on_rows(model, scored, not all_logits):
             logits = model(input_ids=input_ids[rows, :w], use_cache=False, **extra).logits
         if logits.dim() == 3:  # the head saw every position (no hook, or a head input it left alone)
             logits = logits[scored]

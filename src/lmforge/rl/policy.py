@@ -58,10 +58,10 @@ class PolicyWithValue(nn.Module):
         order (the shared head-on-scored-rows hook of :mod:`lmforge.models.logprobs`: prompt and padding cost
         no ``H x V`` matmul, forward or backward, and ``[B, L, V]`` logits never exist); a model the hook
         cannot serve still returns ``[B, L, V]``."""
-        from ..models.logprobs import _head_on_rows
+        from ..models.logprobs import head_on_rows
 
         want_hidden = values and self.critic_kind == "shared"
-        with _head_on_rows(self.policy, scored, scored is not None):
+        with head_on_rows(self.policy, scored, scored is not None):
             out = self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
                               output_hidden_states=want_hidden)
         v = None
