@@ -67,3 +67,17 @@ def test_seed_files(tmp_path: Path):
         file_seeds(lines)
     seeds = world_seeds(n=4)
     assert len(seeds) == 4 and all(s.refusal for s in seeds)
+
+
+def test_benign_counterexamples_wrap_lookalikes_in_the_attacks_that_worked(tmp_path: Path):
+    from lmforge.redteam.run import benign_counterexamples
+    from lmforge.world.judge import refused
+
+    rows = benign_counterexamples(["fiction", "distractor"], per_attack=3)
+    assert len(rows) == 6
+    assert all(r["messages"][0]["content"].startswith("I am writing a story") for r in rows[:3])
+    assert all(not refused(r["messages"][1]["content"]) for r in rows)  # helpful answers, not refusals
+    records = [{"seed": "s", "category": "", "attack": "fiction", "request": "x", "prompt": "p", "response": "ok",
+                "success": True, "refusal": None}]
+    counts = export(records, tmp_path, "No.", world_seed=0)
+    assert counts["benign"] == 20 and (tmp_path / "benign.jsonl").exists()

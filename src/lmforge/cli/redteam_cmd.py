@@ -13,7 +13,8 @@ REDTEAM_HELP = "\n\n".join([
     "requests, and write OUT/attacks.jsonl (every attempt and its answer), OUT/summary.json (attack success "
     "rate per attack with a 95 % interval, seeds broken) and OUT/findings/: prompts.jsonl (a prompt file for "
     "'lmforge generate'), sft.jsonl (each successful attack with the refusal it should have got) and pairs.jsonl "
-    "(refusal chosen over the model's answer, for 'lmforge rm' or 'lmforge dpo').",
+    "(refusal chosen over the model's answer, for 'lmforge rm' or 'lmforge dpo'); with world seeds also "
+    "benign.jsonl (benign look-alikes in the same attacks, answered helpfully: train on it beside sft.jsonl).",
     "Seeds (--seeds): world (the built-in world's harmful prompts of --split, with their refusals), AdvBench's "
     "harmful_behaviors.csv, or JSON lines with 'prompt' (and optionally 'refusal'). Attacks (--attacks, comma-"
     "separated, default all): direct, prefix_injection, refusal_suppression, role_play, fiction, distractor. "
@@ -67,7 +68,8 @@ def register(app: typer.Typer) -> None:
         atomic_write_text(out / "attacks.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n"
                                                          for r in records))
         summary = {"model": model, "seeds_from": seeds, **summarize(records),
-                   "exported": export(records, out / "findings", refusal or DEFAULT_REFUSAL)}
+                   "exported": export(records, out / "findings", refusal or DEFAULT_REFUSAL,
+                                     world_seed=0 if seeds == "world" else None)}
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
         print_summary("redteam", {"attempts": summary["attempts"], "successes": summary["successes"],
                                   "seeds_broken_rate": summary["seeds_broken_rate"],

@@ -12,7 +12,10 @@ bound.
 **Export** (``findings/``): ``prompts.jsonl`` (the successful attack prompts, a prompt file for ``lmforge
 generate``, so the next round samples on them), ``sft.jsonl`` (each with the refusal it should have got, for
 safety SFT) and ``pairs.jsonl`` (preference pairs, refusal chosen over the model's answer, ``source:
-redteam``, for the reward model or DPO).
+redteam``, for the reward model or DPO). With world seeds also ``benign.jsonl``: the world's *benign*
+look-alikes of harmful requests (train split) wrapped in the same successful attacks and answered helpfully —
+without them, training on ``sft.jsonl`` teaches "a wrapped request is refused" (measured in BENCHMARKS.md:
+over-refusal 0.225 → 0.60).
 """
 from __future__ import annotations
 
@@ -102,6 +105,21 @@ def attack(model, tokenizer, seeds: list[Seed], attacks: list[str], *, max_new_t
     return records
 
 
+def benign_counterexamples(attacks: list[str], world_seed: int = 0, per_attack: int = 20) -> list[dict[str, Any]]:
+    """SFT examples of benign look-alikes (the world's train split) wrapped in each of ``attacks``, with their
+    helpful reference answers: the counterweight to the refusals of :func:`export`."""
+    from ..world import World
+
+    items = World(seed=world_seed).eval_prompts("train", ["over_refusal"], n=None, seed=0)
+    out = []
+    for k, name in enumerate(attacks):
+        for j in range(per_attack):
+            it = items[(k * per_attack + j) % len(items)]
+            out.append({"messages": [{"role": "user", "content": ATTACKS[name](it["messages"][-1]["content"])},
+                                     {"role": "assistant", "content": it["reference"]}]})
+    return out
+
+
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Attack success rate per attack (with its 95 % Wilson interval and count), overall, and the share of
     seeds broken by at least one attack."""
@@ -120,8 +138,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             "attempts": len(records)}
 
 
-def export(records: list[dict[str, Any]], out: Path, default_refusal: str = DEFAULT_REFUSAL) -> dict[str, int]:
-    """The successful attacks as a prompt file, safety SFT examples and preference pairs (module doc)."""
+def export(records: list[dict[str, Any]], out: Path, default_refusal: str = DEFAULT_REFUSAL,
+           world_seed: int | None = None) -> dict[str, int]:
+    """The successful attacks as a prompt file, safety SFT examples and preference pairs, and with
+    ``world_seed`` the benign counter-examples in the attacks that worked (module doc)."""
     won = [r for r in records if r["success"]]
     out.mkdir(parents=True, exist_ok=True)
 
@@ -138,4 +158,10 @@ def export(records: list[dict[str, Any]], out: Path, default_refusal: str = DEFA
     atomic_write_text(out / "prompts.jsonl", lines(prompts))
     atomic_write_text(out / "sft.jsonl", lines(sft))
     atomic_write_text(out / "pairs.jsonl", lines(pairs))
-    return {"prompts": len(prompts), "sft": len(sft), "pairs": len(pairs)}
+    counts = {"prompts": len(prompts), "sft": len(sft), "pairs": len(pairs)}
+    if world_seed is not None:
+        worked = list(dict.fromkeys(r["attack"] for r in won if r["attack"] != "direct"))
+        benign = benign_counterexamples(worked, world_seed)
+        atomic_write_text(out / "benign.jsonl", lines(benign))
+        counts["benign"] = len(benign)
+    return counts
