@@ -15,7 +15,8 @@ safety SFT) and ``pairs.jsonl`` (preference pairs, refusal chosen over the model
 redteam``, for the reward model or DPO). With world seeds also ``benign.jsonl``: the world's *benign*
 look-alikes of harmful requests (train split) wrapped in the same successful attacks and answered helpfully —
 without them, training on ``sft.jsonl`` teaches "a wrapped request is refused" (measured in BENCHMARKS.md:
-over-refusal 0.225 → 0.60).
+over-refusal 0.225 → 0.60; with 100 of them beside 173 refusals the plain refusal rate fell
+instead: the ratio is a knob).
 """
 from __future__ import annotations
 
