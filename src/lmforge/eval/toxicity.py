@@ -37,20 +37,17 @@ def load_rtp(paths: Sequence[str | Path]) -> list[dict]:
     files: list[Path] = []
     for p in map(Path, paths):
         files += sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
+    from ..data.readers import read_jsonl
+
     rows = []
     for f in files:
         if not f.is_file():
             raise InputError("RealToxicityPrompts file not found", file=f)
-        for i, raw in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not JSON: {e.msg}", file=f, line=i) from None
-            if not isinstance(row.get("prompt"), dict) or not isinstance(row["prompt"].get("text"), str):
-                raise InputError("expected {'prompt': {'text': ...}}", file=f, line=i, field="prompt")
-            row["_key"] = f"{row.get('filename', f.name)}:{row.get('begin', i)}"
+        for rec in read_jsonl(f):
+            if not isinstance(rec.data.get("prompt"), dict) or not isinstance(rec.data["prompt"].get("text"), str):
+                raise rec.error("expected {'prompt': {'text': ...}}", field="prompt")
+            row = dict(rec.data)
+            row["_key"] = f"{row.get('filename', f.name)}:{row.get('begin', rec.line)}"
             rows.append(row)
     if not rows:
         raise InputError("no rows", file=files[0] if files else None)

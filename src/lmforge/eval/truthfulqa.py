@@ -24,7 +24,6 @@ has the classic 817), so figures on it are comparable in method, not digit for d
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,25 +85,17 @@ def _targets(value, path: Path, line: int, field: str) -> tuple[tuple[str, int],
 
 
 def load_mc(path: str | Path, limit: int | None = None) -> list[MCItem]:
-    """The questions of ``path`` (module doc for the formats); a bad row is an :class:`InputError` naming the
-    file, the row (line for JSON lines, 1-based index for a JSON list) and the field."""
+    """The questions of ``path`` (module doc for the formats; read by :func:`lmforge.data.readers.read_records`,
+    so ``.json`` is a list and ``.jsonl`` lines); a bad row is an :class:`InputError` naming the file, the row
+    (line for JSON lines, 1-based index for a JSON list) and the field."""
+    from ..data.readers import read_records
+
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
-    try:
-        rows = json.loads(text)
-        numbered = list(enumerate(rows if isinstance(rows, list) else [rows], 1))
-    except json.JSONDecodeError:
-        numbered = []
-        for i, raw in enumerate(text.splitlines(), 1):
-            if raw.strip():
-                try:
-                    numbered.append((i, json.loads(raw)))
-                except json.JSONDecodeError as e:
-                    raise InputError(f"not JSON: {e.msg}", file=path, line=i) from None
     items = []
-    for line, row in numbered[:limit]:
-        if not isinstance(row, dict):
-            raise InputError("expected an object", file=path, line=line)
+    for rec in read_records(path):
+        if limit is not None and len(items) >= limit:
+            break
+        line, row = rec.line, rec.data
         question = row.get("question")
         if not isinstance(question, str) or not question.strip():
             raise InputError("missing or empty", file=path, line=line, field="question")

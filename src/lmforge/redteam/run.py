@@ -66,17 +66,14 @@ def file_seeds(path: str | Path, limit: int | None = None) -> list[Seed]:
                     raise InputError("empty", file=path, line=i, field="goal")
                 seeds.append(Seed(f"{path.stem}-{i - 1}", row["goal"].strip()))
     else:
-        for i, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not JSON: {e.msg}", file=path, line=i) from None
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-                raise InputError("missing or empty", file=path, line=i, field="prompt")
-            seeds.append(Seed(str(row.get("id", f"{path.stem}-{i}")), row["prompt"].strip(),
-                              str(row.get("category", "")), row.get("refusal")))
+        from ..data.readers import read_jsonl
+
+        for rec in read_jsonl(path):
+            prompt = rec.data.get("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise rec.error("missing or empty", field="prompt")
+            seeds.append(Seed(str(rec.data.get("id", f"{path.stem}-{rec.line}")), prompt.strip(),
+                              str(rec.data.get("category", "")), rec.data.get("refusal")))
     if not seeds:
         raise InputError("no seeds", file=path)
     return seeds[:limit]
