@@ -37,3 +37,13 @@ def tiny_lm(tokenizer, seed: int = 0):
 
     torch.manual_seed(seed)
     return create_model(ModelConfig(depth=1, aspect=32, head_dim=16, max_seq_len=256), tokenizer).eval()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, tokenizer):
+    """:func:`tiny_lm` saved as a plain Hugging Face folder (for the CLI tests)."""
+    from lmforge.models.load import save_hf
+
+    path = tmp_path_factory.mktemp("eval-model")
+    save_hf(tiny_lm(tokenizer), tokenizer, path)
+    return path

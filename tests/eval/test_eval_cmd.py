@@ -13,15 +13,6 @@ from lmforge.eval.hhh import bits_per_byte, bpb_suite
 from .conftest import tiny_lm
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer):
-    from lmforge.models.load import save_hf
-
-    path = tmp_path_factory.mktemp("eval-model")
-    save_hf(tiny_lm(tokenizer), tokenizer, path)
-    return path
-
-
 @pytest.fixture
 def files(tmp_path):
     tqa = tmp_path / "tqa.jsonl"

@@ -50,6 +50,10 @@ def register(app: typer.Typer) -> None:
                                                     "\\[default: MiniLM-L6 when installed]"),
                  text: Path | None = typer.Option(None, "--text", help="held-out text for bpb: JSON lines "
                                                   "with 'text', or one document per line"),
+                 reference: str | None = typer.Option(None, "--reference", help="the NAME of one of the "
+                                                      "models: every other model's win rate against it"),
+                 judge: str = typer.Option("world", "--judge", help="who judges --reference: world (the "
+                                           "built-in world's noise-free labeler) or a reward-model folder"),
                  runs: list[Path] = typer.Option([], "--runs", help="run folders whose training curves to plot"),
                  limit: int | None = typer.Option(None, "--limit", min=1, help="at most N items per suite"),
                  n_per_suite: int = typer.Option(64, "--n-per-suite", min=1, help="world: prompts per suite"),
@@ -83,6 +87,15 @@ def register(app: typer.Typer) -> None:
         for r in runs:
             if not r.is_dir():
                 raise InputError("run folder not found", file=r)
+        named = [n for n, _ in _models(models)]
+        if reference is not None and reference not in named:
+            raise InputError(f"--reference {reference!r} is not one of the models ({', '.join(named)})",
+                             field="reference")
+        if reference is not None and judge == "world" and "world" not in names:
+            raise InputError("--judge world compares answers to the world suite's prompts: add --suite world or "
+                             "give a reward-model folder", field="judge")
+        if judge != "world" and not Path(judge).is_dir():
+            raise InputError("reward-model folder not found", file=judge, field="judge")
         results, notes = [], {}
         with Progress(transient=True) as bar:
             task = bar.add_task("eval", total=len(models) * len(names))
@@ -103,6 +116,17 @@ def register(app: typer.Typer) -> None:
                 results.append({"name": name, "model": path, "suites": names, "figures": figures,
                                 "samples": samples})
                 del model
+        if reference is not None:
+            from ..eval.versus import reward_model_scorer, win_rate, world_scorer
+
+            ref = next(r for r in results if r["name"] == reference)
+            scorer = (world_scorer(world_seed, limit or n_per_suite) if judge == "world"
+                      else reward_model_scorer(judge, batch_size))
+            for r in results:
+                if r is not ref:
+                    fig = win_rate(r["samples"], ref["samples"], scorer, reference)
+                    if fig is not None:
+                        r["figures"].append(fig.as_dict())
         report = write_report(out, results, runs, notes=notes or None)
         summary = {"report": str(report), "results": str(out / "results.json"),
                    "models": {r["name"]: {f["name"]: round(f["value"], 4) for f in r["figures"]} for r in results}}

@@ -76,6 +76,9 @@ def world_suite(model, tokenizer, *, world_seed: int = 0, n_per_suite: int = 64,
     suites = world_suites(world, heldout_facts=n_per_suite, seen_facts=None, per_kind=n_per_suite)
     _, records = run_suites(model, tokenizer, world, suites, mode="chat", max_new_tokens=max_new_tokens,
                             batch_size=batch_size, threads=None)
+    messages = {it["id"]: it["messages"] for s in suites for it in s.items}
+    for r in records:  # the whole conversation, for judges that read more than the last turn
+        r["messages"] = messages[r["id"]]
     return world_figures(records), records
 
 
