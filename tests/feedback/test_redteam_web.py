@@ -1,7 +1,6 @@
 """The red-team page over HTTP, against a fake OpenAI-compatible endpoint (httpx.MockTransport): not
 configured, send, escape, mark, ownership, CSRF, an endpoint that fails."""
 import json
-import re
 
 import httpx
 import pytest
@@ -99,3 +98,23 @@ def test_empty_attack_and_failing_endpoint(users):
     assert "do harm</textarea>" in r.text  # the attack is kept in the form
     assert users.attempts() == []
     assert CSRF.search(r.text)
+
+
+def test_serve_command_wires_the_endpoint(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from lmforge.cli.main import main
+
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    db = ["--db", str(tmp_path / "fb")]
+    with pytest.raises(SystemExit):
+        main(["label", "serve", *db, "--redteam-endpoint", "http://127.0.0.1:9/v1", "--redteam-model", "m",
+              "--redteam-api-key", "k", "--redteam-max-tokens", "40"])
+    with pytest.raises(SystemExit):
+        main(["label", "serve", *db])
+    on, off = (app.state.redteam for app in apps)
+    assert off is None and on.max_tokens == 40 and on.backend.model == "m"
+    assert on.backend.chat_url == "http://127.0.0.1:9/v1/chat/completions"
+    assert on.backend.client.headers["authorization"] == "Bearer k"
+    assert "red-team page attacks m at http://127.0.0.1:9/v1" in capsys.readouterr().out
