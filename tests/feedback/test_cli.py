@@ -8,7 +8,8 @@ from lmforge.data.preference import read_feedback
 
 from .conftest import PASSWORD
 
-LABEL_COMMANDS = ["init", "passwd", "add-user", "add-batch", "assign", "serve", "simulate", "export", "import", "stats"]
+LABEL_COMMANDS = ["init", "passwd", "add-user", "add-batch", "assign", "serve", "simulate", "export", "export-redteam",
+                  "import", "stats"]
 
 
 def run(argv, capsys) -> tuple[int, str, str]:

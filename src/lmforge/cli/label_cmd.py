@@ -139,18 +139,41 @@ def register(app: typer.Typer) -> None:
                   port: int = typer.Option(8000, help="port"),
                   secure_cookies: bool = typer.Option(False, "--secure-cookies",
                                                       help="mark cookies Secure (serve behind HTTPS)"),
-                  session_hours: float = typer.Option(12.0, help="how long a login lasts")) -> None:
-        """Run the labeling web app (labelers rank and score; admins manage users, batches, assignments)."""
+                  session_hours: float = typer.Option(12.0, help="how long a login lasts"),
+                  redteam_endpoint: str | None = typer.Option(
+                      None, "--redteam-endpoint", help="an OpenAI-compatible server (e.g. lmforge serve MODEL) "
+                      "that the red-team page attacks \\[default: the page says it is not configured]"),
+                  redteam_model: str | None = typer.Option(None, "--redteam-model",
+                                                           help="the model to ask there \\[default: the only "
+                                                                "one it serves]"),
+                  redteam_api_key: str | None = typer.Option(None, "--redteam-api-key",
+                                                             envvar="LMFORGE_REDTEAM_API_KEY",
+                                                             help="bearer token for that server"),
+                  redteam_max_tokens: int = typer.Option(256, "--redteam-max-tokens",
+                                                         help="the longest answer asked for")) -> None:
+        """Run the labeling web app (labelers rank and score, and red-team a model with --redteam-endpoint;
+        admins manage users, batches, assignments)."""
         import uvicorn
 
         from ..feedback.webapp import create_app
 
+        target = None
+        if redteam_endpoint:
+            from ..feedback.judge.endpoint import EndpointBackend
+            from ..feedback.webapp.redteam import RedteamTarget
+
+            target = RedteamTarget(EndpointBackend(redteam_endpoint, model=redteam_model, api_key=redteam_api_key,
+                                                   timeout=120.0, retries=1, role="model",
+                                                   flags=("--redteam-model", "--redteam-api-key")),
+                                   max_tokens=redteam_max_tokens)
         store = _store(db)
         if not any(u.is_admin for u in store.users()):
             typer.echo("note: no admin yet; create one with: lmforge label add-user NAME --role admin", err=True)
         typer.echo(f"labeling app for {_where(store)} on http://{host}:{port}/")
-        uvicorn.run(create_app(store, secure_cookies=secure_cookies, session_hours=session_hours),
-                    host=host, port=port, log_level="info")
+        if target:
+            typer.echo(f"red-team page attacks {target.backend.name}")
+        uvicorn.run(create_app(store, secure_cookies=secure_cookies, session_hours=session_hours,
+                               redteam_target=target), host=host, port=port, log_level="info")
 
     @label.command("simulate")
     def simulate_cmd(batch: str = typer.Argument(..., help="a batch of built-in-world prompts"),
@@ -186,6 +209,27 @@ def register(app: typer.Typer) -> None:
         written = write_records(records, out, fmt)
         print_summary("export", report.as_dict())
         typer.echo("wrote " + ", ".join(map(str, written)))
+
+    @label.command("export-redteam")
+    def export_redteam_cmd(db: str | None = DB,
+                           out: str = typer.Option(..., "--out", "-o", help="output folder"),
+                           refusal: str | None = typer.Option(None, "--refusal",
+                                                              help="the answer for breaks with no \"should "
+                                                                   "have said\" \\[default: lmforge redteam's]")
+                           ) -> None:
+        """Export the red-team attempts people marked "broke it" as lmforge redteam does its findings:
+        prompts.jsonl (next round's prompts), sft.jsonl (with the person's "should have said", else the
+        refusal) and pairs.jsonl (that answer chosen over the model's, source redteam:human:NAME)."""
+        from pathlib import Path
+
+        from ..feedback.redteam_attempts import export_records
+        from ..redteam.run import DEFAULT_REFUSAL, export
+
+        records = export_records(_store(db).attempts())
+        counts = export(records, Path(out), default_refusal=refusal or DEFAULT_REFUSAL)
+        print_summary("export-redteam", {"marked attempts": len(records),
+                                         "broke it": sum(r["success"] for r in records), **counts})
+        typer.echo(f"wrote {out}")
 
     @label.command("import")
     def import_cmd(source: str = typer.Argument(..., help=".jsonl, .jsonl.gz, .json, .parquet or a saved "

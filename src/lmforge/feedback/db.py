@@ -19,6 +19,8 @@ Tables::
     ratings       (label_id, response_id) pk, rank (0 = best; equal ranks are ties), unsafe, and the five 1-7
                   criterion scores (NULL when a labeler ranked without scoring, e.g. imported pairs), overall
                   (1-7) and good (good-bad batches), NULL where the batch's mode does not ask for them
+    redteam_attempts  id, user_id, model, prompt, response, verdict (NULL until marked; broke|held), note,
+                  better (the answer it should have given), created_at, marked_at
 """
 from __future__ import annotations
 
@@ -171,6 +173,26 @@ class Rating(Base):
     overall: Mapped[int | None] = _score_column()
     good: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     response: Mapped[Response] = relationship()
+
+
+REDTEAM_VERDICTS = ("broke", "held")
+
+
+class RedteamAttempt(Base):
+    """One attack a person typed on the red-team page, the model's answer and their verdict."""
+    __tablename__ = "redteam_attempts"
+    __table_args__ = (CheckConstraint(f"verdict IN {REDTEAM_VERDICTS}", name="ck_redteam_attempts_verdict"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(512))
+    prompt: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    better: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    marked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    user: Mapped[User] = relationship()
 
 
 assert all(hasattr(Rating, c) for c in CRITERIA)  # the columns above are the shared criteria

@@ -46,13 +46,14 @@ from .db import (
 )
 from .labels import DEFAULT_MODE, LabelIn, LabelRecord, NotFound, check_mode, from_ranks
 from .migrate import current_revision, head_revision, upgrade
+from .redteam_attempts import RedteamAttempts
 from .views import AssignmentView, BatchInfo, Progress, SubmitResult
 
 __all__ = ["Store", "UserInfo", "BatchInfo", "AssignmentView", "Progress", "SubmitResult", "LabelIn",
            "LabelRecord", "NotFound"]
 
 
-class Store(Accounts):
+class Store(Accounts, RedteamAttempts):
     def __init__(self, engine: Engine, *, hasher: PasswordHasher | None = None):
         self.engine = engine
         self._read = sessionmaker(engine, expire_on_commit=False)

@@ -12,7 +12,8 @@ bound.
 **Export** (``findings/``): ``prompts.jsonl`` (the successful attack prompts, a prompt file for ``lmforge
 generate``, so the next round samples on them), ``sft.jsonl`` (each with the refusal it should have got, for
 safety SFT) and ``pairs.jsonl`` (preference pairs, refusal chosen over the model's answer, ``source:
-redteam``, for the reward model or DPO). With world seeds also ``benign.jsonl``: the world's *benign*
+redteam``, or a record's own ``source``, e.g. ``redteam:human:ana`` for people's findings from the labeling
+app, for the reward model or DPO). With world seeds also ``benign.jsonl``: the world's *benign*
 look-alikes of harmful requests (train split) wrapped in the same successful attacks and answered helpfully —
 without them, training on ``sft.jsonl`` teaches "a wrapped request is refused" (measured in BENCHMARKS.md:
 over-refusal 0.225 → 0.60; with 100 of them beside 173 refusals the plain refusal rate fell
@@ -150,7 +151,7 @@ def export(records: list[dict[str, Any]], out: Path, default_refusal: str = DEFA
     sft = [{"messages": [{"role": "user", "content": r["prompt"]},
                          {"role": "assistant", "content": r["refusal"] or default_refusal}]} for r in won]
     pairs = [{"type": "pair", "prompt": [{"role": "user", "content": r["prompt"]}],
-              "chosen": r["refusal"] or default_refusal, "rejected": r["response"], "source": "redteam",
+              "chosen": r["refusal"] or default_refusal, "rejected": r["response"], "source": r.get("source", "redteam"),
               "criterion": "harmlessness", "meta": {"seed": r["seed"], "attack": r["attack"]}}
              for r in won if r["response"].strip()]
     atomic_write_text(out / "prompts.jsonl", lines(prompts))

@@ -41,9 +41,13 @@ def endpoint_urls(url: str) -> tuple[str, str]:
 class EndpointBackend:
     def __init__(self, url: str, *, model: str | None = None, api_key: str | None = None, timeout: float = 60.0,
                  retries: int = 3, backoff: float = 0.5, concurrency: int = 4, max_tokens: int = 8,
-                 top_logprobs: int = 20, logprobs: bool | None = None, client: httpx.Client | None = None):
-        """``logprobs``: None asks for them and keeps asking while the server gives them; False never asks."""
+                 top_logprobs: int = 20, logprobs: bool | None = None, client: httpx.Client | None = None,
+                 role: str = "judge", flags: tuple[str, str] = ("--api-model", "--api-key or LMFORGE_JUDGE_API_KEY")):
+        """``logprobs``: None asks for them and keeps asking while the server gives them; False never asks.
+        ``role`` names the endpoint in error messages, ``flags`` the options that set the model and the key
+        (the red-team page's target is a "model" endpoint set by --redteam-model / --redteam-api-key)."""
         self.url = url
+        self.role, self.flags = role, flags
         self.chat_url, self.models_url = endpoint_urls(url)
         self.model = model
         self.retries, self.backoff = retries, backoff
@@ -82,7 +86,7 @@ class EndpointBackend:
                 wait = _retry_after(resp) or self.backoff * 2 ** attempt
             if attempt < self.retries:
                 time.sleep(min(wait, 30.0))
-        raise InputError(f"judge endpoint {url} failed after {self.retries + 1} attempt(s): {last}",
+        raise InputError(f"{self.role} endpoint {url} failed after {self.retries + 1} attempt(s): {last}",
                          field="endpoint")
 
     def check(self) -> str:
@@ -95,12 +99,12 @@ class EndpointBackend:
             except (ValueError, KeyError, TypeError, AttributeError):
                 ids = []
         elif resp.status_code in (401, 403):
-            raise InputError(f"judge endpoint refused the API key (HTTP {resp.status_code}: {_error_text(resp)}); "
-                             "set --api-key or LMFORGE_JUDGE_API_KEY", field="endpoint")
+            raise InputError(f"{self.role} endpoint refused the API key (HTTP {resp.status_code}: "
+                             f"{_error_text(resp)}); set {self.flags[1]}", field="endpoint")
         if self.model is None:
             if len(ids) != 1:
                 listed = ", ".join(ids[:10]) or "none listed"
-                raise InputError(f"name the judge model with --api-model (the endpoint serves: {listed})",
+                raise InputError(f"name the {self.role} model with {self.flags[0]} (the endpoint serves: {listed})",
                                  field="api_model")
             self.model = ids[0]
         elif ids and self.model not in ids:
@@ -119,14 +123,33 @@ class EndpointBackend:
             self.logprobs = False  # this server does not do logprobs: ask for text from now on
             return self._complete(query)
         if resp.status_code != 200:
-            raise InputError(f"judge endpoint {self.chat_url} answered HTTP {resp.status_code}: "
+            raise InputError(f"{self.role} endpoint {self.chat_url} answered HTTP {resp.status_code}: "
                              f"{_error_text(resp)}", field="endpoint")
         try:
             choice = resp.json()["choices"][0]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise InputError(f"judge endpoint {self.chat_url} sent no completion: {resp.text[:200]!r}",
+            raise InputError(f"{self.role} endpoint {self.chat_url} sent no completion: {resp.text[:200]!r}",
                              field="endpoint") from None
         return choice
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int) -> str:
+        """The model's greedy answer to ``messages`` as text (no log-probabilities): one chat turn."""
+        if self.model is None:
+            self.check()
+        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.0}
+        resp = self._request("POST", self.chat_url, json=body)
+        self._count("requests")
+        if resp.status_code != 200:
+            raise InputError(f"{self.role} endpoint {self.chat_url} answered HTTP {resp.status_code}: "
+                             f"{_error_text(resp)}", field="endpoint")
+        try:
+            text = resp.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str):
+            raise InputError(f"{self.role} endpoint {self.chat_url} sent no answer: {resp.text[:200]!r}",
+                             field="endpoint")
+        return text
 
     # ------------------------------------------------------------------ verdicts
 

@@ -1,7 +1,7 @@
 """The labeling web app: ``create_app(store)`` -> a FastAPI app (served by ``lmforge label serve``).
 
-Labelers log in, see their progress, and label their assignments one prompt at a time; admins create
-labelers and batches, assign prompts, and watch throughput and agreement. Store calls are synchronous and run
+Labelers log in, see their progress, label their assignments one prompt at a time and red-team a model
+(:mod:`.redteam`); admins create labelers and batches, assign prompts, and watch throughput and agreement. Store calls are synchronous and run
 in the server's thread pool; every submission is one transaction in the store.
 """
 from __future__ import annotations
@@ -16,23 +16,27 @@ from fastapi.staticfiles import StaticFiles
 from ...errors import InputError
 from ..labels import NotFound
 from ..store import Store
-from . import admin, labeler
+from . import admin, labeler, redteam
 from .render import HERE, render
 from .security import Forbidden, GuardMiddleware, LoginRequired, current_auth
 from .throttle import LoginThrottle, Throttled
 
 
 def create_app(store: Store, *, secure_cookies: bool = False, session_hours: float = 12,
-               login_throttle: LoginThrottle | None = None) -> FastAPI:
+               login_throttle: LoginThrottle | None = None,
+               redteam_target: redteam.RedteamTarget | None = None) -> FastAPI:
+    """``redteam_target``: the model the red-team page attacks (None: the page says it is not configured)."""
     app = FastAPI(title="lmforge labeling", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
     app.state.login_throttle = login_throttle or LoginThrottle()
     app.state.secure_cookies = secure_cookies
     app.state.session_ttl = timedelta(hours=session_hours)
+    app.state.redteam = redteam_target
     app.add_middleware(GuardMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(labeler.router)
     app.include_router(admin.router)
+    app.include_router(redteam.router)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:
