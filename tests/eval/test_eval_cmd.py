@@ -97,3 +97,14 @@ def test_bad_input_is_one_line_exit_2(model_dir, args, message, capsys):
         main(["eval", str(model_dir), *args])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_held_out_text_rows_are_checked(tmp_path):
+    from lmforge.errors import InputError
+    from lmforge.eval.hhh import load_texts
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "a doc"}\n{"body": "no text"}\n')
+    with pytest.raises(InputError) as err:
+        load_texts(path)
+    assert err.value.line == 2 and err.value.field == "text"

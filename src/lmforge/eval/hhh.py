@@ -20,7 +20,6 @@ Suites (``lmforge eval --suite``; ``hhh`` = every suite whose data is at hand):
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -108,25 +107,19 @@ def truthfulqa_suite(model, tokenizer, path: str | Path, *, limit: int | None = 
 
 # ------------------------------------------------------------------------------------------------ bpb
 def load_texts(path: str | Path, limit: int | None = None) -> list[str]:
-    """Documents of a held-out text file: JSON lines with a ``text`` field, else one document per
-    non-empty line."""
+    """Documents of a held-out text file, by :func:`lmforge.data.readers.read_records`: JSON lines / JSON /
+    parquet / a saved dataset with a ``text`` field, or plain text with one document per non-empty line."""
+    from ..data.readers import read_records
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError("text file not found", file=path)
     docs = []
-    for i, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not raw.strip():
-            continue
-        if raw.lstrip().startswith("{"):
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not JSON: {e.msg}", file=path, line=i) from None
-            if not isinstance(row.get("text"), str) or not row["text"]:
-                raise InputError("missing or empty", file=path, line=i, field="text")
-            docs.append(row["text"])
-        else:
-            docs.append(raw)
+    for rec in read_records(path, txt_split="line"):
+        text = rec.get("text", str)
+        if not text:
+            raise rec.error("empty", field="text")
+        docs.append(text)
     if not docs:
         raise InputError("no documents", file=path)
     return docs[:limit]
