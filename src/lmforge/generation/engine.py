@@ -262,30 +262,32 @@ class GenerationEngine:
                 pending.append(first)
             target, deadline = admission_plan(time.monotonic(), ended=ended, took=took, expect=expect,
                                               batch_size=self.batch_size, window_s=self.window_s)
-            while sum(len(r.rows) for r in pending) < target:
-                try:
-                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._fail(pending)
-                    return
-                pending.append(nxt)
+            if not self._gather(pending, target, deadline):
+                return
             batch, pending = self._take(pending)
             start = time.monotonic()
             self._run_requests(batch)
             ended = time.monotonic()
             took = ended - start
-            while True:  # what queued during the batch joins the leftovers now, so the next target counts it
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._fail(pending)
-                    return
-                pending.append(nxt)
+            # what queued during the batch joins the leftovers now, so the next target counts it
+            if not self._gather(pending, math.inf, time.monotonic()):
+                return
             expect = min(self.batch_size, sum(len(r.rows) for r in batch) + sum(len(r.rows) for r in pending))
+
+    def _gather(self, pending: list[Request], target: float, deadline: float) -> bool:
+        """Move queued requests into ``pending`` until it holds ``target`` rows or ``deadline`` passes (a past
+        deadline takes only what is already queued). False when the engine was closed meanwhile (``pending``
+        failed)."""
+        while sum(len(r.rows) for r in pending) < target:
+            try:
+                nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return True
+            if nxt is None:
+                self._fail(pending)
+                return False
+            pending.append(nxt)
+        return True
 
     def _take(self, pending: list[Request]) -> tuple[list[Request], list[Request]]:
         """The first request, then every later one with the same batch key while the rows fit."""
