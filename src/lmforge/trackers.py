@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,6 @@ class _MLflow:
         self.client.update_run(self.run_id, status="RUNNING")
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
