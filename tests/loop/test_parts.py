@@ -184,7 +184,7 @@ def test_an_ai_judge_labels_the_round_once(tmp_path, tmp_path_factory):
 
 def test_status_shows_the_steps_and_what_people_still_owe(tmp_path):
     from lmforge.loop.feedback import WaitingForLabels, feedback_step, open_store
-    from lmforge.loop.run import loop_status
+    from lmforge.loop.status import loop_status, status_line
 
     cfg, rdir = _world_round(tmp_path, [{"kind": "human", "labelers": ["ana"]}])
     (rdir / "prompts.jsonl").write_text("{}\n")  # the round's prompt file exists (its content is not read here)
@@ -197,3 +197,5 @@ def test_status_shows_the_steps_and_what_people_still_owe(tmp_path):
     (row,) = loop_status(cfg)  # round 2 has not started, so it is not listed
     assert row["steps"]["prompts"] and row["steps"]["generate"] and not row["steps"]["feedback"]
     assert row["next"] == "feedback" and row["people"]["done"] == 1 and row["people"]["assigned"] == 4
+    assert status_line(row).startswith("round 1: prompts+ generate+ feedback- rm-")
+    assert "  next: feedback (people labelled 1/4, " in status_line(row)
