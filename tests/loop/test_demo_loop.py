@@ -42,6 +42,7 @@ def test_demo_loop_runs_two_rounds_and_writes_loop_round_n(demo_dir, monkeypatch
     _tiny(monkeypatch)
     summary = demo(demo_dir, only=["loop"], loop=2)
     assert summary["stages"]["sft"] == {"heldout_fact_accuracy": 0.5}  # the stages' numbers are kept
+    assert summary["seconds_total"] == 1.0  # and their total: the loop's own seconds are in stages.loop
     assert json.loads((demo_dir / "summary.json").read_text()) == summary
     r1, r2 = summary["loop"]["round_1"], summary["loop"]["round_2"]
     assert set(summary["loop"]) == {"round_1", "round_2"}
