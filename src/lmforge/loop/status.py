@@ -12,7 +12,8 @@ from ..errors import InputError
 
 def loop_status(cfg, store=None) -> list[dict[str, Any]]:
     """Per round: its batch, its steps (done or not), and for the first unfinished round what it waits for (the
-    next step; at a feedback step with people, their progress read from the database). Rounds after the first
+    next step; at a feedback step with people, their progress read from the database; before RL, ``stopped``:
+    the reward-model gate's message when it stops the round). Rounds after the first
     unfinished one have not started and are not listed. ``store``: the feedback database already open (the web
     app's); None opens the loop's own. Reads, never writes."""
     from .feedback import batch_name, human_status, open_store
@@ -26,6 +27,9 @@ def loop_status(cfg, store=None) -> list[dict[str, Any]]:
         todo = next((name for name, ok in steps.items() if not ok), None)
         if todo is not None:
             row["next"] = todo
+            stopped = _gate(rnd) if todo == rnd.rl_name and steps.get("rm_check") else None
+            if stopped:
+                row["stopped"] = stopped
             humans = [s for s in cfg.feedback.sources if s.kind == "human"]
             if todo == "feedback" and humans and steps["generate"]:
                 own = store is None
@@ -43,11 +47,25 @@ def loop_status(cfg, store=None) -> list[dict[str, Any]]:
     return out
 
 
+def _gate(rnd) -> str | None:
+    """The reward-model gate's message when it stops the round before RL (under the config as it is now)."""
+    from ..errors import TrainingStopped
+
+    try:
+        rnd.check_reward_model()
+    except TrainingStopped as e:
+        return str(e)
+    return None
+
+
 def waits_for(row: dict[str, Any]) -> str | None:
-    """What the round waits for, in words: ``feedback (people labelled 12/64, 3.5 h)``; None when done."""
+    """What the round waits for, in words: ``feedback (people labelled 12/64, 3.5 h)``, ``ppo (stopped: ...)``;
+    None when done."""
     if row.get("next") is None:
         return None
     text = row["next"]
+    if row.get("stopped"):
+        return f"{text} (stopped: {row['stopped']})"
     p = row.get("people")
     if p:
         text += f" (people labelled {p['done']}/{p['assigned']}, {p['hours_since_batch']} h)"
