@@ -1,36 +1,25 @@
 """Fixtures for the feedback tests: a store on SQLite and (when its binaries exist) a throwaway PostgreSQL
-server, a fast password hasher, small batches, a fake built-in world, and a live uvicorn server."""
+server, a fast password hasher, small batches, a fake built-in world; the live server and logins are in tests/web_helpers.py."""
 from __future__ import annotations
 
 import glob
 import os
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 from lmforge.data.preference import CRITERIA
 from lmforge.feedback.batchfile import BatchItem
 from lmforge.feedback.labels import LabelIn
 from lmforge.feedback.store import Store
+from web_helpers import FAST_HASHER, PASSWORD, LiveServer, free_port  # noqa: F401 (the feedback tests import them here)
 
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-PASSWORD = "correct horse"
 PG_INITDB = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -157,29 +146,3 @@ class FakeLabeler:
         ranking = sorted(range(len(responses)), key=lambda i: (-quality[i], i))
         return {"scores": [{c: 2 + quality[i] for c in CRITERIA} for i in range(len(responses))],
                 "ranking": ranking, "unsafe": ["<script>" in r for r in responses], "comment": "fake"}
-
-
-# --------------------------------------------------------------------------- a live server
-
-class LiveServer:
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

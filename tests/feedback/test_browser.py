@@ -1,20 +1,14 @@
 """Headless Chromium (Debian's `chromium`, driven by Playwright) logs in as a labeler, ranks a batch with the
 keyboard, by typing ranks and by dragging, and submits; the rankings are in the database and in the export."""
-import shutil
-
-import pytest
 
 from lmforge.data.preference import CRITERIA, Ranking, read_feedback
 from lmforge.feedback.batchfile import BatchItem
 from lmforge.feedback.export import build_records, write_records
 from lmforge.feedback.webapp import create_app
+from web_helpers import ARGS, CHROMIUM, PASSWORD, LiveServer, needs_chromium
+from web_helpers import browser_login as _login
 
-from .conftest import PASSWORD, LiveServer
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+pytestmark = needs_chromium
 
 
 def _type_scores(page, k: int, base: int) -> None:
@@ -95,13 +89,6 @@ def test_labeler_ranks_a_batch_in_the_browser(sqlite_store, tmp_path):
     rankings = {r.id: r for r in read_feedback(out) if isinstance(r, Ranking)}
     assert rankings["web/q1/ana"].ranking == [2, 0, 1] and rankings["web/q1/ana"].source == "human:ana"
     assert rankings["web/q3/ana"].responses[rankings["web/q3/ana"].ranking[0]] == "5"
-
-
-def _login(page, url: str, name: str = "ana") -> None:
-    page.goto(url + "/")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
 
 
 def test_rank_only_batch_in_the_browser(sqlite_store):

@@ -10,11 +10,10 @@ from lmforge.feedback.judge.endpoint import EndpointBackend
 from lmforge.feedback.webapp import create_app
 from lmforge.feedback.webapp.redteam import RedteamTarget
 from tiny_chat import one_torch_thread, session_model
+from web_helpers import ARGS, CHROMIUM, PASSWORD, LiveServer, needs_chromium
+from web_helpers import browser_login as _login
 
-from .conftest import PASSWORD, LiveServer
-from .test_browser import ARGS, CHROMIUM, _login
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")

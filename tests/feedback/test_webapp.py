@@ -1,5 +1,4 @@
 """The labeling web app over HTTP: login, CSRF, ownership, roles, escaping, bad input, headers."""
-import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -8,10 +7,10 @@ from sqlalchemy import func, select
 from lmforge.feedback.batchfile import BatchItem
 from lmforge.feedback.db import Label
 from lmforge.feedback.webapp import create_app
+from web_helpers import CSRF, PASSWORD, login  # noqa: F401 (other tests import login and CSRF from here)
 
-from .conftest import PASSWORD, make_items
+from .conftest import make_items
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 XSS = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 
 
@@ -31,14 +30,6 @@ def site(sqlite_store):
 
 def client(store) -> TestClient:
     return TestClient(create_app(store), follow_redirects=False)
-
-
-def login(c: TestClient, name: str, password: str = PASSWORD) -> str:
-    page = c.get("/login")
-    r = c.post("/login", data={"name": name, "password": password, "csrf_token": CSRF.search(page.text)[1],
-                               "next": "/"})
-    assert r.status_code == 303, r.text
-    return CSRF.search(c.get("/").text)[1]
 
 
 def good_form(csrf: str, k: int = 3, order=(0, 1, 2), **extra) -> dict:

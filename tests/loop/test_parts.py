@@ -184,7 +184,7 @@ def test_an_ai_judge_labels_the_round_once(tmp_path, tmp_path_factory):
 
 def test_status_shows_the_steps_and_what_people_still_owe(tmp_path):
     from lmforge.loop.feedback import WaitingForLabels, feedback_step, open_store
-    from lmforge.loop.run import loop_status
+    from lmforge.loop.status import loop_status, status_line
 
     cfg, rdir = _world_round(tmp_path, [{"kind": "human", "labelers": ["ana"]}])
     (rdir / "prompts.jsonl").write_text("{}\n")  # the round's prompt file exists (its content is not read here)
@@ -197,3 +197,24 @@ def test_status_shows_the_steps_and_what_people_still_owe(tmp_path):
     (row,) = loop_status(cfg)  # round 2 has not started, so it is not listed
     assert row["steps"]["prompts"] and row["steps"]["generate"] and not row["steps"]["feedback"]
     assert row["next"] == "feedback" and row["people"]["done"] == 1 and row["people"]["assigned"] == 4
+    assert status_line(row).startswith("round 1: prompts+ generate+ feedback- rm-")
+    assert "  next: feedback (people labelled 1/4, " in status_line(row)
+
+
+@pytest.mark.parametrize("on_worse", ["stop", "continue"])
+def test_status_says_when_the_reward_model_gate_stops_a_round(tmp_path, on_worse):
+    from lmforge.loop.status import loop_status, status_line
+
+    rnd = _fake_round_2(tmp_path, new=0.55, old=0.70, on_worse=on_worse)
+    for n, steps in ((1, ("generate", "feedback", "rm", "rm_check", "ppo", "eval", "redteam")),
+                     (2, ("generate", "feedback"))):
+        (tmp_path / f"loop/round-00{n}/prompts.jsonl").write_text("{}\n")
+        for step in steps:
+            (tmp_path / f"loop/round-00{n}" / step).mkdir(exist_ok=True)
+            (tmp_path / f"loop/round-00{n}" / step / "summary.json").write_text('{"final": "x"}')
+    one, two = loop_status(rnd.cfg)
+    assert "next" not in one and two["next"] == "ppo"
+    if on_worse == "stop":
+        assert "next: ppo (stopped: round 2: the new reward model is worse on the newest labels" in status_line(two)
+    else:
+        assert "stopped" not in two and status_line(two).endswith("next: ppo")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 
@@ -38,6 +39,23 @@ def _store(db: str | None):
     from ..feedback.store import Store
 
     return Store.open(db)
+
+
+def _loop_views(folders: list[Path], store) -> list:
+    """A :class:`~lmforge.loop.status.LoopView` per ``--loop`` folder, each checked to use the served database
+    (its rounds' batches and people's progress are read from it)."""
+    from sqlalchemy.engine import make_url
+
+    from ..errors import InputError
+    from ..loop.status import LoopView
+
+    views = [LoopView(folder) for folder in folders]
+    for view in views:
+        url = make_url(view.database_url())
+        if url != store.engine.url:
+            raise InputError(f"the loop in {view.out} uses the database {url.render_as_string(hide_password=True)}"
+                             f", not the one served ({_where(store)}): serve that one with --db", field="--loop")
+    return views
 
 
 def _where(store) -> str:
@@ -150,7 +168,10 @@ def register(app: typer.Typer) -> None:
                                                              envvar="LMFORGE_REDTEAM_API_KEY",
                                                              help="bearer token for that server"),
                   redteam_max_tokens: int = typer.Option(256, "--redteam-max-tokens",
-                                                         help="the longest answer asked for")) -> None:
+                                                         help="the longest answer asked for"),
+                  loop: list[Path] = typer.Option([], "--loop", help="a feedback loop's folder (lmforge loop's "
+                                                  "out) using this database: the admin page shows its rounds, "
+                                                  "what each waits for and its report (repeatable)")) -> None:
         """Run the labeling web app (labelers rank and score, and red-team a model with --redteam-endpoint;
         admins manage users, batches, assignments)."""
         import uvicorn
@@ -167,13 +188,16 @@ def register(app: typer.Typer) -> None:
                                                    flags=("--redteam-model", "--redteam-api-key")),
                                    max_tokens=redteam_max_tokens)
         store = _store(db)
+        loops = _loop_views(loop, store)
         if not any(u.is_admin for u in store.users()):
             typer.echo("note: no admin yet; create one with: lmforge label add-user NAME --role admin", err=True)
         typer.echo(f"labeling app for {_where(store)} on http://{host}:{port}/")
         if target:
             typer.echo(f"red-team page attacks {target.backend.name}")
+        for view in loops:
+            typer.echo(f"admin page shows the loop in {view.out}")
         uvicorn.run(create_app(store, secure_cookies=secure_cookies, session_hours=session_hours,
-                               redteam_target=target), host=host, port=port, log_level="info")
+                               redteam_target=target, loops=loops), host=host, port=port, log_level="info")
 
     @label.command("simulate")
     def simulate_cmd(batch: str = typer.Argument(..., help="a batch of built-in-world prompts"),

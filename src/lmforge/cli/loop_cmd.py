@@ -26,19 +26,13 @@ def register(app: typer.Typer) -> None:
                  ) -> None:
         from ..loop.config import LoopConfig
         from ..loop.feedback import WaitingForLabels
-        from ..loop.run import loop_status, run_loop
+        from ..loop.run import run_loop
+        from ..loop.status import loop_status, status_line
 
         cfg = config_from_args(LoopConfig, args)
         if status:
             for row in loop_status(cfg):
-                steps = " ".join(f"{k}{'+' if ok else '-'}" for k, ok in row["steps"].items())
-                line = f"round {row['round']}: {steps}"
-                if row.get("next"):
-                    line += f"  next: {row['next']}"
-                if row.get("people"):
-                    p = row["people"]
-                    line += f" (people labelled {p['done']}/{p['assigned']}, {p['hours_since_batch']} h)"
-                typer.echo(line)
+                typer.echo(status_line(row))
             return
 
         def say(line: str) -> None:

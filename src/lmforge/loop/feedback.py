@@ -88,9 +88,11 @@ def run_sources(cfg, store, batch: str, say) -> dict[str, Any]:
                 if status["ready"]:
                     break
                 if not src.wait:
+                    db = cfg.feedback.db or str(cfg.path / "feedback.db")
                     raise WaitingForLabels(f"{batch} waits for labels: {status['done']}/{status['assigned']} done "
                                            f"(quorum {src.quorum:.0%}); label in the web app (lmforge label "
-                                           "serve) and run lmforge loop again to continue")
+                                           f"serve --db {db} --loop {cfg.path}) and run lmforge loop again to "
+                                           "continue")
                 time.sleep(src.poll_seconds)
             out[key] = status
     return out

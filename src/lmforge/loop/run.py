@@ -230,34 +230,6 @@ def run_loop(cfg, say: Callable[[str], None] = print) -> dict[str, Any]:
     return write_loop_report(cfg, cfg.rounds)
 
 
-def loop_status(cfg) -> list[dict[str, Any]]:
-    """Per round: its steps, done or not, and for the first unfinished round what it waits for (the next step;
-    at a feedback step with people, their progress read from the database). Reads, never writes."""
-    from .feedback import batch_name, human_status, open_store
-
-    out = []
-    for n in range(1, cfg.rounds + 1):
-        rnd = Round(cfg, n, say=lambda _: None)
-        steps = {name: step_done(name, folder) for name, folder, _ in rnd.steps()}
-        row: dict[str, Any] = {"round": n, "steps": steps}
-        todo = next((name for name, ok in steps.items() if not ok), None)
-        if todo is not None and (not out or out[-1].get("next") is None):
-            row["next"] = todo
-            humans = [s for s in cfg.feedback.sources if s.kind == "human"]
-            if todo == "feedback" and humans and steps["generate"]:
-                store = open_store(cfg)
-                try:
-                    name = batch_name(cfg, n)
-                    if any(b.name == name for b in store.batches()):
-                        row["people"] = human_status(store, name, humans[0])
-                finally:
-                    store.close()
-        out.append(row)
-        if todo is not None:
-            break  # later rounds have not started
-    return out
-
-
 def write_loop_report(cfg, last: int) -> dict[str, Any]:
     """OUT/report/ (``lmforge eval``'s report, one entry per round's policy) and OUT/summary.json (per round:
     the reward model's accuracy on its newest labels, attack success rates, the HHH figures)."""
@@ -290,4 +262,4 @@ def write_loop_report(cfg, last: int) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["run_loop", "loop_status", "Round", "WaitingForLabels", "worse"]
+__all__ = ["run_loop", "Round", "WaitingForLabels", "worse"]

@@ -105,23 +105,38 @@ STAGES: dict[str, Callable[[Path, int, bool, dict[str, Any]], dict[str, Any]]] =
 }
 
 
-def demo(out: Path, seed: int = 0, resume: bool = False, only: list[str] | None = None) -> dict[str, Any]:
+def demo(out: Path, seed: int = 0, resume: bool = False, only: list[str] | None = None, loop: int = 0
+         ) -> dict[str, Any]:
+    """``loop``: after the stages, that many rounds of ``lmforge loop`` from the demo's SFT model and reward model
+    (:mod:`.demo_loop`; ``only=["loop"]`` runs no stage, on a demo folder that has them), written to the
+    summary's ``loop.round_N``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     summary_path = out / "summary.json"
     summary: dict[str, Any] = {"stages": {}, "seconds_total": 0.0, "seed": seed}
-    if resume and summary_path.exists():
+    if (resume or loop) and summary_path.exists():  # the loop adds to the stages' summary
         summary = json.loads(summary_path.read_text())
         summary.setdefault("stages", {})
     ctx: dict[str, Any] = {}
+    ran = False
     for name, fn in STAGES.items():
         if only and name not in only:
             continue
+        ran = True
         ts = time.time()
         result = fn(out, seed, resume, ctx)
         result.setdefault("seconds", round(time.time() - ts, 2))
         summary["stages"][name] = result
         summary["seconds_total"] = round(time.time() - t0, 2)
+        atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
+    if loop:
+        from .demo_loop import stage_loop
+
+        ts = time.time()
+        summary["stages"]["loop"], summary["loop"] = stage_loop(out, seed, loop, summary.get("loop"))
+        summary["stages"]["loop"]["seconds"] = round(time.time() - ts, 2)
+        if ran or not summary.get("seconds_total"):  # --stages loop alone keeps the stages' total
+            summary["seconds_total"] = round(time.time() - t0, 2)
         atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
     return summary

@@ -1,4 +1,5 @@
-"""Admin pages (admin role only): labelers, batches, assignments, progress, throughput and agreement."""
+"""Admin pages (admin role only): labelers, batches, assignments, progress, throughput and agreement, and the
+feedback loops using the database (their rounds, what each waits for, their report)."""
 from __future__ import annotations
 
 import os
@@ -12,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from ...errors import InputError
 from ..batchfile import read_batch
 from ..export import build_records
-from ..labels import DEFAULT_MODE, MODE_HELP, MODES
+from ..labels import DEFAULT_MODE, MODE_HELP, MODES, NotFound
 from ..stats import agreement, alpha_rows, throughput
 from .render import render
-from .security import Auth, check_csrf, require_admin
+from .security import Auth, RowId, check_csrf, require_admin
 
 router = APIRouter(prefix="/admin")
 
@@ -33,9 +34,11 @@ def _admin_page(request: Request, status: int = 200, error: str | None = None,
         row = load.setdefault(p.labeler, [0, 0])
         row[0] += p.assigned
         row[1] += p.done
+    loops = [{"out": str(view.out), "rounds": view.rounds(store), "report": view.report() is not None}
+             for view in request.app.state.loops]
     return render(request, "admin.html", status=status, title="Admin", users=users, load=load,
                   batches=store.batches(), progress=store.progress(), error=error, message=message,
-                  modes=MODES, default_mode=DEFAULT_MODE, mode_help=MODE_HELP)
+                  modes=MODES, default_mode=DEFAULT_MODE, mode_help=MODE_HELP, loops=loops)
 
 
 @router.get("")
@@ -128,3 +131,14 @@ def export_batch(request: Request, batch: str, auth: Auth = Depends(require_admi
     body = "".join(r.model_dump_json() + "\n" for r in records)
     return Response(body, media_type="application/x-ndjson",
                     headers={"content-disposition": f'attachment; filename="{info.name}.preferences.jsonl"'})
+
+
+@router.get("/loops/{index}/report")
+def loop_report(request: Request, index: RowId, auth: Auth = Depends(require_admin)) -> HTMLResponse:
+    """The loop's OUT/report/report.html (lmforge eval's report: every round's policy side by side), as it is
+    on disk; its text is escaped by the report writer and the app's CSP allows no script."""
+    loops = request.app.state.loops
+    path = loops[index].report() if index < len(loops) else None
+    if path is None:
+        raise NotFound("no such loop report (the loop writes it after a round's eval)")
+    return HTMLResponse(path.read_text(encoding="utf-8"))

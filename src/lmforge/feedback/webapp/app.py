@@ -24,14 +24,18 @@ from .throttle import LoginThrottle, Throttled
 
 def create_app(store: Store, *, secure_cookies: bool = False, session_hours: float = 12,
                login_throttle: LoginThrottle | None = None,
-               redteam_target: redteam.RedteamTarget | None = None) -> FastAPI:
-    """``redteam_target``: the model the red-team page attacks (None: the page says it is not configured)."""
+               redteam_target: redteam.RedteamTarget | None = None, loops: list | None = None) -> FastAPI:
+    """``redteam_target``: the model the red-team page attacks (None: the page says it is not configured).
+    ``loops``: the feedback loops using this database, shown on the admin page (``lmforge.loop.status.LoopView``
+    objects, built by ``lmforge label serve --loop OUT``; the app only calls their ``rounds(store)`` and
+    ``report()``)."""
     app = FastAPI(title="lmforge labeling", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
     app.state.login_throttle = login_throttle or LoginThrottle()
     app.state.secure_cookies = secure_cookies
     app.state.session_ttl = timedelta(hours=session_hours)
     app.state.redteam = redteam_target
+    app.state.loops = list(loops or [])
     app.add_middleware(GuardMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(labeler.router)
