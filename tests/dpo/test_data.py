@@ -84,7 +84,7 @@ def test_shared_prompt_rows_give_the_padded_log_probs(tiny_lm):
 
     from lmforge.data.dpo_data import collate, collate_shared
     from lmforge.models.load import load_causal_lm
-    from lmforge.stages.dpo import sequence_logprobs
+    from lmforge.stages.dpo_loss import sequence_logprobs
 
     tok = _tok(tiny_lm)
     recs = [_rec({"prompt": "Tell me about cats number 3.", "chosen": "sure here is the answer.",

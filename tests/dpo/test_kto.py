@@ -10,7 +10,8 @@ import torch
 
 from conftest import run_cli
 from lmforge.errors import InputError
-from lmforge.stages.dpo import LossSection, dpo, make_loss
+from lmforge.stages.dpo import LossSection, dpo
+from lmforge.stages.dpo_loss import make_loss
 
 from .conftest import BAD, GOOD, TOPICS, records, words, write_jsonl
 from .test_stage import _cfg
@@ -65,7 +66,7 @@ def sig(x: float) -> float:
 
 
 def test_kto_loss_by_hand(monkeypatch):
-    import lmforge.stages.dpo as stage
+    import lmforge.stages.dpo_loss as stage
 
     # 3 examples (0 and 2 desirable), then their mismatched rows
     logp = torch.tensor([-2.0, -6.0, -3.0, -4.0, -5.0, -1.0], dtype=torch.float64)

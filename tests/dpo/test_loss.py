@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from lmforge.stages.dpo import LossSection, make_loss, pair_terms
+from lmforge.stages.dpo import LossSection
+from lmforge.stages.dpo_loss import make_loss, pair_terms
 
 LOGP = torch.tensor([-2.0, -6.0, -5.0, -4.0], dtype=torch.float64)  # chosen rows, then rejected rows
 N_TOK = torch.tensor([2, 3, 5, 4])
@@ -45,7 +46,7 @@ def test_loss_output_is_a_weighted_sum_over_pairs(monkeypatch):
     def fake_logprobs(model, batch, chunk_tokens):
         return LOGP[[1, 0, 3, 2]], N_TOK[[1, 0, 3, 2]]
 
-    import lmforge.stages.dpo as stage
+    import lmforge.stages.dpo_loss as stage
 
     monkeypatch.setattr(stage, "sequence_logprobs", fake_logprobs)
     out = make_loss(LossSection(name="dpo", beta=0.5), REF, None)(None, batch)
