@@ -32,6 +32,7 @@ PPO_MAX_NEW=${PPO_MAX_NEW:-96}
 DPO_STEPS=${DPO_STEPS:-100}
 BATCH=${BATCH:-8}                  # examples per optimizer step in sft / rm / ppo / dpo
 EVAL_LIMIT=${EVAL_LIMIT:-100}      # prompts per evaluation file, TruthfulQA questions
+GEN_BATCH=${GEN_BATCH:-16}         # prompts per generation batch (revise, eval)
 
 START=$(date +%s)
 mkdir -p "$OUT"
@@ -40,10 +41,10 @@ export LMFORGE_TIMINGS="$OUT/timings.jsonl"   # every lmforge command appends it
 D=$OUT/data
 common=(run.root="$OUT")
 
-# 0. the model as a plain Hugging Face folder: a GGUF file is dequantised once here (17 s for SmolLM2), not in
-#    every later step (the plain fp32 checkpoint reloads in under a second)
-lmforge export "$MODEL" "$OUT/base_model" --overwrite
-BASE=$OUT/base_model
+# 0. a GGUF model as a plain Hugging Face folder: dequantised once here (17 s for SmolLM2), not in every later
+#    step (the plain fp32 checkpoint reloads in under a second); a model folder is used as it is
+BASE=$MODEL
+case "$MODEL" in *.gguf) lmforge export "$MODEL" "$OUT/base_model" --overwrite; BASE=$OUT/base_model ;; esac
 
 # 1. data: seeded halves, written to OUT/data/*/split.json (held-out halves are never trained on)
 lmforge data split "$HARMFUL" --out "$D/harmful" --heldout 0.5 --seed "$SEED"
@@ -58,11 +59,11 @@ lmforge data split "$D/hh_helpful.jsonl" --records --out "$D/hh_helpful" --heldo
 #    critiqued and revised under principles.yaml, kept when they refuse; benign prompts and look-alikes
 #    answered plainly, kept when they do not refuse (and paired with a refusal where the system prompt over-refused)
 lmforge revise "$BASE" "$D/harmful/train.jsonl" --out "$OUT/revise/harmful" --expect refuse \
-  --system "@$HERE/safety_system_prompt.txt" --principles "$HERE/principles.yaml" --max-new-tokens "$MAX_NEW"
+  --system "@$HERE/safety_system_prompt.txt" --principles "$HERE/principles.yaml" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
 lmforge revise "$BASE" "$D/lookalike/train.jsonl" --out "$OUT/revise/lookalike" --expect answer \
-  --system "@$HERE/safety_system_prompt.txt" --max-new-tokens "$MAX_NEW"
+  --system "@$HERE/safety_system_prompt.txt" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
 lmforge revise "$BASE" "$D/benign/train.jsonl" --out "$OUT/revise/benign" --expect answer \
-  --max-new-tokens "$MAX_NEW"
+  --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
 R=$OUT/revise
 lmforge sft "$HERE/sft.yaml" model.path="$BASE" "${common[@]}" train.steps="$SFT_STEPS" train.batch_size="$BATCH" \
   "data.sources=[{path: $R/harmful/sft.jsonl}, {path: $R/lookalike/sft.jsonl, weight: 2}, {path: $R/benign/sft.jsonl}]"
@@ -90,7 +91,7 @@ lmforge eval base="$BASE" sft="$OUT/sft_model" ppo="$OUT/ppo/final" dpo="$OUT/dp
   --suite harmful,benign,truthfulqa --harmful heldout="$D/harmful/heldout.jsonl" \
   --benign benign="$D/benign/heldout.jsonl" --benign lookalike="$D/lookalike/heldout.jsonl" \
   --truthfulqa "$TRUTHFULQA" --reference base --judge "$OUT/rm_judge/final" --versus-suite benign:benign \
-  --limit "$EVAL_LIMIT" --max-new-tokens "$MAX_NEW" --runs "$OUT/sft" --runs "$OUT/ppo" --runs "$OUT/dpo" \
+  --limit "$EVAL_LIMIT" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH" --runs "$OUT/sft" --runs "$OUT/ppo" --runs "$OUT/dpo" \
   --out "$OUT"
 
 # 6. OUT/summary.json and OUT/final/: the candidate meeting the most targets (ties: higher held-out refusal)
