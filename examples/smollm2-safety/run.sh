@@ -23,7 +23,10 @@ TRUTHFULQA=${TRUTHFULQA:-$SHARED/truthfulqa/mc_task.json}
 SEED=${SEED:-0}
 N_BENIGN=${N_BENIGN:-200}          # benign prompts split in half: train / held out
 N_HH=${N_HH:-800}                  # pairs read from each HH-RLHF file, split in half: policy's RM / judge RM
-MAX_NEW=${MAX_NEW:-160}            # answer length in data making and evaluation
+MAX_NEW=${MAX_NEW:-128}            # answer length in data making and evaluation
+N_HARMFUL_SFT=${N_HARMFUL_SFT:-96} # harmful training prompts answered by revise (the costliest data step)
+REVISE_SAMPLES=${REVISE_SAMPLES:-4}  # answers drawn per harmful prompt under the system prompt (T 0.7)
+PRINCIPLES=${PRINCIPLES:-}         # e.g. $HERE/principles.yaml: add a critique -> revision round (see README)
 SFT_STEPS=${SFT_STEPS:-120}
 RM_STEPS=${RM_STEPS:-150}
 PPO_ROLLOUTS=${PPO_ROLLOUTS:-8}
@@ -55,11 +58,14 @@ lmforge label import "$HH_HELPFUL" --format hh-rlhf --out "$D/hh_helpful.jsonl" 
 lmforge data split "$D/hh_harmless.jsonl" --records --out "$D/hh_harmless" --heldout 0.5 --seed "$SEED"
 lmforge data split "$D/hh_helpful.jsonl" --records --out "$D/hh_helpful" --heldout 0.5 --seed "$SEED"
 
-# 2. safety SFT data from the model's own answers: harmful prompts answered under the safety system prompt,
-#    critiqued and revised under principles.yaml, kept when they refuse; benign prompts and look-alikes
-#    answered plainly, kept when they do not refuse (and paired with a refusal where the system prompt over-refused)
-lmforge revise "$BASE" "$D/harmful/train.jsonl" --out "$OUT/revise/harmful" --expect refuse \
-  --system "@$HERE/safety_system_prompt.txt" --principles "$HERE/principles.yaml" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
+# 2. safety SFT data from the model's own answers: harmful prompts answered under the safety system prompt
+#    (REVISE_SAMPLES draws each; with PRINCIPLES also critiqued and revised), an answer kept when it refuses;
+#    benign prompts and look-alikes answered plainly, kept when they do not refuse (and paired with a refusal
+#    where the system prompt made the model over-refuse)
+lmforge revise "$BASE" "$D/harmful/train.jsonl" --out "$OUT/revise/harmful" --expect refuse --require 1 \
+  --system "@$HERE/safety_system_prompt.txt" ${PRINCIPLES:+--principles "$PRINCIPLES"} --limit "$N_HARMFUL_SFT" \
+  --samples "$REVISE_SAMPLES" --temperature 0.7 --repetition-penalty 1.2 --max-new-tokens "$MAX_NEW" \
+  --batch-size "$GEN_BATCH"
 lmforge revise "$BASE" "$D/lookalike/train.jsonl" --out "$OUT/revise/lookalike" --expect answer \
   --system "@$HERE/safety_system_prompt.txt" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
 lmforge revise "$BASE" "$D/benign/train.jsonl" --out "$OUT/revise/benign" --expect answer \
@@ -91,7 +97,8 @@ lmforge eval base="$BASE" sft="$OUT/sft_model" ppo="$OUT/ppo/final" dpo="$OUT/dp
   --suite harmful,benign,truthfulqa --harmful heldout="$D/harmful/heldout.jsonl" \
   --benign benign="$D/benign/heldout.jsonl" --benign lookalike="$D/lookalike/heldout.jsonl" \
   --truthfulqa "$TRUTHFULQA" --reference base --judge "$OUT/rm_judge/final" --versus-suite benign:benign \
-  --limit "$EVAL_LIMIT" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH" --runs "$OUT/sft" --runs "$OUT/ppo" --runs "$OUT/dpo" \
+  --limit "$EVAL_LIMIT" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH" \
+  --runs "$OUT/sft" --runs "$OUT/ppo" --runs "$OUT/dpo" \
   --out "$OUT"
 
 # 6. OUT/summary.json and OUT/final/: the candidate meeting the most targets (ties: higher held-out refusal)

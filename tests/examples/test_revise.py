@@ -95,3 +95,21 @@ def test_revise_bad_input_is_one_line_and_exit_2(tmp_path: Path, tiny_safety_lm:
                 "--system", "@" + str(tmp_path / "none.txt")]) == 2
     assert "none.txt: field 'system': system prompt file not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_samples_are_all_candidates_and_require_fails_loudly(tmp_path: Path, tiny_safety_lm: Path, capsys) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": "h", "prompt": harmful_prompt("cats")}) + "\n")
+    out = tmp_path / "r"
+    assert cli(["revise", str(tiny_safety_lm), str(prompts), "--out", str(out), "--expect", "refuse",
+                "--system", "Be careful.", "--samples", "3", "--temperature", "0.7", "--max-new-tokens", "16"]) == 0
+    (rec,) = rows(out / "records.jsonl")
+    assert rec["kinds"] == ["initial", "system", "system", "system"]
+    assert json.loads((out / "summary.json").read_text())["samples"] == 3
+    # answer-only without a system prompt: the tiny model never refuses, so --expect refuse keeps nothing
+    assert cli(["revise", str(tiny_safety_lm), str(prompts), "--out", str(tmp_path / "n"), "--expect", "refuse",
+                "--max-new-tokens", "16", "--require", "1"]) == 2
+    assert "only 0 of 1 prompts have an answer that meets the expectation" in capsys.readouterr().err
+    assert (tmp_path / "n" / "records.jsonl").exists()  # written first, to look at
+    assert cli(["revise", str(tiny_safety_lm), str(prompts), "--out", str(tmp_path / "g"), "--samples", "2"]) == 2
+    assert "a temperature > 0" in capsys.readouterr().err

@@ -64,7 +64,7 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     # safety SFT data from the model's own answers: the refusals come from the system-prompted / revised answers
     harmful = json.loads((out / "revise" / "harmful" / "summary.json").read_text())
     assert harmful["refused_initial"] == 0.0 and harmful["sft_rows"] == 5 and harmful["pairs"] == 5
-    assert {r["meta"]["kind"] for r in rows(out / "revise" / "harmful" / "sft.jsonl")} == {"revision-1"}
+    assert {r["meta"]["kind"] for r in rows(out / "revise" / "harmful" / "sft.jsonl")} == {"system"}
     assert all(r["messages"][0]["role"] == "user" for r in rows(out / "revise" / "harmful" / "sft.jsonl"))
     lookalike = rows(out / "revise" / "lookalike" / "pairs.jsonl")
     assert lookalike and all(p["meta"] == {"chosen": "initial", "rejected": "system"} for p in lookalike)

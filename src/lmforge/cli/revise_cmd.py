@@ -35,6 +35,13 @@ def register(app: typer.Typer) -> None:
                    max_new_tokens: int = typer.Option(160, "--max-new-tokens", min=1),
                    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0: greedy"),
                    seed: int = typer.Option(0, "--seed", help="sampling and principle-drawing seed"),
+                   samples: int = typer.Option(1, "--samples", min=1, help="answers drawn per prompt under the "
+                                               "system prompt and per revision (needs --temperature > 0): all "
+                                               "are candidates"),
+                   repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", min=0.01,
+                                                            help="CTRL repetition penalty; 1: off"),
+                   require: int = typer.Option(0, "--require", min=0, help="fail (exit 2, after writing the "
+                                               "files) when fewer prompts than this keep an answer"),
                    batch_size: int = typer.Option(8, "--batch-size", min=1),
                    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
                    ) -> None:
@@ -48,6 +55,7 @@ def register(app: typer.Typer) -> None:
             system = path.read_text(encoding="utf-8").strip()
         summary = revise(model, prompts, out, system=system, principles=principles, rounds=rounds, expect=expect,
                          limit=limit, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                         batch_size=batch_size, dtype=dtype)
+                         batch_size=batch_size, samples=samples, repetition_penalty=repetition_penalty,
+                         require=require, dtype=dtype)
         print_summary("revise", {k: v for k, v in summary.items() if not isinstance(v, dict)})
         typer.echo(f"wrote {out}/sft.jsonl, pairs.jsonl, records.jsonl, summary.json")

@@ -10,6 +10,11 @@ Per prompt, all greedy by default and through the one generation engine:
    model is asked its critique request after the current answer, then its revision request after its critique,
    and the revision becomes the current answer (Bai et al. 2022, "Constitutional AI", the supervised stage).
 
+With ``samples`` K > 1 (and a ``temperature`` > 0) steps 2 and 3 draw K answers each, all of them candidates
+(rejection sampling against the expectation: a small model that refuses one time in K under the system prompt
+still yields a refusal); the conversation goes on from the first. The initial answer stays one: it is the
+model's behaviour as it is, the rejected side of the pairs.
+
 The candidates are the initial answer, the system-prompted one and each revision. ``expect`` says what a good
 answer does, judged by the refusal detector :func:`lmforge.world.judge.refused` (a row's ``meta.expect``
 overrides it): ``refuse`` (harmful prompts), ``answer`` (benign ones: the look-alike that must not be refused)
@@ -95,6 +100,7 @@ def choose(candidates: list[str], flags: list[bool], expect: str) -> tuple[int |
 def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | None = None,
            principles: str | Path | None = None, rounds: int = 1, expect: str = "any", limit: int | None = None,
            max_new_tokens: int = 160, temperature: float = 0.0, seed: int = 0, batch_size: int = 8,
+           samples: int = 1, repetition_penalty: float = 1.0, require: int = 0,
            dtype: str = "float32") -> dict[str, Any]:
     """Run the recipe; returns the summary (also ``out/summary.json``). Inputs are checked before the model loads."""
     from ..data.prompt_files import read_prompt_file
@@ -110,6 +116,9 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
         raise InputError(f"unknown expectation {expect!r} (use {', '.join(EXPECT)})", field="expect")
     if rounds < 0:
         raise InputError(f"rounds must be >= 0, got {rounds}", field="rounds")
+    if samples < 1 or (samples > 1 and temperature == 0):
+        raise InputError(f"samples={samples} needs samples >= 1, and a temperature > 0 when above 1 (greedy "
+                         "answers are all the same)", field="samples")
     items = read_prompt_file(prompts, limit)
     for it in items:
         if it.meta.get("expect", expect) not in EXPECT:
@@ -124,10 +133,15 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
     if getattr(tokenizer, "chat_template", None) is None:
         raise InputError("the tokenizer has no chat template; revise needs a chat model", file=model)
     lm.eval()
-    sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, logprobs=False)
+    sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, logprobs=False,
+                              repetition_penalty=repetition_penalty)
 
     def answer(convs: list[list[dict[str, str]]]) -> list[str]:
         return [g[0]["text"].strip() for g in generate(lm, tokenizer, convs, sampling, batch_size=batch_size)]
+
+    def answers(convs: list[list[dict[str, str]]]) -> list[list[str]]:  # K per conversation
+        many = sampling.model_copy(update={"n": samples})
+        return [[c["text"].strip() for c in g] for g in generate(lm, tokenizer, convs, many, batch_size=batch_size)]
 
     records = [{"id": it.id, "prompt": it.messages, "candidates": [], "kinds": [], "critiques": [],
                 "principles": []} for it in items]
@@ -138,22 +152,23 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
     if system is not None:
         contexts = [[{"role": "system", "content": system}] + [m for m in c if m["role"] != "system"]
                     for c in contexts]
-        for r, text in zip(records, answer(contexts)):
-            r["candidates"].append(text)
-            r["kinds"].append("system")
+        for r, texts in zip(records, answers(contexts)):
+            r["candidates"] += texts
+            r["kinds"] += ["system"] * len(texts)
     for k in range(rounds if rules else 0):
         picked = [rules[random.Random(f"{seed}:{i}:{k}").randrange(len(rules))] for i in range(len(items))]
-        crit_convs = [c + [{"role": "assistant", "content": r["candidates"][-1]},
+        crit_convs = [c + [{"role": "assistant", "content": r["candidates"][len(r["candidates"]) - samples
+                                                                            if r["kinds"][-1] != "initial" else 0]},
                            {"role": "user", "content": p["critique"]}]
                       for c, r, p in zip(contexts, records, picked)]
         critiques = answer(crit_convs)
         rev_convs = [c + [{"role": "assistant", "content": t}, {"role": "user", "content": p["revision"]}]
                      for c, t, p in zip(crit_convs, critiques, picked)]
-        for r, p, crit, text in zip(records, picked, critiques, answer(rev_convs)):
+        for r, p, crit, texts in zip(records, picked, critiques, answers(rev_convs)):
             r["critiques"].append(crit)
             r["principles"].append(p["name"])
-            r["candidates"].append(clean_revision(text))
-            r["kinds"].append(f"revision-{k + 1}")
+            r["candidates"] += [clean_revision(t) for t in texts]
+            r["kinds"] += [f"revision-{k + 1}"] * len(texts)
     sft, pairs = [], []
     for it, r in zip(items, records):
         r["refused"] = [refused(c) for c in r["candidates"]]
@@ -184,9 +199,15 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
                "dropped_no_candidate_meets_expectation": n - len(sft), "pairs": len(pairs),
                "refused_initial": share("initial"), "refused_system": share("system"),
                "refused_final": round(sum(r["refused"][-1] for r in records) / n, 4),
+               "refused_any": round(sum(any(r["refused"]) for r in records) / n, 4),
+               "samples": samples,
                "chosen_by_kind": {k: sum(1 for r in records if r["chosen"] is not None
                                          and r["kinds"][r["chosen"]] == k) for k in dict.fromkeys(
                                              kk for r in records for kk in r["kinds"])},
                "seconds": round(time.time() - t0, 2)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if len(sft) < require:
+        raise InputError(f"only {len(sft)} of {n} prompts have an answer that meets the expectation (--require "
+                         f"{require}); see {out / 'records.jsonl'}: try --samples with a --temperature, another "
+                         "--system prompt or principles", field="require")
     return summary
