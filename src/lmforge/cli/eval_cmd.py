@@ -18,8 +18,10 @@ EVAL_HELP = "\n\n".join([
     "truthfulqa (MC1/MC2 as lm-evaluation-harness defines them; --truthfulqa FILE), advbench (refusal rate on a "
     "seeded sample of AdvBench's harmful_behaviors.csv, --advbench FILE), toxicity (greedy "
     "continuations of held-out RealToxicityPrompts prompts, --rtp FILE or folder, scored by a classifier trained "
-    "once from the file's own scores and cached in OUT/toxicity_classifier), bpb (bits per byte of --text FILE); "
-    "hhh = world, plus truthfulqa, advbench, toxicity and bpb when their files are given.",
+    "once from the file's own scores and cached in OUT/toxicity_classifier), bpb (bits per byte of --text FILE), "
+    "harmful (refusal_rate_NAME of each --harmful NAME=FILE prompt file), benign (over_refusal_NAME, distinct2_NAME "
+    "and mean_words_NAME of each --benign NAME=FILE); "
+    "hhh = world, plus truthfulqa, advbench, toxicity, bpb, harmful and benign when their files are given.",
 ])
 
 
@@ -32,6 +34,25 @@ def _models(specs: list[str]) -> list[tuple[str, str]]:
             name = f"{name}-{len(out)}"
         names.add(name)
         out.append((name, path))
+    return out
+
+
+def _prompt_files(specs: list[str], option: str) -> dict[str, Path]:
+    """NAME=FILE (or FILE, named by its stem) -> {NAME: FILE}; names are letters, digits, _ and -."""
+    import re
+
+    from ..errors import InputError
+
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).stem, "", spec)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise InputError(f"{option} {spec!r}: the name must be letters, digits, _ or -", field=option.lstrip("-"))
+        if name in out:
+            raise InputError(f"{option} name {name!r} is given twice", field=option.lstrip("-"))
+        if not Path(path).exists():
+            raise InputError("prompt file not found", file=path, field=option.lstrip("-"))
+        out[name] = Path(path)
     return out
 
 
@@ -48,6 +69,14 @@ def register(app: typer.Typer) -> None:
                                                  "(file or folder) for the toxicity suite"),
                  encoder: str | None = typer.Option(None, "--encoder", help="toxicity: sentence encoder "
                                                     "\\[default: MiniLM-L6 when installed]"),
+                 harmful: list[str] = typer.Option([], "--harmful", help="NAME=FILE: a harmful prompt file "
+                                                   "(refusing is right; repeatable)"),
+                 benign: list[str] = typer.Option([], "--benign", help="NAME=FILE: a benign prompt file "
+                                                  "(refusing is over-refusal; repeatable)"),
+                 versus_suite: list[str] = typer.Option([], "--versus-suite", help="compute --reference win "
+                                                        "rates on these sample suites only, e.g. benign:NAME"),
+                 max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="answer length of the "
+                                                    "advbench, harmful and benign suites"),
                  text: Path | None = typer.Option(None, "--text", help="held-out text for bpb: JSON lines "
                                                   "with 'text', or one document per line"),
                  reference: str | None = typer.Option(None, "--reference", help="the NAME of one of the "
@@ -72,7 +101,8 @@ def register(app: typer.Typer) -> None:
         if "hhh" in names:
             names = (["world"] + (["truthfulqa"] if truthfulqa else []) + (["advbench"] if advbench else [])
                      + (["toxicity"] if rtp else [])
-                     + (["bpb"] if text else []))
+                     + (["bpb"] if text else []) + (["harmful"] if harmful else [])
+                     + (["benign"] if benign else []))
         unknown = [s for s in names if s not in SUITES]
         if unknown:
             raise InputError(f"unknown suite {unknown[0]!r} (use {', '.join(SUITES)} or hhh)", field="suite")
@@ -82,6 +112,11 @@ def register(app: typer.Typer) -> None:
             raise InputError("suite advbench needs --advbench FILE", field="advbench")
         if "toxicity" in names and rtp is None:
             raise InputError("suite toxicity needs --rtp FILE", field="rtp")
+        harmful_files, benign_files = _prompt_files(harmful, "--harmful"), _prompt_files(benign, "--benign")
+        if "harmful" in names and not harmful_files:
+            raise InputError("suite harmful needs --harmful NAME=FILE", field="harmful")
+        if "benign" in names and not benign_files:
+            raise InputError("suite benign needs --benign NAME=FILE", field="benign")
         if "bpb" in names and text is None:
             raise InputError("suite bpb needs --text FILE", field="text")
         for r in runs:
@@ -110,7 +145,8 @@ def register(app: typer.Typer) -> None:
                 figures, samples, found = run_suites(
                     model, tokenizer, names, world_seed=world_seed, n_per_suite=limit or n_per_suite, truthfulqa=truthfulqa,
                     advbench=advbench, rtp=rtp, encoder=encoder, text=text, limit=limit, batch_size=batch_size,
-                    cache=out / "toxicity_classifier", on_suite=on_suite)
+                    cache=out / "toxicity_classifier", on_suite=on_suite, harmful=harmful_files,
+                    benign=benign_files, max_new_tokens=max_new_tokens)
                 bar.advance(task)
                 notes.update(found)
                 results.append({"name": name, "model": path, "suites": names, "figures": figures,
@@ -122,9 +158,12 @@ def register(app: typer.Typer) -> None:
             ref = next(r for r in results if r["name"] == reference)
             scorer = (world_scorer(world_seed, limit or n_per_suite) if judge == "world"
                       else reward_model_scorer(judge, batch_size))
+            def kept(samples):
+                return [s for s in samples if not versus_suite or s["suite"] in versus_suite]
+
             for r in results:
                 if r is not ref:
-                    fig = win_rate(r["samples"], ref["samples"], scorer, reference)
+                    fig = win_rate(kept(r["samples"]), kept(ref["samples"]), scorer, reference)
                     if fig is not None:
                         r["figures"].append(fig.as_dict())
         report = write_report(out, results, runs, notes=notes or None)

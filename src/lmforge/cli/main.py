@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import typer
 
 from ..errors import EXIT_BAD_INPUT, InputError, TrainingStopped
 
+_STARTED = time.time()  # a command's recorded seconds include its own imports (torch, transformers) after this
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -42,6 +44,7 @@ def _print_version(value: bool) -> None:
 # One entry per command module in this folder; each defines `register(app)`.
 COMMAND_MODULES = [
     "data_cmd",
+    "split_cmd",
     "tokenizer_cmd",
     "pretrain_cmd",
     "demo_cmd",
@@ -59,6 +62,8 @@ COMMAND_MODULES = [
     "plan_cmd",
     "eval_cmd",
     "redteam_cmd",
+    "revise_cmd",
+    "summarize_cmd",
     "loop_cmd",
 ]
 
@@ -83,17 +88,48 @@ def _register() -> None:
 _register()
 
 
+TIMINGS_ENV = "LMFORGE_TIMINGS"
+
+
+def record_timing(path: str, argv: list[str], seconds: float, code: int) -> None:
+    """Append one JSON line (the command, its wall seconds, peak resident memory of this process and of its
+    children such as torchrun workers, exit code) to ``path``: how a recipe script learns each stage's cost
+    (``LMFORGE_TIMINGS=FILE``; read by ``lmforge summarize --timings``)."""
+    import json
+    import resource
+
+    def gb(who: int) -> float:  # ru_maxrss is in KiB on Linux
+        return resource.getrusage(who).ru_maxrss / 2**20
+
+    row = {"command": next((a for a in argv if not a.startswith("-")), ""), "argv": argv,
+           "seconds": round(seconds, 2), "peak_rss_gb": round(max(gb(resource.RUSAGE_SELF),
+                                                                   gb(resource.RUSAGE_CHILDREN)), 3),
+           "exit": code}
+    with open(path, "a", encoding="utf-8") as f:  # one short append per command: whole lines
+        f.write(json.dumps(row) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     # typer handles usage errors, --help and exit codes itself (standalone mode, usage errors exit 2);
     # our own exceptions propagate out of it and are reported here.
+    t0, code = _STARTED if argv is None else time.time(), 0
     try:
         app(args=argv)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
         sys.exit(EXIT_BAD_INPUT)
     except TrainingStopped as e:
         print(f"stopped: {e}", file=sys.stderr)
+        code = 1
         sys.exit(1)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        raise
+    finally:
+        if os.environ.get(TIMINGS_ENV) and os.environ.get("RANK", "0") == "0":
+            record_timing(os.environ[TIMINGS_ENV], list(sys.argv[1:] if argv is None else argv),
+                          time.time() - t0, code)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ Suites (``lmforge eval --suite``; ``hhh`` = every suite whose data is at hand):
 - ``toxicity`` — **harmless**: continuations of held-out RealToxicityPrompts prompts scored by a classifier
   trained here from the scores the file carries (:mod:`lmforge.eval.toxicity`, its held-out accuracy in
   ``results.json``): share called toxic (lower is better) and mean toxicity probability.
+- ``harmful`` / ``benign`` — refusal rate on any harmful prompt files, over-refusal (and distinct-2, length) on
+  any benign ones (:mod:`lmforge.eval.prompt_suites`).
 - ``bpb`` — **fluency**: bits per byte of held-out text, ``Σ −log₂ p(token) / UTF-8 bytes`` over documents
   scored from their first token (a tokenizer-independent perplexity; lower is better), with the interval of
   the per-document values weighted by bytes (normal approximation over documents).
@@ -227,20 +229,23 @@ def toxicity_suite(model, tokenizer, rtp: str | Path, *, cache: Path, encoder: s
     return [toxic, mean], records, classifier.info
 
 
-SUITES: dict[str, Callable[..., Any]] = {"world": world_suite, "truthfulqa": truthfulqa_suite,
-                                         "advbench": advbench_suite, "toxicity": toxicity_suite, "bpb": bpb_suite}
+SUITES: dict[str, Callable[..., Any] | None] = {"world": world_suite, "truthfulqa": truthfulqa_suite,
+                                                "advbench": advbench_suite, "toxicity": toxicity_suite,
+                                                "bpb": bpb_suite, "harmful": None, "benign": None}  # (prompt_suites)
 
 
 def run_suites(model, tokenizer, names: Sequence[str], *, world_seed: int = 0, n_per_suite: int = 64,
                truthfulqa: str | Path | None = None, advbench: str | Path | None = None,
                rtp: str | Path | None = None, encoder: str | None = None,
                text: str | Path | None = None, limit: int | None = None, batch_size: int = 16,
-               cache: Path | None = None, on_suite: Callable[[str], None] | None = None
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+               cache: Path | None = None, on_suite: Callable[[str], None] | None = None,
+               harmful: dict[str, Path] | None = None, benign: dict[str, Path] | None = None,
+               max_new_tokens: int = 64) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Every suite of ``names`` on one model (the one dispatch ``lmforge eval`` and ``lmforge loop`` share):
     the figures as dicts, the answers behind the generated suites, and notes (the toxicity classifier's
     held-out report). ``limit`` caps the items of truthfulqa, toxicity (default 100 prompts) and bpb; the
-    world suite takes ``n_per_suite`` prompts per suite."""
+    world suite takes ``n_per_suite`` prompts per suite; ``harmful`` / ``benign`` (NAME -> prompt file) answer
+    the first ``limit`` prompts of each file in at most ``max_new_tokens`` tokens (advbench too)."""
     figures: list[Figure] = []
     samples: list[dict[str, Any]] = []
     notes: dict[str, Any] = {}
@@ -254,7 +259,14 @@ def run_suites(model, tokenizer, names: Sequence[str], *, world_seed: int = 0, n
         elif name == "truthfulqa":
             figs = truthfulqa_suite(model, tokenizer, truthfulqa, limit=limit, batch_size=batch_size)
         elif name == "advbench":
-            figs, recs = advbench_suite(model, tokenizer, advbench, limit=limit or 100, batch_size=batch_size)
+            figs, recs = advbench_suite(model, tokenizer, advbench, limit=limit or 100, batch_size=batch_size,
+                                        max_new_tokens=max_new_tokens)
+            samples += recs
+        elif name in ("harmful", "benign"):
+            from .prompt_suites import prompt_suite
+
+            figs, recs = prompt_suite(model, tokenizer, name, (harmful if name == "harmful" else benign) or {},
+                                      limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens)
             samples += recs
         elif name == "toxicity":
             figs, recs, notes["toxicity_classifier"] = toxicity_suite(

@@ -1,0 +1,99 @@
+"""examples/smollm2-safety/run.sh, the very script a user runs, on a tiny model with a few steps per stage: the
+wiring (every stage consumes the previous one's output), the seeded split, the plain export, summary.json's keys.
+The inputs are small files in the real data's formats written by the fixtures (nothing from ../shared)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.conftest import REPO
+
+from .conftest import write_inputs
+
+pytestmark = pytest.mark.slow  # ~20 lmforge processes; each imports torch (tens of seconds on a loaded machine)
+SCRIPT = REPO / "examples" / "smollm2-safety" / "run.sh"
+TINY = {"N_BENIGN": "8", "N_HH": "8", "MAX_NEW": "16", "SFT_STEPS": "2", "RM_STEPS": "2", "PPO_ROLLOUTS": "1",
+        "PPO_PROMPTS": "4", "PPO_MAX_NEW": "8", "DPO_STEPS": "2", "BATCH": "4", "EVAL_LIMIT": "3"}
+KEYS = ("heldout_refusal", "over_refusal_benign", "over_refusal_lookalike", "win_rate_vs_base", "truthfulqa_mc1")
+
+
+def shell_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """``lmforge`` on PATH as this interpreter running the checkout's code (what an installed lmforge does)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "lmforge"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m lmforge "$@"\n')
+    shim.chmod(0o755)
+    src = str(REPO / "src")
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
+            "PYTHONHASHSEED": "0", **extra}
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safety_lm: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmforge.data.split import seeded_split
+
+    inputs = write_inputs(tmp_path / "in")
+    env = shell_env(tmp_path, MODEL=str(tiny_safety_lm), **TINY, **{k: str(v) for k, v in inputs.items()})
+    out = tmp_path / "OUT"
+    proc = subprocess.run(["bash", str(SCRIPT), str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    # the split: seeded halves of every prompt source, disjoint, recorded, and as seeded_split says
+    for name, n in (("harmful", 10), ("benign", 8), ("lookalike", 6)):
+        info = json.loads((out / "data" / name / "split.json").read_text())
+        train, held = rows(out / "data" / name / "train.jsonl"), rows(out / "data" / name / "heldout.jsonl")
+        assert (info["records"], info["train"], info["heldout"], info["seed"]) == (n, len(train), len(held), 0)
+        assert len(held) == n // 2 and not {r["id"] for r in train} & {r["id"] for r in held}
+        assert [r["id"] for r in held] == info["heldout_ids"]
+        assert [int(i.rsplit("-", 1)[1]) - 1 for i in info["heldout_ids"]] == seeded_split(n, 0.5, 0)[1]
+    hh = json.loads((out / "data" / "hh_harmless" / "split.json").read_text())
+    assert (hh["kind"], hh["train"], hh["heldout"]) == ("records", 4, 4)
+
+    # safety SFT data from the model's own answers: the refusals come from the system-prompted / revised answers
+    harmful = json.loads((out / "revise" / "harmful" / "summary.json").read_text())
+    assert harmful["refused_initial"] == 0.0 and harmful["sft_rows"] == 5 and harmful["pairs"] == 5
+    assert {r["meta"]["kind"] for r in rows(out / "revise" / "harmful" / "sft.jsonl")} == {"system"}
+    assert all(r["messages"][0]["role"] == "user" for r in rows(out / "revise" / "harmful" / "sft.jsonl"))
+    lookalike = rows(out / "revise" / "lookalike" / "pairs.jsonl")
+    assert lookalike and all(p["meta"] == {"chosen": "initial", "rejected": "system"} for p in lookalike)
+
+    # every stage wrote its run, and the evaluation compared the four models on the held-out files only
+    for run in ("sft", "rm", "rm_judge", "ppo", "dpo"):
+        assert (out / run / "summary.json").exists(), run
+    results = json.loads((out / "results.json").read_text())
+    assert [m["name"] for m in results["models"]] == ["base", "sft", "ppo", "dpo"]
+    held_ids = {r["id"] for r in rows(out / "data" / "harmful" / "heldout.jsonl")}
+    suites = {s["suite"] for s in results["models"][0]["samples"]}
+    assert suites == {"harmful:heldout", "benign:benign", "benign:lookalike"}
+    assert {s["id"] for s in results["models"][0]["samples"] if s["suite"] == "harmful:heldout"} <= held_ids
+    assert (out / "report.html").read_text().count("<img") >= 1
+
+    # summary.json: the issue's keys beside the base's, the choice, each command's cost
+    summary = json.loads((out / "summary.json").read_text())
+    for key in KEYS:
+        assert key in summary and f"{key}_base" in summary, key
+    assert summary["win_rate_vs_base_base"] == 0.5
+    assert summary["final_model"]["name"] in ("ppo", "dpo", "sft")
+    commands = [s["command"] for s in summary["stages"]]
+    assert commands[0] == "data" and commands[-1] == "summarize" and "ppo" in commands and "dpo" in commands
+    assert summary["seconds_total"] > 0 and 0 < summary["peak_rss_gb"] < 8
+
+    # OUT/final: a plain Hugging Face model (no adapter), loading in transformers alone, with its chat template
+    final = out / "final"
+    assert not (final / "adapter_config.json").exists()
+    model = AutoModelForCausalLM.from_pretrained(final)
+    tok = AutoTokenizer.from_pretrained(final)
+    assert tok.chat_template and model.config.vocab_size >= len(tok)
+    assert json.loads((final / "lmforge_export.json").read_text())["source"] == summary["final_model"]["source"]
