@@ -1,7 +1,12 @@
 """Reward models on Anthropic HH-RLHF with small backbones, on CPU (the numbers in BENCHMARKS.md).
 
 Train: helpful-online + helpful-rejection-sampled + harmless-base part 1 (test splits, the only HH files in
-../shared/data/hh_rlhf); evaluate: held-out pairwise accuracy on helpful-base (test). Backbones:
+../shared/data/hh_rlhf) except the last ``HARMLESS_HELDOUT`` (300) pairs of harmless-base part 1; evaluate:
+held-out pairwise accuracy on helpful-base (test) and, separately (``accuracy_by_source``), on those 300
+harmless pairs no model trains on. ``--criteria source`` tags every pair with the criterion its source measures
+(``helpful`` / ``harmless``): the reward model gets a head per criterion (Llama 2's two reward models as two
+heads of one), and each held-out pair is scored by its criterion's head (``accuracy_by_criterion``).
+Backbones:
 
 - ``minilm``: all-MiniLM-L6-v2 (22.7M, BERT encoder), full fine-tuning, prompt/response as a sentence pair;
 - ``smollm2``: SmolLM2-135M-Instruct (GGUF, dequantised to fp32) with LoRA on the top blocks, ChatML input.
@@ -29,6 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 HH = REPO.parent / "shared" / "data" / "hh_rlhf"
 TRAIN_FILES = ["helpful-online-test", "helpful-rejection-sampled-test", "harmless-base-test-part1"]
 EVAL_FILE = "helpful-base-test"
+HARMLESS_FILE = "harmless-base-test-part1"
+HARMLESS_HELDOUT = 300  # the file's last pairs: held out from training, evaluated separately
 
 RECIPES = {
     "minilm": ["model.max_length=384", "epochs=2", "train.batch_size=16", "train.lr=4e-5", "train.warmup_steps=30",
@@ -50,8 +57,15 @@ def backbone_path(name: str) -> str:
     return str(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def write_data(out: Path, eval_limit: int | None, train_limit: int | None, seed: int) -> tuple[Path, Path]:
-    """HH transcripts -> preference pairs (source ``hh-rlhf:<subset>``), via the feedback importer."""
+def criterion_of(source: str) -> str:
+    """What an HH subset's preferences measure: harmless-base pairs harmlessness, the others helpfulness."""
+    return "harmless" if "harmless" in source else "helpful"
+
+
+def write_data(out: Path, eval_limit: int | None, train_limit: int | None, seed: int,
+               criteria: bool = False) -> tuple[Path, Path]:
+    """HH transcripts -> preference pairs (source ``hh-rlhf:<subset>``), via the feedback importer; with
+    ``criteria`` each pair carries its source's criterion."""
     from lmforge.data.preference import write_feedback
     from lmforge.feedback.importers import import_records
 
@@ -59,15 +73,21 @@ def write_data(out: Path, eval_limit: int | None, train_limit: int | None, seed:
         recs, counts = import_records(HH / f"{name}.jsonl.gz", "hh-rlhf")
         skipped = {k: v for k, v in counts.items() if k.startswith("skipped")}
         print(f"{name}: {len(recs)} pairs {skipped or ''}", file=sys.stderr)
-        return [r.model_copy(update={"source": f"hh-rlhf:{name.removesuffix('-test')}"}) for r in recs]
+        source = f"hh-rlhf:{name.removesuffix('-test')}"
+        update = {"source": source} | ({"criterion": criterion_of(source)} if criteria else {})
+        return [r.model_copy(update=update) for r in recs]
 
-    train = [r for name in TRAIN_FILES for r in load(name)]
+    parts = {name: load(name) for name in TRAIN_FILES}
+    harmless_heldout = parts[HARMLESS_FILE][-HARMLESS_HELDOUT:]
+    parts[HARMLESS_FILE] = parts[HARMLESS_FILE][:-HARMLESS_HELDOUT]
+    train = [r for name in TRAIN_FILES for r in parts[name]]
     random.Random(seed).shuffle(train)
     ev = load(EVAL_FILE)
     if train_limit:
         train = train[:train_limit]
     if eval_limit:
         ev = ev[:eval_limit]  # the file's own order: the first N rows
+    ev = ev + [r.model_copy(update={"source": "hh-rlhf:harmless-base-heldout"}) for r in harmless_heldout]
     out.mkdir(parents=True, exist_ok=True)
     write_feedback(out / "train.jsonl", train)
     write_feedback(out / "eval.jsonl", ev)
@@ -80,6 +100,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="RMConfig overrides; also eval_limit=N, train_limit=N")
     ap.add_argument("--out", default="runs/bench_hh")
     ap.add_argument("--name", default=None, help="run name (default: the backbone)")
+    ap.add_argument("--criteria", choices=["none", "source"], default="none",
+                    help="source: a head per criterion (helpful / harmless), each pair tagged by its source")
     args = ap.parse_intermixed_args()
     if not HH.exists():
         raise SystemExit(f"{HH} not found: the HH-RLHF files live in ../shared/data/hh_rlhf")
@@ -92,7 +114,8 @@ def main() -> None:
 
     out = Path(args.out)
     name = args.name or args.backbone
-    train, ev = write_data(out / "data", extra.get("eval_limit"), extra.get("train_limit"), seed=0)
+    train, ev = write_data(out / f"data-{args.criteria}", extra.get("eval_limit"), extra.get("train_limit"), seed=0,
+                           criteria=args.criteria == "source")
     cfg = load_config(RMConfig, None, [f"model.path={backbone_path(args.backbone)}", f"data.train=[{train}]",
                                        f"data.eval=[{ev}]", f"run.root={out}", f"run.name={name}",
                                        *RECIPES[args.backbone], *overrides])
@@ -104,6 +127,7 @@ def main() -> None:
     result = {
         "backbone": args.backbone, "heldout_pair_accuracy": summary["heldout_pair_accuracy"],
         "heldout_pairs": summary["heldout_pairs"], "accuracy_by_source": summary["accuracy_by_source"],
+        "accuracy_by_criterion": summary.get("accuracy_by_criterion"), "criteria": args.criteria,
         "calibration_ece": summary["calibration_ece"], "train_pairs": summary["data"].get("read pair"),
         "steps": summary["steps"], "epochs": summary["epochs"], "trainable_params": summary["trainable_params"],
         "params": summary["params"], "train_seconds": summary["train_seconds"],
