@@ -74,8 +74,8 @@ def _group_pairs(gi: int, g: Group) -> list[EvalPair]:
                 if ties[i] != ties[j] and order[i] != order[j]:
                     out.append(EvalPair(gi, order[i], order[j], g.criteria.get(f"r{n}"),
                                         g.sources.get(f"r{n}", "unknown")))
-    good = [(i, n) for n, (i, y, _) in enumerate(g.binary) if y]
-    bad = [(i, n) for n, (i, y, _) in enumerate(g.binary) if not y]
+    good = [(i, n) for n, (i, y, *_) in enumerate(g.binary) if y]
+    bad = [(i, n) for n, (i, y, *_) in enumerate(g.binary) if not y]
     for i, n in good:
         for j, _ in bad:
             if i != j:

@@ -14,7 +14,7 @@ import torch
 from ..data.reward_encode import Encoded, collate, encode
 from ..data.reward_pack import additive, pack, prefix_mask
 from .chunked import length_chunks, unsort
-from .verdict import output_head, readout, verdict_of, verdict_reward
+from .verdict import combine_criteria, output_head, readout, verdict_of, verdict_reward
 
 
 def forward_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int | None = None) -> torch.Tensor:
@@ -147,7 +147,9 @@ def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int |
     order, chunks = length_chunks(lengths, width, chunk_tokens)
     beta = verdict.likelihood_weight
     targets = batch.get("lm_targets") if (lm_loss or beta) else None
-    n_seq = len(batch["score_row"]) if packed else ids.shape[0]
+    branch_of = batch.get("branch_of")  # several verdicts per sequence: one score per (sequence, branch)
+    n_read = len(batch["score_row"]) if packed else ids.shape[0]
+    n_seq = int(branch_of.max()) + 1 if branch_of is not None and len(branch_of) else n_read
     lp_sum = torch.zeros(n_seq, device=ids.device)
     lp_n = torch.zeros(n_seq, device=ids.device)
     parts: list[torch.Tensor] = []
@@ -155,7 +157,9 @@ def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int |
         idx = idx.to(ids.device) if isinstance(idx, torch.Tensor) else idx
         if packed:
             dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-            mask = additive(prefix_mask(batch["pack_seg"][idx, :longest], batch["pack_part"][idx, :longest]), dtype)
+            sub = batch["pack_sub"][idx, :longest] if "pack_sub" in batch else None
+            mask = additive(prefix_mask(batch["pack_seg"][idx, :longest], batch["pack_part"][idx, :longest], sub),
+                            dtype)
             h = _final_hidden(model, head, input_ids=ids[idx, :longest], attention_mask=mask,
                               position_ids=batch["position_ids"][idx, :longest])
             parts.append(torch.nn.functional.pad(h, (0, 0, 0, width - longest)))
@@ -173,8 +177,17 @@ def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int |
     hidden = unsort(torch.cat(parts), order)
     if packed:
         hidden = hidden[batch["score_row"], batch["score_col"]]
+    mean_lp = lp_sum / lp_n.clamp(min=1)
+    if verdict.mode == "criteria":  # [N, C] criterion log-odds (+ β m each), their weighted mean in column 0
+        c = len(verdict.criteria)
+        per = hidden.view(n_seq, c, -1)
+        odds = torch.stack([readout(per[:, k], head, v["yes_id"], v["no_id"]).float()
+                            for k, v in enumerate(verdict.criteria)], -1)
+        cols = verdict_reward(odds, mean_lp.unsqueeze(-1), beta)
+        w = torch.tensor([v["weight"] for v in verdict.criteria], device=cols.device)
+        return torch.cat([combine_criteria(cols, w).unsqueeze(-1), cols], -1), -lp_sum.sum(), int(lp_n.sum())
     odds = readout(hidden, head, verdict.yes_id, verdict.no_id).float()
-    reward = verdict_reward(odds, lp_sum / lp_n.clamp(min=1), beta)
+    reward = verdict_reward(odds, mean_lp, beta)
     return reward.unsqueeze(-1), -lp_sum.sum(), int(lp_n.sum())
 
 
@@ -214,18 +227,21 @@ class RewardScorer:
         self.model, self.tokenizer, self.meta = load_reward_model(model_dir, dtype)
         if device is not None:
             self.model.to(device)
-        self.names = [self.model.config.id2label[i] for i in range(self.n_heads)] if self.meta.head == "scalar" \
-            else ["reward"]
+        self.verdict = verdict_of(self.model)
+        self.names = [self.model.config.id2label[i] for i in range(self.n_heads)] if self.verdict is None \
+            else self.verdict.names
         self.truncated = 0
 
     @property
     def n_heads(self) -> int:
-        return 1 if self.meta.head == "generative" else int(self.model.config.num_labels)
+        return int(self.model.config.num_labels) if self.verdict is None else len(self.verdict.names)
 
     def encode(self, prompt, response: str) -> Encoded:
         from ..data.preference import as_messages
 
-        e = encode(self.tokenizer, self.meta.input_format, as_messages(prompt), response, self.meta.max_length, self.meta.suffix_ids)
+        branches = self.verdict.branches if self.verdict is not None else None
+        e = encode(self.tokenizer, self.meta.input_format, as_messages(prompt), response, self.meta.max_length,
+                   self.meta.suffix_ids, branches)
         self.truncated += e.truncated
         return e
 

@@ -52,7 +52,7 @@ from ..models.reward import (
     prompt_rows,
     save_reward_model,
 )
-from ..models.verdict import build_verdict
+from ..models.verdict import Verdict, build_criteria_verdict, build_verdict, criteria_names
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 from ..trackers import LogConfig
 from .rm_loss import LOSS_PARTS, KindWeights, LikertSection, LossSection, make_loss  # noqa: F401 (re-exported)
@@ -108,13 +108,23 @@ class RMConfig(Section):
 # ---------------------------------------------------------------------------- data
 
 def load_data(cfg: RMConfig, tokenizer, fmt: str, criteria: list[str] | None = None,
-              suffix: list[int] | None = None):
+              suffix: list[int] | None = None, verdict: Verdict | None = None):
     """(train groups, eval groups, head spec, report). With a verdict ``suffix`` (generative head): one head,
-    Likert ratings as yes/no labels by ``loss.likert.threshold``, the suffix after every response."""
+    Likert ratings as yes/no labels by ``loss.likert.threshold``, the suffix after every response. With a
+    criteria-mode ``verdict``: a head per criterion (records about another criterion are skipped and counted),
+    each Likert rating of a criterion a yes/no label about it (and, unless ``loss.likert.mode=heads``, the
+    weighted mean a label about the reward), every criterion's suffix read after every response."""
     report = DataReport()
     train_records = read_preference_files(cfg.data.train, report, cfg.data.on_invalid, cfg.data.kinds)
     lik = cfg.loss.likert
-    if suffix:
+    branches = verdict.branches if verdict is not None else None
+    if verdict is not None and suffix is None:
+        suffix = verdict.suffix_ids or None
+    if branches:
+        criteria = verdict.names[1:]
+        train_records = likert_verdicts(train_records, lik.threshold, lik.weights, report, criteria,
+                                        overall=lik.mode != "heads")
+    elif suffix:
         criteria = []
         train_records = likert_verdicts(train_records, lik.threshold, lik.weights, report)
     if criteria is None:
@@ -138,9 +148,9 @@ def load_data(cfg: RMConfig, tokenizer, fmt: str, criteria: list[str] | None = N
         report.add("eval prompts held out of train", len(held))
     if cfg.data.max_prompts:
         train = train[:cfg.data.max_prompts]
-    tokenize_groups(train, tokenizer, fmt, cfg.model.max_length, report, suffix)
+    tokenize_groups(train, tokenizer, fmt, cfg.model.max_length, report, suffix, branches)
     ev = DataReport()
-    tokenize_groups(held, tokenizer, fmt, cfg.model.max_length, ev, suffix)
+    tokenize_groups(held, tokenizer, fmt, cfg.model.max_length, ev, suffix, branches)
     if ev.counts:
         report.add("eval: sequences truncated to max_length", ev.counts["sequences truncated to max_length"])
     return train, held, heads, report
@@ -181,6 +191,18 @@ def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------- the recipe
 
+def make_verdict(cfg: RMConfig, tokenizer, fmt: str) -> Verdict:
+    """The generative head's verdict template: one question, or (``verdict.mode: criteria``) one per criterion —
+    those configured, else those the training feedback names (the files are read once more for their names),
+    else the five built-in ones."""
+    v, beta = cfg.model.verdict, cfg.model.likelihood_weight
+    if v.mode == "criteria":
+        found = [] if v.criteria else criteria_in(read_preference_files(cfg.data.train, DataReport(),
+                                                                        cfg.data.on_invalid, cfg.data.kinds))
+        return build_criteria_verdict(tokenizer, fmt, v, criteria_names(v, found), beta)
+    return build_verdict(tokenizer, fmt, v.question, v.yes, v.no, beta)
+
+
 def train_rm(cfg: RMConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     with discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
         return _train_rm(cfg, resume, overwrite)
@@ -195,10 +217,8 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.model.path)
     fmt = input_format(tokenizer, kind, cfg.model.input_format)
     head = head_kind(cfg.model, kind)
-    v = cfg.model.verdict
-    verdict = (build_verdict(tokenizer, fmt, v.question, v.yes, v.no, cfg.model.likelihood_weight)
-               if head == "generative" else None)
-    train, held, heads, report = load_data(cfg, tokenizer, fmt, suffix=verdict.suffix_ids if verdict else None)
+    verdict = make_verdict(cfg, tokenizer, fmt) if head == "generative" else None
+    train, held, heads, report = load_data(cfg, tokenizer, fmt, verdict=verdict)
     cfg = cfg.resolved(len(train))
     if run.main:
         atomic_write_text(run.path / "config.yaml", dump_config(cfg))

@@ -116,7 +116,7 @@ def make_loss(cfg: LossSection, chunk_tokens: int | None = None, generative: boo
             total = total + kw.likert * part
             m["loss_likert"] = part.detach()
         if batch["bin_idx"].numel():
-            part = (batch["bin_w"] * logistic(s[batch["bin_idx"], 0], batch["bin_y"])).sum()
+            part = (batch["bin_w"] * logistic(s[batch["bin_idx"], batch["bin_h"]], batch["bin_y"])).sum()
             total = total + kw.binary * part
             m["loss_binary"] = part.detach()
         if cfg.centring:
