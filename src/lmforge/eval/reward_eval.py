@@ -108,17 +108,22 @@ def _acc(rights: list[float]) -> float | None:
     return sum(rights) / len(rights) if rights else None
 
 
-def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor], criteria: list[str],
-                  bins: int = 10) -> dict[str, Any]:
-    """Accuracy overall / per criterion / per source, and the calibration table of the overall pairs."""
+def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor] | None, criteria: list[str],
+                  bins: int = 10, diffs: list[float] | None = None) -> dict[str, Any]:
+    """Accuracy overall / per criterion / per source, and the calibration table of the overall pairs. The
+    margin of a pair is ``s[better, head] - s[worse, head]`` of its group's ``scores``, or given as ``diffs``
+    (one per pair: a pairwise verdict's log-odds that the better response wins)."""
     by_crit: dict[str, list[float]] = defaultdict(list)
     by_src: dict[str, list[float]] = defaultdict(list)
     by_cat: dict[str, list[float]] = defaultdict(list)
     margins: list[tuple[float, float]] = []  # (|Δr|, right) for overall pairs
-    for p in pairs:
+    for n, p in enumerate(pairs):
         head = 1 + criteria.index(p.criterion) if p.criterion in criteria else 0
-        s = scores[p.group]
-        d = float(s[p.better, head] - s[p.worse, head])
+        if diffs is not None:
+            d = diffs[n]
+        else:
+            s = scores[p.group]
+            d = float(s[p.better, head] - s[p.worse, head])
         right = 1.0 if d > 0 else 0.5 if d == 0 else 0.0
         name = p.criterion or OVERALL
         by_crit[name].append(right)

@@ -53,6 +53,7 @@ from ..models.reward import (
     save_reward_model,
 )
 from ..models.verdict import Verdict, build_criteria_verdict, build_verdict, criteria_names
+from ..models.verdict_pairwise import build_pairwise, check_pairwise
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 from ..trackers import LogConfig
 from .rm_loss import LOSS_PARTS, KindWeights, LikertSection, LossSection, make_loss  # noqa: F401 (re-exported)
@@ -118,9 +119,16 @@ def load_data(cfg: RMConfig, tokenizer, fmt: str, criteria: list[str] | None = N
     train_records = read_preference_files(cfg.data.train, report, cfg.data.on_invalid, cfg.data.kinds)
     lik = cfg.loss.likert
     branches = verdict.branches if verdict is not None else None
+    pairwise = verdict is not None and verdict.mode == "pairwise"
     if verdict is not None and suffix is None:
         suffix = verdict.suffix_ids or None
-    if branches:
+    if pairwise:  # a pairwise verdict learns from comparisons of two responses only
+        criteria = []
+        for r in train_records:
+            if r.type in ("likert", "binary"):
+                report.add(f"skipped {r.type}: pairwise verdicts learn from pairs and rankings")
+        train_records = [r for r in train_records if r.type not in ("likert", "binary")]
+    elif branches:
         criteria = verdict.names[1:]
         train_records = likert_verdicts(train_records, lik.threshold, lik.weights, report, criteria,
                                         overall=lik.mode != "heads")
@@ -148,6 +156,8 @@ def load_data(cfg: RMConfig, tokenizer, fmt: str, criteria: list[str] | None = N
         report.add("eval prompts held out of train", len(held))
     if cfg.data.max_prompts:
         train = train[:cfg.data.max_prompts]
+    if pairwise:  # encoded per ordered pair by stages.rm_pairwise instead
+        return train, held, heads, report
     tokenize_groups(train, tokenizer, fmt, cfg.model.max_length, report, suffix, branches)
     ev = DataReport()
     tokenize_groups(held, tokenizer, fmt, cfg.model.max_length, ev, suffix, branches)
@@ -196,6 +206,9 @@ def make_verdict(cfg: RMConfig, tokenizer, fmt: str) -> Verdict:
     those configured, else those the training feedback names (the files are read once more for their names),
     else the five built-in ones."""
     v, beta = cfg.model.verdict, cfg.model.likelihood_weight
+    if v.mode == "pairwise":
+        check_pairwise(cfg.model)
+        return build_pairwise(tokenizer, fmt, v.pair_question, v.a, v.b)
     if v.mode == "criteria":
         found = [] if v.criteria else criteria_in(read_preference_files(cfg.data.train, DataReport(),
                                                                         cfg.data.on_invalid, cfg.data.kinds))
@@ -219,6 +232,11 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     head = head_kind(cfg.model, kind)
     verdict = make_verdict(cfg, tokenizer, fmt) if head == "generative" else None
     train, held, heads, report = load_data(cfg, tokenizer, fmt, verdict=verdict)
+    pairwise = verdict is not None and verdict.mode == "pairwise"
+    if pairwise:  # the training prompts become ordered-pair sequences (stages/rm_pairwise.py)
+        from . import rm_pairwise as pw
+
+        train = pw.pair_groups(train, tokenizer, verdict, cfg.model.max_length, report)
     cfg = cfg.resolved(len(train))
     if run.main:
         atomic_write_text(run.path / "config.yaml", dump_config(cfg))
@@ -227,15 +245,23 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     model = prepare_trainable(model, cfg.model, tokenizer)
     pad_id = tokenizer.pad_token_id
     rows, sharing = prompt_rows(model, cfg.model, fmt, train, pad_id)
-    source = GroupBatches(train, cfg.train.micro(info.world_size), pad_id, heads.n_heads, info.rank,
-                          info.world_size, seed=cfg.train.seed, row_tokens=rows)
     last: dict[str, Any] = {}
-    evaluate = make_evaluate(cfg, held, heads, pad_id, last)
-    loss = make_loss(cfg.loss, cfg.model.chunk_tokens, head == "generative", cfg.model.lm_loss_weight)
+    micro, ch = cfg.train.micro(info.world_size), cfg.model.chunk_tokens
+    if pairwise:
+        source = pw.PairBatches(train, micro, pad_id, info.rank, info.world_size, cfg.train.seed, rows)
+        evaluate = pw.make_pairwise_evaluate(held, tokenizer, verdict, cfg.model.max_length, cfg.eval.batch_size,
+                                             ch, cfg.eval.calibration_bins, last)
+        loss = pw.make_pairwise_loss(ch)
+    else:
+        source = GroupBatches(train, micro, pad_id, heads.n_heads, info.rank, info.world_size,
+                              seed=cfg.train.seed, row_tokens=rows)
+        evaluate = make_evaluate(cfg, held, heads, pad_id, last)
+        loss = make_loss(cfg.loss, ch, head == "generative", cfg.model.lm_loss_weight)
     trainer = Trainer(model, cfg.train, run, loss, source, info, evaluate, description="rm")
     result = trainer.fit(resume=resume)
     raw = trainer.raw_model
-    stats = reward_stats(raw, train, pad_id, cfg)
+    stats = (pw.pairwise_stats(raw, train, pad_id, cfg.eval.stats_responses, cfg.train.seed, cfg.eval.batch_size, ch)
+             if pairwise else reward_stats(raw, train, pad_id, cfg))
     meta = RewardMeta(backbone=cfg.model.path, kind=kind, input_format=fmt, max_length=cfg.model.max_length,
                       criteria=heads.criteria, reward_mean=round(stats["reward_mean"], 6),
                       reward_std=round(stats["reward_std"], 6),
