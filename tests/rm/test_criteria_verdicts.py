@@ -151,6 +151,7 @@ def test_criteria_stage_trains_reports_each_criterion_and_scores(tiny_lm: Path, 
     assert set(summary["accuracy_by_criterion"]) == {"overall", "accuracy", "honesty"}
     assert summary["heldout_pair_accuracy"] >= 0.9, summary
     assert summary["data"]["likert accuracy as yes verdict"] == 12
+    assert set(summary["criterion_heads_on_overall_pairs"]) == {"accuracy", "honesty"}  # each verdict alone
     side = json.loads((run / "final" / "reward.json").read_text())
     assert side["verdict"]["mode"] == "criteria" and [c["weight"] for c in side["verdict"]["criteria"]] == [0.5, 0.5]
     AutoModelForCausalLM.from_pretrained(run / "final")  # a plain causal LM

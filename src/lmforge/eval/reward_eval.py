@@ -8,7 +8,8 @@ Every held-out record becomes pairs the labels order (``better``, ``worse``):
 
 A pair is scored with its criterion's head when the model has one, else with the overall reward; it is right
 when the better response gets the higher score (a tie counts half). ``heldout_pair_accuracy`` is over the
-overall pairs. Calibration bins the overall pairs by reward margin ``|Δr|`` and compares each bin's accuracy
+overall pairs; ``criterion_heads_on_overall_pairs`` scores the overall pairs with each criterion head alone
+(scalar criterion heads or per-criterion verdicts), split into knowledge / format pairs where typed. Calibration bins the overall pairs by reward margin ``|Δr|`` and compares each bin's accuracy
 with the Bradley–Terry prediction ``σ(|Δr|)`` (a reliability diagram; ECE is the count-weighted gap).
 
 Where the responses carry candidate types (the built-in world's held-out evaluation writes
@@ -117,6 +118,7 @@ def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor] | None, crit
     by_src: dict[str, list[float]] = defaultdict(list)
     by_cat: dict[str, list[float]] = defaultdict(list)
     margins: list[tuple[float, float]] = []  # (|Δr|, right) for overall pairs
+    by_head: dict[tuple[str, str], list[float]] = defaultdict(list)  # (criterion head, category) on overall pairs
     for n, p in enumerate(pairs):
         head = 1 + criteria.index(p.criterion) if p.criterion in criteria else 0
         if diffs is not None:
@@ -132,6 +134,12 @@ def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor] | None, crit
             margins.append((abs(d), right))
             if p.category is not None:
                 by_cat[p.category].append(right)
+            for h, crit in enumerate(criteria if diffs is None else [], start=1):  # each head alone
+                dh = float(scores[p.group][p.better, h] - scores[p.group][p.worse, h])
+                rh = 1.0 if dh > 0 else 0.5 if dh == 0 else 0.0
+                by_head[(crit, OVERALL)].append(rh)
+                if p.category is not None:
+                    by_head[(crit, p.category)].append(rh)
     overall = by_crit.get(OVERALL, [])
     return {
         "heldout_pair_accuracy": _acc(overall),
@@ -142,6 +150,10 @@ def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor] | None, crit
         "knowledge_pair_accuracy": _acc(by_cat.get("knowledge", [])),
         "format_pair_accuracy": _acc(by_cat.get("format", [])),
         "pairs_by_category": {k: len(v) for k, v in sorted(by_cat.items())},
+        # each criterion head (or verdict) alone on the overall pairs: which criterion orders what
+        "criterion_heads_on_overall_pairs": {c: {cat: round(_acc(by_head[(c, cat)]), 4) for cat in
+                                                 (OVERALL, "knowledge", "format") if by_head.get((c, cat))}
+                                             for c in criteria if by_head.get((c, OVERALL))},
         "calibration": calibration(margins, bins),
     }
 

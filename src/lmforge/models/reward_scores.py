@@ -1,6 +1,9 @@
 """Reward-model forwards: ``[N, heads]`` scores of a padded batch or of a prefix-shared packed batch, for either
 head — callers never ask which: a scalar head's outputs, or a generative verifier's verdict log-odds
-(:mod:`lmforge.models.verdict`, one column) read off the LM's next-token logits at the verdict's last token.
+(:mod:`lmforge.models.verdict`: one column, or with per-criterion verdicts ``[reward, *criteria]`` like a scalar
+model's criterion heads) read off the LM's next-token logits at the verdict's last token. A pairwise verifier
+(:mod:`lmforge.models.verdict_pairwise`) scores two responses together: :meth:`RewardScorer.compare` /
+:meth:`RewardScorer.rank`.
 
 The padded path is the model's own forward (``transformers`` reads each sequence's score at its rightmost
 non-pad token). The packed path (:mod:`lmforge.data.reward_pack` builds the rows and the mask) forwards each
@@ -244,8 +247,8 @@ def branch_scores(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
 
 class RewardScorer:
     """A trained reward model of either head, loaded once: ``score(prompts, responses)`` gives ``[N, heads]``
-    (column 0 the reward; a generative model has one column, its verdict log-odds), built exactly as the model
-    was trained (input format, truncation, verdict suffix from the saved meta). ``normalize`` maps rewards to
+    (column 0 the reward; a generative model has its verdict log-odds, or with per-criterion verdicts the
+    combined reward then each criterion's), built exactly as the model was trained (input format, truncation, verdict suffix from the saved meta). ``normalize`` maps rewards to
     ``(r - reward_mean) / reward_std`` of the training responses."""
 
     def __init__(self, model_dir, dtype: str = "float32", device: str | torch.device | None = None):

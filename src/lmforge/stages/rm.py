@@ -276,6 +276,7 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
         "format_pair_accuracy": last.get("format_pair_accuracy"),
         "pairs_by_category": last.get("pairs_by_category"),
         "accuracy_by_criterion": last.get("accuracy_by_criterion"),
+        "criterion_heads_on_overall_pairs": last.get("criterion_heads_on_overall_pairs"),
         "accuracy_by_source": last.get("accuracy_by_source"),
         "calibration_ece": (last.get("calibration") or {}).get("ece"),
         "reward_mean": meta.reward_mean, "reward_std": meta.reward_std, "criteria": heads.criteria,
