@@ -19,6 +19,7 @@ from lmforge.models.reward_scores import branch_scores, generative_scores
 from lmforge.models.verdict_pairwise import PAIR_QUESTION, build_pairwise, pair_pieces
 from lmforge.stages.rm_pairwise import collate_pairs, comparisons, make_pairwise_loss, pair_groups
 
+from .conftest import write_jsonl
 from .test_stage import cli, rm_args
 
 RESPONSES = ["sure here is the answer.", "no wrong bad nonsense rude broken no.", "clearly correct " * 6]
@@ -183,6 +184,12 @@ def test_pairwise_stage_trains_compares_and_ranks(tiny_lm: Path, mixed_files, tm
     with pytest.raises(InputError, match="compare"):
         scorer.score([p], [good])
     torch.testing.assert_close(scorer.score([p], [good], references=[bad])[:, 0], torch.tensor([r]))
+    inp = write_jsonl(tmp_path / "score.jsonl", [{"prompt": p, "responses": [bad, good]},
+                                                  {"prompt": p, "response": good, "reference": bad}])
+    assert cli(["rm", "score", str(run / "final"), str(inp), "--out", str(tmp_path / "out.jsonl")]) == 0
+    ranked, versus = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert ranked["ranking"] == [1, 0] and ranked["reward"][1] > ranked["reward"][0]
+    assert versus["reward"] == pytest.approx(r, abs=1e-5)
     bad_cfg = cli(rm_args(tiny_lm, train, ev, tmp_path, "pw2", "model.head=generative", "model.verdict.mode=pairwise",
                           "model.likelihood_weight=1"))
     assert bad_cfg == 2 and "likelihood_weight" in capsys.readouterr().err
