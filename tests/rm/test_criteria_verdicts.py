@@ -165,3 +165,18 @@ def test_criteria_stage_trains_reports_each_criterion_and_scores(tiny_lm: Path, 
     assert cli(["rm", "score", str(run / "final"), str(inp), "--out", str(tmp_path / "out.jsonl")]) == 0
     (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert set(row["scores"]) == {"reward", "accuracy", "honesty"}
+
+
+def test_branch_mask_by_hand() -> None:
+    from lmforge.data.reward_pack import prefix_mask
+
+    # one segment: prompt p0 p1 | response r (part 1) | branch b1 (sub 1) | branch b2 (sub 2)
+    seg = torch.tensor([[0, 0, 0, 0, 0]])
+    part = torch.tensor([[0, 0, 1, 1, 1]])
+    sub = torch.tensor([[0, 0, 0, 1, 2]])
+    m = prefix_mask(seg, part, sub)[0, 0].int().tolist()
+    assert m == [[1, 0, 0, 0, 0],
+                 [1, 1, 0, 0, 0],
+                 [1, 1, 1, 0, 0],
+                 [1, 1, 1, 1, 0],   # b1 sees the prompt, the response and itself
+                 [1, 1, 1, 0, 1]]   # b2 the same, never b1
