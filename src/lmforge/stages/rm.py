@@ -1,6 +1,7 @@
 """Reward-model recipe: preference records (any mix of pairs, rankings, Likert, binary) -> a reward model with
 a scalar head (``model.head: scalar``) or a generative verifier (``model.head: generative``: the causal LM's own
-verdict log-odds, :mod:`lmforge.models.verdict`).
+verdict log-odds, :mod:`lmforge.models.verdict` — one question, one per criterion, or pairwise "A or B?" with
+its own batches and loss in :mod:`lmforge.stages.rm_pairwise`).
 
 Feedback is learned as it was given (:mod:`lmforge.stages.rm_loss`): pairs by Bradley–Terry (optionally
 with Llama 2's margin), rankings by InstructGPT's K-wise pair loss or listwise Plackett–Luce (or either as yes/no
