@@ -49,7 +49,7 @@ def test_all_records_of_a_prompt_form_one_group(tmp_path: Path) -> None:
     idx, targets, mask, _ = g.likert[0]
     # rating 4 on [1, 7] is the middle -> 0; "both": the reward (sum) and the accuracy head
     assert (idx, targets, mask) == (0, [0.0, 0.0], [True, True])
-    assert g.binary == [(3, False, 1.0)]
+    assert g.binary == [(3, False, 1.0, 0)]
     assert report.counts["read ranking"] == 1 and report.counts["prompts"] == 2
 
 

@@ -40,6 +40,12 @@ def test_pairs_from_every_kind_and_accuracy_by_hand(tmp_path: Path) -> None:
     assert res["heldout_pair_accuracy"] == pytest.approx(0.75) and res["heldout_pairs"] == 4
     assert res["accuracy_by_criterion"] == {"honesty": 0.0, "overall": 0.75}
     assert res["accuracy_by_source"] == {"lab1": 0.75, "lab2": 0.75}
+    # the honesty head alone on the overall pairs: (a,b) 0 - 1 wrong, the other three ties -> 1.5 / 4
+    assert res["criterion_heads_on_overall_pairs"] == {"honesty": {"overall": 0.375}}
+    # margins given per pair (a pairwise verdict): the same report from them
+    d = [1.0 if (texts[p.better], texts[p.worse]) != ("c", "a") else -2.0 for p in pairs]
+    byd = pair_accuracy(pairs, None, [], diffs=d)
+    assert byd["heldout_pair_accuracy"] == pytest.approx(0.75) and byd["accuracy_by_source"]["lab2"] == 0.5
 
 
 def test_calibration_table_and_ece_by_hand(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ class Group:
     pairs: list[tuple[int, int, float, float, int]] = field(default_factory=list)  # chosen, rejected, margin, w, head
     rankings: list[tuple[list[int], list[int], float, int]] = field(default_factory=list)  # order, tie ids, w, head
     likert: list[tuple[int, list[float], list[bool], float]] = field(default_factory=list)  # idx, targets, mask, w
-    binary: list[tuple[int, bool, float]] = field(default_factory=list)  # idx, good, w
+    binary: list[tuple[int, bool, float, int]] = field(default_factory=list)  # idx, good, w, head
     ratings: list[tuple[int, dict[str, float], str]] = field(default_factory=list)  # idx, raw scores, source
     sources: dict[str, str] = field(default_factory=dict)  # "p<i>" / "r<i>" / "b<i>" -> source, for evaluation
     criteria: dict[str, str | None] = field(default_factory=dict)  # same keys -> criterion name
@@ -186,7 +186,7 @@ def build_groups(records: list[Feedback], heads: HeadSpec, report: DataReport) -
             g.rankings.append(([seq[i] for i in r.ranking], ties, r.weight, head))
         elif isinstance(r, Binary):
             key = f"b{len(g.binary)}"
-            g.binary.append((g.index(r.response), r.label, r.weight))
+            g.binary.append((g.index(r.response), r.label, r.weight, head))
         else:  # pragma: no cover - the format has four kinds
             raise TypeError(type(r))
         g.sources[key] = r.source or "unknown"
@@ -218,15 +218,26 @@ def _add_types(g: Group, r: Feedback) -> None:
 
 
 def likert_verdicts(records: list[Feedback], threshold: float, weights: dict[str, float] | None,
-                    report: DataReport) -> list[Feedback]:
+                    report: DataReport, criteria: list[str] | None = None, overall: bool = True
+                    ) -> list[Feedback]:
     """Likert ratings as good/bad labels for a generative head: good when the (weighted) mean rating is at
-    least ``lo + threshold * (hi - lo)`` of the record's scale; other records unchanged."""
+    least ``lo + threshold * (hi - lo)`` of the record's scale; other records unchanged. With ``criteria``
+    (per-criterion verdicts), each rating of a listed criterion is also a good/bad label about that criterion
+    by the same threshold, and ``overall=False`` drops the weighted-mean label."""
     out: list[Feedback] = []
     for r in records:
         if not isinstance(r, Likert):
             out.append(r)
             continue
         lo, hi = r.scale
+        for c, v in r.scores.items() if criteria else ():
+            if c in criteria:
+                good = v >= lo + threshold * (hi - lo)
+                out.append(Binary(prompt=r.prompt, response=r.response, label=good, id=r.id, source=r.source,
+                                  weight=r.weight, labeler=r.labeler, split=r.split, meta=r.meta, criterion=c))
+                report.add(f"likert {c} as {'yes' if good else 'no'} verdict")
+        if not overall:
+            continue
         w = {c: (weights or {}).get(c, 1.0 if weights is None else 0.0) for c in r.scores}
         if sum(w.values()) <= 0:
             report.add("skipped likert with no weighted criterion")
@@ -265,13 +276,14 @@ def _add_likert(g: Group, r: Likert, heads: HeadSpec, report: DataReport) -> Non
 
 
 def tokenize_groups(groups: list[Group], tokenizer, fmt: str, max_length: int, report: DataReport,
-                    suffix: list[int] | None = None) -> None:
-    """Fill ``group.encoded`` (one entry per response, the verdict ``suffix`` after it for a generative head)."""
+                    suffix: list[int] | None = None, branches: list[list[int]] | None = None) -> None:
+    """Fill ``group.encoded`` (one entry per response, the verdict ``suffix`` after it for a generative head, or
+    its several verdicts as ``branches``)."""
     for g in groups:
         g.encoded = []
         for text in g.responses:
             p, r = encode_parts(tokenizer, fmt, g.prompt, text)
-            enc = assemble(tokenizer, fmt, p, r, max_length, suffix)
+            enc = assemble(tokenizer, fmt, p, r, max_length, suffix, branches)
             g.encoded.append(enc)
             if enc.truncated:
                 report.add("sequences truncated to max_length")
@@ -303,7 +315,7 @@ def collate_groups(groups: list[Group], pad_id: int, n_heads: int, row_tokens: i
         pairs += [(off + c, off + r, m, w, h) for c, r, m, w, h in g.pairs]
         rankings += [([off + i for i in order], ties, w, h) for order, ties, w, h in g.rankings]
         likert += [(off + i, t, m, w) for i, t, m, w in g.likert]
-        binary += [(off + i, y, w) for i, y, w in g.binary]
+        binary += [(off + i, y, w, h) for i, y, w, h in g.binary]
     if row_tokens:
         batch: dict[str, Any] = pack([g.encoded for g in groups], pad_id, row_tokens)
     else:
@@ -328,6 +340,7 @@ def collate_groups(groups: list[Group], pad_id: int, n_heads: int, row_tokens: i
     batch["bin_idx"] = torch.tensor([b[0] for b in binary], dtype=torch.long)
     batch["bin_y"] = torch.tensor([b[1] for b in binary], dtype=torch.float32)
     batch["bin_w"] = torch.tensor([b[2] for b in binary], dtype=torch.float32)
+    batch["bin_h"] = torch.tensor([b[3] for b in binary], dtype=torch.long)
     kc = max(len(c) for c in cent)
     batch["cent_idx"] = _padded(cent, kc, 0)
     batch["cent_valid"] = _padded([[1] * len(c) for c in cent], kc, 0).bool()

@@ -4,7 +4,10 @@ Formats (:func:`input_format`): ``chat`` (the tokenizer's chat template), ``tran
 ``Assistant:`` lines + EOS, for pre-trained-only models) and ``pair`` (encoders: ``[CLS] prompt [SEP] response
 [SEP]``). Long inputs are cut by :func:`assemble`: the prompt from the left, then the response from the right.
 A generative reward model's verdict question (:mod:`lmforge.models.verdict`) is a fixed ``suffix`` of token ids
-after the response, never cut: the budget for prompt and response is ``max_length - len(suffix)``.
+after the response, never cut: the budget for prompt and response is ``max_length - len(suffix)``. Several
+verdicts of one response (``verdict.mode: criteria``) are ``branches``: suffixes each read after the same
+``input_ids`` (packed, the response is forwarded once and every branch attends to it; padded, each branch is a
+row of its own), the budget ``max_length`` minus the longest branch.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ class Encoded:
     truncated: bool
     prompt_len: int | None = None  # causal formats: input_ids[:prompt_len] is the (kept) prompt part
     suffix_len: int = 0  # generative head: the last suffix_len ids are the verdict question
+    branches: list[list[int]] | None = None  # several verdicts: suffixes each read after input_ids (not in it)
 
 
 def encode_parts(tokenizer, fmt: str, prompt: list[dict[str, str]], response: str) -> tuple[list[int], list[int]]:
@@ -66,7 +70,7 @@ def encode_parts(tokenizer, fmt: str, prompt: list[dict[str, str]], response: st
 
 
 def assemble(tokenizer, fmt: str, p: list[int], r: list[int], max_length: int,
-             suffix: list[int] | None = None) -> Encoded:
+             suffix: list[int] | None = None, branches: list[list[int]] | None = None) -> Encoded:
     """Cut to ``max_length``: the prompt keeps at least a quarter of the budget (from its end), the response
     the rest (from its start), then special tokens are added (``[CLS] p [SEP] r [SEP]`` for encoders) or, for a
     generative reward model, the verdict ``suffix`` (causal formats only)."""
@@ -74,9 +78,12 @@ def assemble(tokenizer, fmt: str, p: list[int], r: list[int], max_length: int,
     suffix = list(suffix or [])
     if suffix and fmt == "pair":
         raise ValueError("a verdict suffix needs a causal input format")
-    budget = max_length - specials - len(suffix)
+    reserved = len(suffix) + max((len(b) for b in branches or []), default=0)
+    if branches and fmt == "pair":
+        raise ValueError("verdict branches need a causal input format")
+    budget = max_length - specials - reserved
     if budget < 2:
-        raise InputError(f"model.max_length={max_length} leaves no room beside the {len(suffix)}-token verdict",
+        raise InputError(f"model.max_length={max_length} leaves no room beside the {reserved}-token verdict",
                          field="model.max_length")
     keep_p = min(len(p), max(budget // 4, budget - len(r)))
     keep_r = min(len(r), budget - keep_p)
@@ -87,7 +94,8 @@ def assemble(tokenizer, fmt: str, p: list[int], r: list[int], max_length: int,
         ids = pre + p + mid + r + post
         types = [t_pre] * (len(pre) + len(p)) + [t_mid] * len(mid) + [t_post] * (len(r) + len(post))
         return Encoded(ids, types, truncated)
-    return Encoded(p + r + suffix, None, truncated, len(p), len(suffix))
+    return Encoded(p + r + suffix, None, truncated, len(p), len(suffix),
+                   [list(b) for b in branches] if branches else None)
 
 
 def pair_template(tokenizer) -> tuple[tuple[list[int], list[int], list[int]], tuple[int, int, int]]:
@@ -109,9 +117,9 @@ def pair_template(tokenizer) -> tuple[tuple[list[int], list[int], list[int]], tu
 
 
 def encode(tokenizer, fmt: str, prompt: list[dict[str, str]], response: str, max_length: int,
-           suffix: list[int] | None = None) -> Encoded:
+           suffix: list[int] | None = None, branches: list[list[int]] | None = None) -> Encoded:
     p, r = encode_parts(tokenizer, fmt, prompt, response)
-    return assemble(tokenizer, fmt, p, r, max_length, suffix)
+    return assemble(tokenizer, fmt, p, r, max_length, suffix, branches)
 
 
 def lm_targets(e: Encoded) -> list[int]:
@@ -128,8 +136,28 @@ def lm_targets(e: Encoded) -> list[int]:
     return out
 
 
+def expand_branches(rows: list[Encoded]) -> tuple[list[Encoded], list[int]]:
+    """Rows with ``branches`` as one plain sequence per branch (``input_ids + branch``), branch-minor, and the
+    row each came from; only a row's first branch keeps the response's LM targets, so each response counts once
+    (the others get ``prompt_len=None``: :func:`lm_targets` gives them none)."""
+    out, of = [], []
+    for i, r in enumerate(rows):
+        for b, ids in enumerate(r.branches or [[]]):
+            out.append(Encoded(r.input_ids + ids, None, r.truncated, r.prompt_len if b == 0 else None,
+                               len(ids) or r.suffix_len))
+            of.append(i)
+    return out, of
+
+
 def collate(rows: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids`` / ``attention_mask`` (and ``token_type_ids`` for encoders)."""
+    """Right-padded ``input_ids`` / ``attention_mask`` (and ``token_type_ids`` for encoders). Rows with
+    ``branches`` become a row per branch (:func:`expand_branches`), ``branch_of`` naming the row's sequence."""
+    if rows and rows[0].branches:
+        flat, of = expand_branches(rows)
+        out = collate(flat, pad_id)
+        out["branch_of"] = torch.tensor(of, dtype=torch.long)
+        out["lm_seq"] = out["branch_of"].unsqueeze(-1).expand_as(out["input_ids"]).clone()
+        return out
     n = max(len(r.input_ids) for r in rows)
     ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), n), dtype=torch.long)

@@ -25,7 +25,12 @@ The score is read where ``transformers`` reads it in the unpacked sequence: the 
 ``pad_token_id``. A generative reward model's verdict suffix (``Encoded.suffix_len``) is part of each response's
 block, so its positions continue after the response and its last token — where the verdict is read — sees the
 prompt, that response and the question only; ``lm_targets`` (the auxiliary LM loss's next-token targets on the
-response, -100 elsewhere) are laid out the same way. Only causal formats (``chat``, ``transcript``: ``Encoded.prompt_len`` set) are packed; encoders
+response, -100 elsewhere) are laid out the same way. Several verdicts of one response (``Encoded.branches``:
+``verdict.mode: criteria``) go one level deeper: after the response's tokens each branch is a sub-block
+(``pack_sub`` 1, 2, ...) that attends to the prompt, the response and itself, its positions continuing after
+the response — so the response is forwarded once for all of its verdicts, and each verdict's last token sees
+exactly the tokens of ``prompt + response + that suffix`` unpacked. Scores are then one per branch (``score_row``
+/ ``score_col`` in (sequence, branch) order, ``branch_of`` the sequence). Only causal formats (``chat``, ``transcript``: ``Encoded.prompt_len`` set) are packed; encoders
 (``pair``) read [CLS] through a pooler and keep the padded path.
 
 ``tokens`` of a packed batch counts the non-pad tokens actually forwarded (a shared prompt once);
@@ -63,6 +68,11 @@ def _score_index(ids: list[int], pad_id: int) -> int:
     return 0
 
 
+def _unpacked_tokens(e: Encoded) -> int:
+    """Tokens of ``e`` forwarded without sharing: its ids once per branch (once without branches)."""
+    return sum(len(e.input_ids) + len(b) for b in e.branches) if e.branches else len(e.input_ids)
+
+
 def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str, Any]:
     """The packed tensors of one micro-batch: ``input_ids``, ``position_ids``, ``pack_seg`` (segment number in
     the row; padding has its own), ``pack_part`` (0 prompt, k+1 the k-th response of its segment),
@@ -72,7 +82,8 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
     if any(e.prompt_len is None for e in flat):
         raise ValueError("prefix sharing needs the prompt length of every sequence (a causal input format)")
     segs = segments(groups)
-    sizes = [len(p) + sum(len(flat[i].input_ids) - flat[i].prompt_len for i in seqs) for p, seqs in segs]
+    sizes = [len(p) + sum(len(flat[i].input_ids) - flat[i].prompt_len + sum(map(len, flat[i].branches or []))
+                          for i in seqs) for p, seqs in segs]
     bins = first_fit_decreasing(sizes, max(row_tokens, max(sizes)))
     width = max(sum(sizes[s] for s in b) for b in bins)
     ids = torch.full((len(bins), width), pad_id, dtype=torch.long)
@@ -82,7 +93,16 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
     lengths = torch.zeros(len(bins), dtype=torch.long)
     score_row = torch.zeros(len(flat), dtype=torch.long)
     score_col = torch.zeros(len(flat), dtype=torch.long)
-    generative = any(e.suffix_len for e in flat)  # the verdict suffix sits inside each response's block
+    generative = any(e.suffix_len or e.branches for e in flat)  # the verdict sits in each response's block
+    branched = bool(flat[0].branches)
+    if branched:  # one score per (sequence, branch)
+        of = [i for i, e in enumerate(flat) for _ in e.branches]
+        first = [0] * len(flat)
+        for k in range(len(of) - 1, -1, -1):
+            first[of[k]] = k
+        score_row = torch.zeros(len(of), dtype=torch.long)
+        score_col = torch.zeros(len(of), dtype=torch.long)
+    sub = torch.zeros((len(bins), width), dtype=torch.long)  # branch number within a response (0: none)
     tgt = torch.full((len(bins), width), -100, dtype=torch.long) if generative else None
     seq = torch.zeros((len(bins), width), dtype=torch.long)  # the sequence each target position belongs to
     for r, b in enumerate(bins):
@@ -106,6 +126,20 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
                     if tgt is not None:  # targets never cross into the next block: the last is the suffix's
                         tgt[r, at:at + n] = torch.tensor(lm_targets(flat[i])[p:], dtype=torch.long)
                         seq[r, at:at + n] = i
+                if branched:  # each branch a sub-block after the response, positions continuing after it
+                    end = p + n
+                    at += n
+                    for c, ids_b in enumerate(flat[i].branches):
+                        m = len(ids_b)
+                        ids[r, at:at + m] = torch.tensor(ids_b, dtype=torch.long)
+                        pos[r, at:at + m] = torch.arange(end, end + m)
+                        seg[r, at:at + m] = k
+                        part[r, at:at + m] = j + 1
+                        sub[r, at:at + m] = c + 1
+                        score_row[first[i] + c] = r
+                        score_col[first[i] + c] = at + m - 1
+                        at += m
+                    continue
                 t = _score_index(flat[i].input_ids, pad_id)
                 score_row[i] = r
                 score_col[i] = start + t if t < p else at + t - p
@@ -115,16 +149,23 @@ def pack(groups: list[list[Encoded]], pad_id: int, row_tokens: int) -> dict[str,
         lengths[r] = at
     out = {"input_ids": ids, "position_ids": pos, "pack_seg": seg, "pack_part": part, "pack_len": lengths,
            "score_row": score_row, "score_col": score_col, "tokens": int(lengths.sum()),
-           "sequence_tokens": sum(len(e.input_ids) for e in flat)}
+           "sequence_tokens": sum(_unpacked_tokens(e) for e in flat)}
+    if branched:
+        out["pack_sub"], out["branch_of"] = sub, torch.tensor(of, dtype=torch.long)
     if tgt is not None:
         out["lm_targets"], out["lm_seq"] = tgt, seq
     return out
 
 
-def prefix_mask(seg: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+def prefix_mask(seg: torch.Tensor, part: torch.Tensor, sub: torch.Tensor | None = None) -> torch.Tensor:
     """``[B, 1, T, T]`` boolean (True = attend): causal within a segment, and a key of a response only for the
-    queries of that same response (prompt keys, part 0, are seen by the whole segment)."""
-    own = (part[:, None, :] == 0) | (part[:, :, None] == part[:, None, :])
+    queries of that same response (prompt keys, part 0, are seen by the whole segment); with ``sub`` (branches
+    after a response), a branch's key only for the queries of that same branch (the response's own keys,
+    sub 0, are seen by all of its branches)."""
+    same_part = part[:, :, None] == part[:, None, :]
+    if sub is not None:
+        same_part = same_part & ((sub[:, None, :] == 0) | (sub[:, :, None] == sub[:, None, :]))
+    own = (part[:, None, :] == 0) | same_part
     return block_causal_mask(seg) & own[:, None]
 
 

@@ -8,7 +8,8 @@ Every held-out record becomes pairs the labels order (``better``, ``worse``):
 
 A pair is scored with its criterion's head when the model has one, else with the overall reward; it is right
 when the better response gets the higher score (a tie counts half). ``heldout_pair_accuracy`` is over the
-overall pairs. Calibration bins the overall pairs by reward margin ``|Δr|`` and compares each bin's accuracy
+overall pairs; ``criterion_heads_on_overall_pairs`` scores the overall pairs with each criterion head alone
+(scalar criterion heads or per-criterion verdicts), split into knowledge / format pairs where typed. Calibration bins the overall pairs by reward margin ``|Δr|`` and compares each bin's accuracy
 with the Bradley–Terry prediction ``σ(|Δr|)`` (a reliability diagram; ECE is the count-weighted gap).
 
 Where the responses carry candidate types (the built-in world's held-out evaluation writes
@@ -74,8 +75,8 @@ def _group_pairs(gi: int, g: Group) -> list[EvalPair]:
                 if ties[i] != ties[j] and order[i] != order[j]:
                     out.append(EvalPair(gi, order[i], order[j], g.criteria.get(f"r{n}"),
                                         g.sources.get(f"r{n}", "unknown")))
-    good = [(i, n) for n, (i, y, _) in enumerate(g.binary) if y]
-    bad = [(i, n) for n, (i, y, _) in enumerate(g.binary) if not y]
+    good = [(i, n) for n, (i, y, *_) in enumerate(g.binary) if y]
+    bad = [(i, n) for n, (i, y, *_) in enumerate(g.binary) if not y]
     for i, n in good:
         for j, _ in bad:
             if i != j:
@@ -108,17 +109,23 @@ def _acc(rights: list[float]) -> float | None:
     return sum(rights) / len(rights) if rights else None
 
 
-def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor], criteria: list[str],
-                  bins: int = 10) -> dict[str, Any]:
-    """Accuracy overall / per criterion / per source, and the calibration table of the overall pairs."""
+def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor] | None, criteria: list[str],
+                  bins: int = 10, diffs: list[float] | None = None) -> dict[str, Any]:
+    """Accuracy overall / per criterion / per source, and the calibration table of the overall pairs. The
+    margin of a pair is ``s[better, head] - s[worse, head]`` of its group's ``scores``, or given as ``diffs``
+    (one per pair: a pairwise verdict's log-odds that the better response wins)."""
     by_crit: dict[str, list[float]] = defaultdict(list)
     by_src: dict[str, list[float]] = defaultdict(list)
     by_cat: dict[str, list[float]] = defaultdict(list)
     margins: list[tuple[float, float]] = []  # (|Δr|, right) for overall pairs
-    for p in pairs:
+    by_head: dict[tuple[str, str], list[float]] = defaultdict(list)  # (criterion head, category) on overall pairs
+    for n, p in enumerate(pairs):
         head = 1 + criteria.index(p.criterion) if p.criterion in criteria else 0
-        s = scores[p.group]
-        d = float(s[p.better, head] - s[p.worse, head])
+        if diffs is not None:
+            d = diffs[n]
+        else:
+            s = scores[p.group]
+            d = float(s[p.better, head] - s[p.worse, head])
         right = 1.0 if d > 0 else 0.5 if d == 0 else 0.0
         name = p.criterion or OVERALL
         by_crit[name].append(right)
@@ -127,6 +134,12 @@ def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor], criteria: l
             margins.append((abs(d), right))
             if p.category is not None:
                 by_cat[p.category].append(right)
+            for h, crit in enumerate(criteria if diffs is None else [], start=1):  # each head alone
+                dh = float(scores[p.group][p.better, h] - scores[p.group][p.worse, h])
+                rh = 1.0 if dh > 0 else 0.5 if dh == 0 else 0.0
+                by_head[(crit, OVERALL)].append(rh)
+                if p.category is not None:
+                    by_head[(crit, p.category)].append(rh)
     overall = by_crit.get(OVERALL, [])
     return {
         "heldout_pair_accuracy": _acc(overall),
@@ -137,6 +150,10 @@ def pair_accuracy(pairs: list[EvalPair], scores: list[torch.Tensor], criteria: l
         "knowledge_pair_accuracy": _acc(by_cat.get("knowledge", [])),
         "format_pair_accuracy": _acc(by_cat.get("format", [])),
         "pairs_by_category": {k: len(v) for k, v in sorted(by_cat.items())},
+        # each criterion head (or verdict) alone on the overall pairs: which criterion orders what
+        "criterion_heads_on_overall_pairs": {c: {cat: round(_acc(by_head[(c, cat)]), 4) for cat in
+                                                 (OVERALL, "knowledge", "format") if by_head.get((c, cat))}
+                                             for c in criteria if by_head.get((c, OVERALL))},
         "calibration": calibration(margins, bins),
     }
 

@@ -16,8 +16,10 @@ Heads: ``num_labels = 1 + len(criteria)``; label 0 (``reward``) is the overall r
 criterion's score. The names are ``config.id2label``, so the folder loads unchanged and a plain
 ``model(**inputs).logits[:, 0]`` is the reward.
 
-Generative head: one reward, the verdict's log-odds ``log P(yes) - log P(no)`` at the last token of the verdict
-question appended after the response; no criterion heads (per-criterion verdicts are not built).
+Generative head: the verdict's log-odds ``log P(yes) - log P(no)`` at the last token of the verdict question
+appended after the response; with ``verdict.mode: criteria`` one question per criterion and the reward their
+weighted mean (``[reward, *criteria]`` columns, as a scalar model's heads); with ``verdict.mode: pairwise``
+"which response is better, A or B?" (:mod:`lmforge.models.verdict_pairwise`).
 
 Saved with the model (``config.json`` key ``reward`` and the same dict as ``reward.json``): the head kind, the
 criteria, the reward mean and std on training responses (for RL to normalise), the input format and (generative)
@@ -41,17 +43,11 @@ from .freeze import FreezeEmbeddings
 from .load import DTYPES, load_causal_lm, load_tokenizer, resolve
 from .peft import PeftSection
 from .tokens import ensure_pad_token
-from .verdict import QUESTION, Verdict
+from .verdict import Verdict, VerdictSection  # noqa: F401 (VerdictSection re-exported)
 
 ENCODER_TYPES = {"bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "xlm-roberta", "mpnet",
                  "albert", "modernbert"}
 SIDECAR = "reward.json"
-
-
-class VerdictSection(Section):
-    question: str = Field(QUESTION, description="the verdict question appended after the response")
-    yes: str = Field("Yes", description="the answer read as the good verdict (its first token)")
-    no: str = Field("No", description="the answer read as the bad verdict (its first token)")
 
 
 class RewardModelSection(Section):

@@ -1,6 +1,9 @@
 """Reward-model forwards: ``[N, heads]`` scores of a padded batch or of a prefix-shared packed batch, for either
 head — callers never ask which: a scalar head's outputs, or a generative verifier's verdict log-odds
-(:mod:`lmforge.models.verdict`, one column) read off the LM's next-token logits at the verdict's last token.
+(:mod:`lmforge.models.verdict`: one column, or with per-criterion verdicts ``[reward, *criteria]`` like a scalar
+model's criterion heads) read off the LM's next-token logits at the verdict's last token. A pairwise verifier
+(:mod:`lmforge.models.verdict_pairwise`) scores two responses together: :meth:`RewardScorer.compare` /
+:meth:`RewardScorer.rank`.
 
 The padded path is the model's own forward (``transformers`` reads each sequence's score at its rightmost
 non-pad token). The packed path (:mod:`lmforge.data.reward_pack` builds the rows and the mask) forwards each
@@ -13,8 +16,9 @@ import torch
 
 from ..data.reward_encode import Encoded, collate, encode
 from ..data.reward_pack import additive, pack, prefix_mask
+from ..errors import InputError
 from .chunked import length_chunks, unsort
-from .verdict import output_head, readout, verdict_of, verdict_reward
+from .verdict import combine_criteria, output_head, readout, verdict_of, verdict_reward
 
 
 def forward_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int | None = None) -> torch.Tensor:
@@ -147,7 +151,9 @@ def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int |
     order, chunks = length_chunks(lengths, width, chunk_tokens)
     beta = verdict.likelihood_weight
     targets = batch.get("lm_targets") if (lm_loss or beta) else None
-    n_seq = len(batch["score_row"]) if packed else ids.shape[0]
+    branch_of = batch.get("branch_of")  # several verdicts per sequence: one score per (sequence, branch)
+    n_read = len(batch["score_row"]) if packed else ids.shape[0]
+    n_seq = int(branch_of.max()) + 1 if branch_of is not None and len(branch_of) else n_read
     lp_sum = torch.zeros(n_seq, device=ids.device)
     lp_n = torch.zeros(n_seq, device=ids.device)
     parts: list[torch.Tensor] = []
@@ -155,7 +161,9 @@ def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int |
         idx = idx.to(ids.device) if isinstance(idx, torch.Tensor) else idx
         if packed:
             dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-            mask = additive(prefix_mask(batch["pack_seg"][idx, :longest], batch["pack_part"][idx, :longest]), dtype)
+            sub = batch["pack_sub"][idx, :longest] if "pack_sub" in batch else None
+            mask = additive(prefix_mask(batch["pack_seg"][idx, :longest], batch["pack_part"][idx, :longest], sub),
+                            dtype)
             h = _final_hidden(model, head, input_ids=ids[idx, :longest], attention_mask=mask,
                               position_ids=batch["position_ids"][idx, :longest])
             parts.append(torch.nn.functional.pad(h, (0, 0, 0, width - longest)))
@@ -173,8 +181,19 @@ def generative_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int |
     hidden = unsort(torch.cat(parts), order)
     if packed:
         hidden = hidden[batch["score_row"], batch["score_col"]]
+    mean_lp = lp_sum / lp_n.clamp(min=1)
+    if verdict.mode == "pairwise":  # [branches, 1]: ℓ(x; first, second) of every (trunk, branch) read
+        return readout(hidden, head, verdict.yes_id, verdict.no_id).float().unsqueeze(-1), -lp_sum.sum(), 0
+    if verdict.mode == "criteria":  # [N, C] criterion log-odds (+ β m each), their weighted mean in column 0
+        c = len(verdict.criteria)
+        per = hidden.view(n_seq, c, -1)
+        odds = torch.stack([readout(per[:, k], head, v["yes_id"], v["no_id"]).float()
+                            for k, v in enumerate(verdict.criteria)], -1)
+        cols = verdict_reward(odds, mean_lp.unsqueeze(-1), beta)
+        w = torch.tensor([v["weight"] for v in verdict.criteria], device=cols.device)
+        return torch.cat([combine_criteria(cols, w).unsqueeze(-1), cols], -1), -lp_sum.sum(), int(lp_n.sum())
     odds = readout(hidden, head, verdict.yes_id, verdict.no_id).float()
-    reward = verdict_reward(odds, lp_sum / lp_n.clamp(min=1), beta)
+    reward = verdict_reward(odds, mean_lp, beta)
     return reward.unsqueeze(-1), -lp_sum.sum(), int(lp_n.sum())
 
 
@@ -202,10 +221,34 @@ def score_encoded(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
     return out if out is not None else torch.zeros(0, 1)
 
 
+@torch.no_grad()
+def branch_scores(model, rows: list[Encoded], pad_id: int, batch_size: int = 32,
+                  chunk_tokens: int | None = None) -> torch.Tensor:
+    """Pairwise verdicts: ``[Σ branches]`` log-odds of every branch of every row (row-major), padded rows in
+    chunks of about ``batch_size`` branches (each (trunk, branch) a row of its own: the padded path)."""
+    device = next(model.parameters()).device
+    out: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+    try:
+        start = 0
+        while start < len(rows):
+            end, n = start, 0
+            while end < len(rows) and (n == 0 or n + len(rows[end].branches) <= batch_size):
+                n += len(rows[end].branches)
+                end += 1
+            batch = {k: v.to(device) for k, v in collate(rows[start:end], pad_id).items()}
+            out.append(generative_scores(model, batch, chunk_tokens)[0][:, 0].cpu())
+            start = end
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
 class RewardScorer:
     """A trained reward model of either head, loaded once: ``score(prompts, responses)`` gives ``[N, heads]``
-    (column 0 the reward; a generative model has one column, its verdict log-odds), built exactly as the model
-    was trained (input format, truncation, verdict suffix from the saved meta). ``normalize`` maps rewards to
+    (column 0 the reward; a generative model has its verdict log-odds, or with per-criterion verdicts the
+    combined reward then each criterion's), built exactly as the model was trained (input format, truncation, verdict suffix from the saved meta). ``normalize`` maps rewards to
     ``(r - reward_mean) / reward_std`` of the training responses."""
 
     def __init__(self, model_dir, dtype: str = "float32", device: str | torch.device | None = None):
@@ -214,27 +257,98 @@ class RewardScorer:
         self.model, self.tokenizer, self.meta = load_reward_model(model_dir, dtype)
         if device is not None:
             self.model.to(device)
-        self.names = [self.model.config.id2label[i] for i in range(self.n_heads)] if self.meta.head == "scalar" \
-            else ["reward"]
+        self.verdict = verdict_of(self.model)
+        self.names = [self.model.config.id2label[i] for i in range(self.n_heads)] if self.verdict is None \
+            else self.verdict.names
         self.truncated = 0
 
     @property
     def n_heads(self) -> int:
-        return 1 if self.meta.head == "generative" else int(self.model.config.num_labels)
+        return int(self.model.config.num_labels) if self.verdict is None else len(self.verdict.names)
 
     def encode(self, prompt, response: str) -> Encoded:
         from ..data.preference import as_messages
 
-        e = encode(self.tokenizer, self.meta.input_format, as_messages(prompt), response, self.meta.max_length, self.meta.suffix_ids)
+        if self.pairwise:
+            raise InputError("a pairwise reward model reads two responses together: use compare / rank",
+                             field="model.verdict.mode")
+        branches = self.verdict.branches if self.verdict is not None else None
+        e = encode(self.tokenizer, self.meta.input_format, as_messages(prompt), response, self.meta.max_length,
+                   self.meta.suffix_ids, branches)
         self.truncated += e.truncated
         return e
 
-    def score(self, prompts, responses: list[str], batch_size: int = 32, chunk_tokens: int | None = None
-              ) -> torch.Tensor:
+    def score(self, prompts, responses: list[str], batch_size: int = 32, chunk_tokens: int | None = None,
+              references: list[str] | None = None) -> torch.Tensor:
+        """``[N, heads]`` scores. A pairwise model has no score of one response alone: with ``references``
+        (one per row) column 0 is :meth:`compare` of each response against its reference (> 0: better than
+        it); without, an error says to use :meth:`compare` / :meth:`rank` or pass references."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts for {len(responses)} responses")
+        if self.pairwise:
+            if references is None:
+                raise InputError("a pairwise reward model compares two responses: score against references "
+                                 "(score(..., references=...)), or use compare(prompt, a, b) / rank(prompt, "
+                                 "responses); a pointwise model (verdict.mode single or criteria) scores alone",
+                                 field="model.verdict.mode")
+            return self.compare(prompts, responses, references, batch_size, chunk_tokens).unsqueeze(-1)
         rows = [self.encode(p, r) for p, r in zip(prompts, responses)]
         return score_encoded(self.model, rows, self.tokenizer.pad_token_id, batch_size, chunk_tokens)
+
+    # ------------------------------------------------------------------ pairwise verdicts
+
+    @property
+    def pairwise(self) -> bool:
+        return self.verdict is not None and self.verdict.mode == "pairwise"
+
+    def _orders(self, prompt, responses: list[str], ordered: dict[int, list[int]], batch_size: int,
+                chunk_tokens: int | None) -> torch.Tensor:
+        """``[K, K]`` ``ℓ(x; i, j)`` of the ordered pairs in ``ordered`` (NaN elsewhere)."""
+        from ..data.preference import as_messages
+        from .verdict_pairwise import log_odds_matrix, pair_encoded, pair_pieces
+
+        if not self.pairwise:
+            raise InputError("compare / rank need a pairwise reward model (model.verdict.mode=pairwise); a "
+                             "pointwise model compares by score(...)[:, 0]", field="model.verdict.mode")
+        p, resp, cut = pair_pieces(self.tokenizer, self.verdict, as_messages(prompt), responses,
+                                   self.meta.max_length)
+        self.truncated += int(cut)
+        enc = pair_encoded(self.verdict, p, resp, ordered, cut)
+        flat = branch_scores(self.model, [e for *_, e in enc], self.tokenizer.pad_token_id, batch_size,
+                             chunk_tokens)
+        return log_odds_matrix(flat, enc, len(responses))
+
+    def compare(self, prompts, a, b, batch_size: int = 32, chunk_tokens: int | None = None):
+        """The log-odds that ``a`` is better than ``b``, both orders averaged (:func:`lmforge.algos.pairwise.
+        both_orders`): a float for one (prompt, a, b), a ``[N]`` tensor for lists."""
+        from ..algos.pairwise import both_orders
+
+        one = isinstance(a, str)
+        prompts, a, b = ([prompts], [a], [b]) if one else (prompts, a, b)
+        if not len(prompts) == len(a) == len(b):
+            raise ValueError(f"{len(prompts)} prompts for {len(a)} and {len(b)} responses")
+        out = torch.zeros(len(a))
+        for n, (p, x, y) in enumerate(zip(prompts, a, b)):
+            L = self._orders(p, [x, y], {0: [1], 1: [0]}, batch_size, chunk_tokens)
+            out[n] = both_orders(L[0, 1], L[1, 0])
+        return float(out[0]) if one else out
+
+    def rank(self, prompt, responses: list[str], method: str = "bradley_terry", batch_size: int = 32,
+             chunk_tokens: int | None = None) -> tuple[list[int], torch.Tensor]:
+        """(indices best first, strengths) of K responses from all K(K-1) ordered verdicts:
+        ``method="bradley_terry"`` fits strengths to the both-orders log-odds, ``"copeland"`` counts round-robin
+        wins minus losses (:mod:`lmforge.algos.pairwise`). Ties in strength keep the input order."""
+        from ..algos.pairwise import bradley_terry_fit, copeland, preference_matrix
+        from .verdict_pairwise import all_orders
+
+        if method not in ("bradley_terry", "copeland"):
+            raise InputError(f"unknown ranking method {method!r} (bradley_terry or copeland)", field="method")
+        if len(responses) < 2:
+            return list(range(len(responses))), torch.zeros(len(responses))
+        M = preference_matrix(self._orders(prompt, responses, all_orders(len(responses)), batch_size,
+                                           chunk_tokens))
+        s = bradley_terry_fit(M) if method == "bradley_terry" else copeland(M)
+        return sorted(range(len(responses)), key=lambda i: (-float(s[i]), i)), s
 
     def normalize(self, rewards: torch.Tensor) -> torch.Tensor:
         return (rewards - self.meta.reward_mean) / self.meta.reward_std

@@ -64,7 +64,7 @@ def check_reward_folder(path: str | Path, normalize: bool) -> RewardMeta:
     names = _weight_names(folder)
     heads = [n for n in names or [] if n.split(".")[0] in HEAD_PREFIXES]
     if meta.head == "generative":  # the LM's own verdict tokens are the head: no extra tensor to look for
-        if not any(a.endswith("ForCausalLM") for a in archs) or not meta.suffix_ids:
+        if not any(a.endswith("ForCausalLM") for a in archs) or not meta.verdict:
             raise InputError(f"a generative reward model needs a causal-LM architecture (config.json has "
                              f"{archs or 'none'}) and its verdict in {SIDECAR}", file=folder)
     elif not any(a.endswith("ForSequenceClassification") for a in archs) or (names is not None and not heads):

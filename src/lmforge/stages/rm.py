@@ -1,6 +1,7 @@
 """Reward-model recipe: preference records (any mix of pairs, rankings, Likert, binary) -> a reward model with
 a scalar head (``model.head: scalar``) or a generative verifier (``model.head: generative``: the causal LM's own
-verdict log-odds, :mod:`lmforge.models.verdict`).
+verdict log-odds, :mod:`lmforge.models.verdict` — one question, one per criterion, or pairwise "A or B?" with
+its own batches and loss in :mod:`lmforge.stages.rm_pairwise`).
 
 Feedback is learned as it was given (:mod:`lmforge.stages.rm_loss`): pairs by Bradley–Terry (optionally
 with Llama 2's margin), rankings by InstructGPT's K-wise pair loss or listwise Plackett–Luce (or either as yes/no
@@ -52,7 +53,8 @@ from ..models.reward import (
     prompt_rows,
     save_reward_model,
 )
-from ..models.verdict import build_verdict
+from ..models.verdict import Verdict, build_criteria_verdict, build_verdict, criteria_names
+from ..models.verdict_pairwise import build_pairwise, check_pairwise
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 from ..trackers import LogConfig
 from .rm_loss import LOSS_PARTS, KindWeights, LikertSection, LossSection, make_loss  # noqa: F401 (re-exported)
@@ -108,13 +110,30 @@ class RMConfig(Section):
 # ---------------------------------------------------------------------------- data
 
 def load_data(cfg: RMConfig, tokenizer, fmt: str, criteria: list[str] | None = None,
-              suffix: list[int] | None = None):
+              suffix: list[int] | None = None, verdict: Verdict | None = None):
     """(train groups, eval groups, head spec, report). With a verdict ``suffix`` (generative head): one head,
-    Likert ratings as yes/no labels by ``loss.likert.threshold``, the suffix after every response."""
+    Likert ratings as yes/no labels by ``loss.likert.threshold``, the suffix after every response. With a
+    criteria-mode ``verdict``: a head per criterion (records about another criterion are skipped and counted),
+    each Likert rating of a criterion a yes/no label about it (and, unless ``loss.likert.mode=heads``, the
+    weighted mean a label about the reward), every criterion's suffix read after every response."""
     report = DataReport()
     train_records = read_preference_files(cfg.data.train, report, cfg.data.on_invalid, cfg.data.kinds)
     lik = cfg.loss.likert
-    if suffix:
+    branches = verdict.branches if verdict is not None else None
+    pairwise = verdict is not None and verdict.mode == "pairwise"
+    if verdict is not None and suffix is None:
+        suffix = verdict.suffix_ids or None
+    if pairwise:  # a pairwise verdict learns from comparisons of two responses only
+        criteria = []
+        for r in train_records:
+            if r.type in ("likert", "binary"):
+                report.add(f"skipped {r.type}: pairwise verdicts learn from pairs and rankings")
+        train_records = [r for r in train_records if r.type not in ("likert", "binary")]
+    elif branches:
+        criteria = verdict.names[1:]
+        train_records = likert_verdicts(train_records, lik.threshold, lik.weights, report, criteria,
+                                        overall=lik.mode != "heads")
+    elif suffix:
         criteria = []
         train_records = likert_verdicts(train_records, lik.threshold, lik.weights, report)
     if criteria is None:
@@ -138,9 +157,11 @@ def load_data(cfg: RMConfig, tokenizer, fmt: str, criteria: list[str] | None = N
         report.add("eval prompts held out of train", len(held))
     if cfg.data.max_prompts:
         train = train[:cfg.data.max_prompts]
-    tokenize_groups(train, tokenizer, fmt, cfg.model.max_length, report, suffix)
+    if pairwise:  # encoded per ordered pair by stages.rm_pairwise instead
+        return train, held, heads, report
+    tokenize_groups(train, tokenizer, fmt, cfg.model.max_length, report, suffix, branches)
     ev = DataReport()
-    tokenize_groups(held, tokenizer, fmt, cfg.model.max_length, ev, suffix)
+    tokenize_groups(held, tokenizer, fmt, cfg.model.max_length, ev, suffix, branches)
     if ev.counts:
         report.add("eval: sequences truncated to max_length", ev.counts["sequences truncated to max_length"])
     return train, held, heads, report
@@ -181,6 +202,21 @@ def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------- the recipe
 
+def make_verdict(cfg: RMConfig, tokenizer, fmt: str) -> Verdict:
+    """The generative head's verdict template: one question, or (``verdict.mode: criteria``) one per criterion —
+    those configured, else those the training feedback names (the files are read once more for their names),
+    else the five built-in ones."""
+    v, beta = cfg.model.verdict, cfg.model.likelihood_weight
+    if v.mode == "pairwise":
+        check_pairwise(cfg.model)
+        return build_pairwise(tokenizer, fmt, v.pair_question, v.a, v.b)
+    if v.mode == "criteria":
+        found = [] if v.criteria else criteria_in(read_preference_files(cfg.data.train, DataReport(),
+                                                                        cfg.data.on_invalid, cfg.data.kinds))
+        return build_criteria_verdict(tokenizer, fmt, v, criteria_names(v, found), beta)
+    return build_verdict(tokenizer, fmt, v.question, v.yes, v.no, beta)
+
+
 def train_rm(cfg: RMConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     with discard_failed_start(cfg.run.path, resume=resume, overwrite=overwrite):
         return _train_rm(cfg, resume, overwrite)
@@ -195,10 +231,13 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.model.path)
     fmt = input_format(tokenizer, kind, cfg.model.input_format)
     head = head_kind(cfg.model, kind)
-    v = cfg.model.verdict
-    verdict = (build_verdict(tokenizer, fmt, v.question, v.yes, v.no, cfg.model.likelihood_weight)
-               if head == "generative" else None)
-    train, held, heads, report = load_data(cfg, tokenizer, fmt, suffix=verdict.suffix_ids if verdict else None)
+    verdict = make_verdict(cfg, tokenizer, fmt) if head == "generative" else None
+    train, held, heads, report = load_data(cfg, tokenizer, fmt, verdict=verdict)
+    pairwise = verdict is not None and verdict.mode == "pairwise"
+    if pairwise:  # the training prompts become ordered-pair sequences (stages/rm_pairwise.py)
+        from . import rm_pairwise as pw
+
+        train = pw.pair_groups(train, tokenizer, verdict, cfg.model.max_length, report)
     cfg = cfg.resolved(len(train))
     if run.main:
         atomic_write_text(run.path / "config.yaml", dump_config(cfg))
@@ -207,15 +246,23 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     model = prepare_trainable(model, cfg.model, tokenizer)
     pad_id = tokenizer.pad_token_id
     rows, sharing = prompt_rows(model, cfg.model, fmt, train, pad_id)
-    source = GroupBatches(train, cfg.train.micro(info.world_size), pad_id, heads.n_heads, info.rank,
-                          info.world_size, seed=cfg.train.seed, row_tokens=rows)
     last: dict[str, Any] = {}
-    evaluate = make_evaluate(cfg, held, heads, pad_id, last)
-    loss = make_loss(cfg.loss, cfg.model.chunk_tokens, head == "generative", cfg.model.lm_loss_weight)
+    micro, ch = cfg.train.micro(info.world_size), cfg.model.chunk_tokens
+    if pairwise:
+        source = pw.PairBatches(train, micro, pad_id, info.rank, info.world_size, cfg.train.seed, rows)
+        evaluate = pw.make_pairwise_evaluate(held, tokenizer, verdict, cfg.model.max_length, cfg.eval.batch_size,
+                                             ch, cfg.eval.calibration_bins, last)
+        loss = pw.make_pairwise_loss(ch)
+    else:
+        source = GroupBatches(train, micro, pad_id, heads.n_heads, info.rank, info.world_size,
+                              seed=cfg.train.seed, row_tokens=rows)
+        evaluate = make_evaluate(cfg, held, heads, pad_id, last)
+        loss = make_loss(cfg.loss, ch, head == "generative", cfg.model.lm_loss_weight)
     trainer = Trainer(model, cfg.train, run, loss, source, info, evaluate, description="rm")
     result = trainer.fit(resume=resume)
     raw = trainer.raw_model
-    stats = reward_stats(raw, train, pad_id, cfg)
+    stats = (pw.pairwise_stats(raw, train, pad_id, cfg.eval.stats_responses, cfg.train.seed, cfg.eval.batch_size, ch)
+             if pairwise else reward_stats(raw, train, pad_id, cfg))
     meta = RewardMeta(backbone=cfg.model.path, kind=kind, input_format=fmt, max_length=cfg.model.max_length,
                       criteria=heads.criteria, reward_mean=round(stats["reward_mean"], 6),
                       reward_std=round(stats["reward_std"], 6),
@@ -230,6 +277,7 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
         "format_pair_accuracy": last.get("format_pair_accuracy"),
         "pairs_by_category": last.get("pairs_by_category"),
         "accuracy_by_criterion": last.get("accuracy_by_criterion"),
+        "criterion_heads_on_overall_pairs": last.get("criterion_heads_on_overall_pairs"),
         "accuracy_by_source": last.get("accuracy_by_source"),
         "calibration_ece": (last.get("calibration") or {}).get("ece"),
         "reward_mean": meta.reward_mean, "reward_std": meta.reward_std, "criteria": heads.criteria,

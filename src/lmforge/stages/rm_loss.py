@@ -8,10 +8,13 @@ a scalar head's outputs or a generative verifier's verdict log-odds, the same te
   response: pointwise targets, the zero of the reward means "undecided");
 - Likert ratings: regression (scalar heads), or for the generative head a yes/no target by
   ``loss.likert.threshold`` (the stage turns them into binary records before batching);
-- binary good/bad labels: logistic regression on the reward (for the generative head, the yes/no
-  cross-entropy of the two answer tokens);
+- binary good/bad labels: logistic regression on the reward, or on their criterion's head (for the generative
+  head, the yes/no cross-entropy of the two answer tokens; per-criterion verdicts: of that criterion's question);
 - a reward-centring term, and for the generative head an optional auxiliary next-token loss on the response
   tokens (``model.lm_loss_weight``).
+
+Pairwise verdicts (``verdict.mode: pairwise``) have their own loss, :func:`lmforge.stages.rm_pairwise.
+make_pairwise_loss`.
 """
 from __future__ import annotations
 
@@ -116,7 +119,7 @@ def make_loss(cfg: LossSection, chunk_tokens: int | None = None, generative: boo
             total = total + kw.likert * part
             m["loss_likert"] = part.detach()
         if batch["bin_idx"].numel():
-            part = (batch["bin_w"] * logistic(s[batch["bin_idx"], 0], batch["bin_y"])).sum()
+            part = (batch["bin_w"] * logistic(s[batch["bin_idx"], batch["bin_h"]], batch["bin_y"])).sum()
             total = total + kw.binary * part
             m["loss_binary"] = part.detach()
         if cfg.centring:

@@ -6,7 +6,10 @@ Input rows: ``{"prompt": str | [messages], "response": str}`` or ``{"prompt": ..
 (reward - mean) / std with ``--normalize``. Rows are written in input order; the output is written atomically.
 
 Either head scores through :class:`lmforge.models.reward_scores.RewardScorer` (a generative verifier's reward is
-its verdict log-odds); :func:`score_texts` is the in-process call for RL and judges.
+its verdict log-odds); :func:`score_texts` is the in-process call for RL and judges. A pairwise verifier
+(``verdict.mode: pairwise``) reads rows with ``responses`` (ranked: ``reward`` the Bradley–Terry strengths,
+``ranking`` the indices best first) or with ``response`` and ``reference`` (``reward`` the log-odds that the
+response beats the reference).
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None
                normalize: bool = False) -> dict[str, Any]:
     t0 = time.time()
     scorer = RewardScorer(model_dir)
+    if scorer.pairwise:
+        return _pairwise_file(scorer, inputs, out, batch_size, t0)
     meta = scorer.meta
     rows, spans, encoded = [], [], []
     for rec in read_records(inputs):
@@ -68,4 +73,34 @@ def score_file(model_dir: str | Path, inputs: str | Path, out: str | Path | None
     out = Path(out) if out else Path(inputs).with_suffix(".scored.jsonl")
     write_jsonl_atomic(out, out_rows)
     return {"rows": len(rows), "responses": len(encoded), "truncated": scorer.truncated, "out": str(out),
+            "seconds": round(time.time() - t0, 2)}
+
+
+def _pairwise_file(scorer: RewardScorer, inputs, out, batch_size: int, t0: float) -> dict[str, Any]:
+    """A pairwise verifier over the rows: rank ``responses``, or compare ``response`` with ``reference``."""
+    out_rows, n = [], 0
+    for rec in read_records(inputs):
+        prompt = _prompt(rec)
+        new = dict(rec.data)
+        if "responses" in rec.data:
+            texts = rec.get("responses", list)
+            if not all(isinstance(t, str) for t in texts):
+                raise rec.error("responses must be strings", "responses")
+            order, strength = scorer.rank(prompt, texts, batch_size=batch_size)
+            new["reward"] = [round(float(x), 6) for x in strength]
+            new["ranking"] = order
+            n += len(texts)
+        elif "reference" in rec.data:
+            new["reward"] = round(scorer.compare(prompt, rec.get("response", str), rec.get("reference", str),
+                                                 batch_size), 6)
+            n += 1
+        else:
+            raise rec.error("a pairwise reward model needs 'responses' to rank or a 'reference' to compare the "
+                            "response with", "reference")
+        out_rows.append(new)
+    if not out_rows:
+        raise InputError("no rows to score", file=inputs)
+    out = Path(out) if out else Path(inputs).with_suffix(".scored.jsonl")
+    write_jsonl_atomic(out, out_rows)
+    return {"rows": len(out_rows), "responses": n, "truncated": scorer.truncated, "out": str(out),
             "seconds": round(time.time() - t0, 2)}
