@@ -72,15 +72,14 @@ def lm_read(lm, tok, item, text):
 
 
 def rm_scores(path, groups):
-    """The reward (head 0) of every candidate, through the same scoring path as the rm stage's evaluation."""
-    from lmforge.data.reward_encode import encode
-    from lmforge.eval.reward_eval import score_encoded
-    from lmforge.models.reward import load_reward_model
+    """The reward (column 0) of every candidate, through the one scoring path
+    (:class:`lmforge.models.reward_scores.RewardScorer`: scalar heads, verdicts, per-criterion verdicts)."""
+    from lmforge.models.reward_scores import RewardScorer
 
-    model, tok, meta = load_reward_model(path)
-    rows = [encode(tok, meta.input_format, it["messages"], t, meta.max_length, meta.suffix_ids) for it, typed, _ in groups
-            for _, t in typed]
-    flat = score_encoded(model, rows, tok.pad_token_id)[:, 0].tolist()
+    scorer = RewardScorer(path)
+    prompts = [it["messages"] for it, typed, _ in groups for _ in typed]
+    texts = [t for _, typed, _ in groups for _, t in typed]
+    flat = scorer.score(prompts, texts)[:, 0].tolist()
     out, at = [], 0
     for _, typed, _ in groups:
         out.append(flat[at:at + len(typed)])
