@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import InputError
 from ..runs import RunConfig, atomic_write_text
 from .demo_align import stage_dpo, stage_ppo
+from .demo_reft import stage_reft
 from .demo_report import stage_report
 from .demo_stages import _finished, stage_feedback, stage_reward_model, stage_sft
 
@@ -97,6 +98,7 @@ def _pretrain_data_parallel(cfg, out: Path, n: int, resume: bool) -> dict[str, A
 STAGES: dict[str, Callable[[Path, int, bool, dict[str, Any]], dict[str, Any]]] = {
     "pretrain": stage_pretrain,
     "sft": stage_sft,
+    "reft": stage_reft,
     "feedback": stage_feedback,
     "reward_model": stage_reward_model,
     "dpo": stage_dpo,
