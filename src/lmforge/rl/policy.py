@@ -58,11 +58,16 @@ class PolicyWithValue(nn.Module):
         order (the shared head-on-scored-rows hook of :mod:`lmforge.models.logprobs`: prompt and padding cost
         no ``H x V`` matmul, forward or backward, and ``[B, L, V]`` logits never exist); a model the hook
         cannot serve still returns ``[B, L, V]``."""
-        from ..models.logprobs import head_on_rows
+        from ..models.logprobs import _right_padded, head_on_rows
 
         want_hidden = values and self.critic_kind == "shared"
+        # right-padded rows (the rollout buffer's layout): under the causal mask no real token attends to the
+        # padding after it, and the positions are 0.. either way, so without the mask every real position's
+        # output is the same (tests/rl/test_policy.py), while the model skips building a [B, 1, L, L] mask and
+        # attention runs its causal kernel
+        policy_mask = None if _right_padded(attention_mask) else attention_mask
         with head_on_rows(self.policy, scored, scored is not None):
-            out = self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+            out = self.policy(input_ids=input_ids, attention_mask=policy_mask, use_cache=False,
                               output_hidden_states=want_hidden)
         v = None
         if values and self.critic_kind == "shared":
