@@ -103,7 +103,7 @@ def forward_rows(model, reference, rows: dict[str, torch.Tensor], temperature: f
             tgt, m = rows["targets"][lo:lo + batch].to(device), rows["mask"][lo:lo + batch].to(device)
             lp = ent = v = torch.zeros(m.shape, device=m.device)
             if policy or values:
-                logits, v = model(ids, att, values=values, scored=m.bool())
+                logits, v = model(ids, att, values=values, scored=m.bool(), targets=tgt)
                 lp, ent = masked_logprobs(logits, tgt, m, temperature, entropy=True)
             rlp = torch.zeros_like(lp)
             if reference is not None and reference.needed:
