@@ -76,7 +76,7 @@ def test_the_rl_model_uses_it_only_without_values(tiny_lm):
     for critic in ("none", "shared"):
         model = PolicyWithValue(load_causal_lm(str(tiny_lm)), critic).eval()
         calls = []
-        handle = model.policy.register_forward_pre_hook(lambda m, a, k: calls.append(k.get("use_cache")),
+        handle = model.policy.register_forward_pre_hook(lambda m, a, k, calls=calls: calls.append(k.get("use_cache")),
                                                         with_kwargs=True)
         with torch.no_grad():
             logits, values = model(rows["input_ids"], rows["attention_mask"], scored=scored, targets=rows["targets"])
