@@ -5,6 +5,7 @@
     python bench/compare.py reward --rounds 3   # lmforge rm        vs RewardTrainer
     python bench/compare.py dpo --rounds 3 --steps 40   # lmforge dpo vs DPOTrainer, with and without precompute
     python bench/compare.py grpo|rloo --rounds 2 --steps 4   # vs GRPOTrainer / RLOOTrainer (bench/rl_bench_common.py)
+    python bench/compare.py grpo --rounds 5 --steps 4 --baseline-src DIR/src   # + lmforge from another tree
 
 Same model (../shared/bench/make_tiny.py), rows (../shared/bench/data.py), batch, max length, lr and steps.
 Each run is a fresh process; rounds alternate TRL and lmforge. Reports median tokens/s (non-pad tokens of
@@ -76,6 +77,8 @@ def main() -> None:
     ap.add_argument("--ours", nargs="*", default=[], help="dpo: also run lmforge with these DPOConfig overrides "
                     "(row lmforge_tuned)")
     ap.add_argument("--max-new-tokens", type=int, default=128, help="grpo / rloo: tokens sampled per response")
+    ap.add_argument("--baseline-src", default=None, help="grpo / rloo: also run lmforge from this source tree "
+                    "(PYTHONPATH; e.g. `git archive <commit> src | tar -x -C DIR`, then DIR/src), row lmforge_base")
     args = ap.parse_args()
     shared = Path(args.shared)
     if not (shared / "trl_bench.py").exists():

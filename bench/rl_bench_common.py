@@ -81,22 +81,32 @@ def per_step(row: dict, steps: int, gen: float, scoring: float, reward: float) -
 
 def compare_rl(args, work: Path, trl_py: str, model: Path, sh) -> None:
     """``bench/compare.py grpo|rloo``: rounds alternating TRL and lmforge (fresh processes), rows appended to
-    bench/results/<task>.jsonl, then the table of medians (ratio = completion tokens/s over TRL's)."""
+    bench/results/<task>.jsonl, then the table of medians (ratio = completion tokens/s over TRL's) and the
+    per-round ratios (each lmforge run over the TRL run of its own round: the machine's load moves between
+    rounds more than within one). ``--baseline-src DIR``: a third side, ``lmforge_base``, runs the same
+    lmforge script on another source tree (e.g. ``git archive <commit> src``), so a before / after pair is
+    measured in the same rounds as the peer. Every row records the 1-minute load average before it ran."""
+    import os
     import statistics
 
     here = Path(__file__).resolve().parent
     prompts = dump_prompts(args.shared, work / "rl_prompts.jsonl")
     common = [args.task, "--model", str(model), "--shared", str(args.shared), "--steps", str(args.steps),
               "--max-new-tokens", str(args.max_new_tokens)]
-    runs = {"trl": [trl_py, str(here / "rl_bench_trl.py"), *common],
-            "lmforge": [sys.executable, str(here / "rl_bench_lmforge.py"), *common, "--prompts", str(prompts)]}
+    ours = [sys.executable, str(here / "rl_bench_lmforge.py"), *common, "--prompts", str(prompts)]
+    runs = {"trl": ([trl_py, str(here / "rl_bench_trl.py"), *common], None), "lmforge": (ours, None)}
+    base = getattr(args, "baseline_src", None)
+    if base:
+        runs["lmforge_base"] = (ours, {"PYTHONPATH": str(Path(base).resolve())})
     results: dict[str, list[dict]] = {k: [] for k in runs}
     out = here / "results" / f"{args.task}.jsonl"
     out.parent.mkdir(exist_ok=True)
     for r in range(args.rounds):
-        for name, cmd in runs.items():
-            row = json.loads(sh(cmd).strip().splitlines()[-1])
-            row.update(name=name, round=r, command=" ".join(Path(c).name if "/" in c else c for c in cmd[1:]))
+        for name, (cmd, env) in runs.items():
+            load = round(os.getloadavg()[0], 2)
+            row = json.loads(sh(cmd, env).strip().splitlines()[-1])
+            row.update(name=name, round=r, load_before=load, src=(env or {}).get("PYTHONPATH"),
+                       command=" ".join(Path(c).name if "/" in c else c for c in cmd[1:]))
             results[name].append(row)
             with open(out, "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -104,12 +114,16 @@ def compare_rl(args, work: Path, trl_py: str, model: Path, sh) -> None:
     med = {k: {f: statistics.median(x[f] for x in v) for f in ("tokens_per_s", "step_s", "generation_s",
                                                                "scoring_s", "reward_s", "training_s")}
            for k, v in results.items()}
-    print(f"| {args.task} | completion tokens/s (median of {args.rounds}) | vs TRL | s/step | generation | scoring "
-          "(reward fn) | training | peak RSS MB | calib GFLOP/s per round |")
-    print("|---" * 9 + "|")
+    print(f"| {args.task} | completion tokens/s (median of {args.rounds}) | vs TRL | per-round vs TRL (median) | "
+          "s/step | generation | scoring (reward fn) | training | peak RSS MB | calib GFLOP/s per round | "
+          "load per round |")
+    print("|---" * 11 + "|")
     for k, v in results.items():
         m = med[k]
+        per = [x["tokens_per_s"] / t["tokens_per_s"] for x, t in zip(v, results["trl"], strict=True)]
         calib = ", ".join(f"{x['calib_gflops']:.0f}" for x in v)
+        load = ", ".join(f"{x['load_before']:.1f}" for x in v)
         print(f"| {k} | {m['tokens_per_s']:,.1f} | {m['tokens_per_s'] / med['trl']['tokens_per_s']:.2f}x | "
+              f"{' / '.join(f'{x:.2f}' for x in per)} ({statistics.median(per):.2f}x) | "
               f"{m['step_s']:.2f} | {m['generation_s']:.2f} | {m['scoring_s']:.2f} ({m['reward_s']:.3f}) | "
-              f"{m['training_s']:.2f} | {max(x['peak_rss_mb'] for x in v):,.0f} | {calib} |")
+              f"{m['training_s']:.2f} | {max(x['peak_rss_mb'] for x in v):,.0f} | {calib} | {load} |")

@@ -104,7 +104,8 @@ def main() -> None:
            "reward_mean": round(summary["reward_mean_end"], 4) if summary["reward_mean_end"] is not None else None,
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "calib_gflops": round((calib_before + calib_after) / 2, 1), "forwards_s": None,
-           "weight_bytes": summary["weight_bytes"], "overrides": args.set, "torch_threads": torch.get_num_threads()}
+           "weight_bytes": summary["weight_bytes"], "overrides": args.set, "torch_threads": torch.get_num_threads(),
+           "lmforge_src": str(Path(rollout.__file__).resolve().parents[2])}
     common.per_step(row, steps, acc["generation"], acc["scoring"], acc["reward"])
     row["forwards_s"] = round(acc["forwards"] / steps, 4)  # the no-grad old/reference forwards, inside scoring
     sys.stdout = real_stdout

@@ -116,3 +116,64 @@ def test_a_rows_draws_do_not_depend_on_its_batch_mates():
         b = alone._draw(logp[2:3], torch.arange(1))[0]
         c = mixed._draw(other, torch.arange(4))[2]
         assert a == b == c
+
+
+def test_the_steps_4d_mask_gives_what_the_2d_mask_gives(model, prompts, monkeypatch):
+    """Padded prompts on an SDPA model over full-attention layers: the steps pass the 4-D boolean mask (a view
+    of one tensor) instead of the 2-D one transformers rebuilds it from: the same logits at every step, rows
+    leaving the batch included. Eager attention (an additive float mask) and unpadded prompts keep the 2-D."""
+    import lmforge.generation.decode as dec
+
+    ids, mask = left_pad(prompts + prompts[:2], 0, "cpu")
+    assert model.config._attn_implementation == "sdpa" and not bool(mask.all())
+    names = dec._forward_params(model)
+    assert dec._step_masks(model, kv_cache(model, 8), mask, mask, names) is not None
+    assert dec._step_masks(model, kv_cache(model, 8), torch.ones_like(mask), mask, names) is None
+
+    def run():
+        seen = []
+
+        def choose(seq, logits, rows):
+            seen.append((rows.clone(), logits.clone()))
+            tok = logits.argmax(-1)
+            return tok, rows != (len(seen) % 7)  # some rows stop along the way (the batch compacts)
+        decode(model, ids, mask, 10, choose)
+        return seen
+
+    fast = run()
+    monkeypatch.setattr(dec, "_step_masks", lambda *a: None)
+    slow = run()
+    assert len(fast) == len(slow)
+    for (ra, la), (rb, lb) in zip(fast, slow):
+        assert torch.equal(ra, rb) and torch.allclose(la, lb, atol=1e-6)
+    monkeypatch.undo()
+    model.config._attn_implementation = "eager"
+    try:
+        assert dec._step_masks(model, kv_cache(model, 8), mask, mask, names) is None
+    finally:
+        model.config._attn_implementation = "sdpa"
+
+
+def test_a_buffer_replaced_under_inference_mode_is_a_normal_tensor_after_decoding(model, prompts):
+    """decode runs under inference mode; a model that replaces a buffer during its forward (a dynamic RoPE's
+    frequencies) must still train afterwards (an inference tensor cannot be saved for backward)."""
+    rotary = model.model.rotary_emb
+    real = rotary.forward
+    before = rotary.inv_freq
+
+    def replacing(x, position_ids):
+        rotary.inv_freq = rotary.inv_freq * 1.0  # what a dynamic update does: a new tensor, made here
+        return real(x, position_ids)
+
+    rotary.forward = replacing
+    try:
+        ids, mask = left_pad(prompts, 0, "cpu")
+        decode(model, ids, mask, 3, lambda seq, logits, rows: (logits.argmax(-1), torch.ones_like(rows).bool()))
+        assert not rotary.inv_freq.is_inference()
+        model.train()
+        model(input_ids=ids, attention_mask=mask).logits.sum().backward()
+    finally:
+        rotary.forward = real
+        rotary.inv_freq = before
+        model.eval()
+        model.zero_grad(set_to_none=True)

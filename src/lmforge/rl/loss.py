@@ -22,7 +22,7 @@ def make_loss(rl: RLSection, temperature: float, max_new_tokens: int | None):
         mask, lmask = batch["mask"], batch["loss_mask"]
         # the head runs on the response positions only (the logits come as their [M, V] rows)
         logits, values = model(batch["input_ids"], batch["attention_mask"], values=rl.uses_critic,
-                               scored=mask.bool())
+                               scored=mask.bool(), targets=batch["targets"])
         logp, ent = masked_logprobs(logits, batch["targets"], mask, temperature, entropy=True,
                                     entropy_grad=rl.entropy_coef > 0)
         # on-policy rollouts (rollout.collect) carry no old log-probs: the policy that sampled is this one

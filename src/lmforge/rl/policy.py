@@ -51,18 +51,31 @@ class PolicyWithValue(nn.Module):
         return {"value_head.": self.value_lr} if self.critic_kind == "shared" else {"critic.": self.value_lr}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, values: bool = True,
-                scored: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                scored: torch.Tensor | None = None, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits ``[B, L, V]``, values ``[B, L]`` or None): the value at position t is V(s_t), the state
         from which the token at t+1 is chosen, aligned with the logits that score it. ``scored`` ``[B, L]``
         bool: the output head runs on those positions only and the logits are ``[M, V]`` in their row-major
         order (the shared head-on-scored-rows hook of :mod:`lmforge.models.logprobs`: prompt and padding cost
         no ``H x V`` matmul, forward or backward, and ``[B, L, V]`` logits never exist); a model the hook
-        cannot serve still returns ``[B, L, V]``."""
-        from ..models.logprobs import head_on_rows
+        cannot serve still returns ``[B, L, V]``. With ``targets`` (the buffer's, which say where each row's
+        response starts) and no values wanted, rows that share a prompt run it once (:mod:`.prefix`)."""
+        from ..models.logprobs import _right_padded, head_on_rows
+        from .prefix import shared_prefix_logits
 
+        use_values = values and self.critic_kind != "none"
+        if scored is not None and targets is not None and not use_values:
+            logits = shared_prefix_logits(self.policy, input_ids, attention_mask, targets, scored)
+            if logits is not None:
+                return logits, None
         want_hidden = values and self.critic_kind == "shared"
+        # right-padded rows (the rollout buffer's layout): under the causal mask no real token attends to the
+        # padding after it, and the positions are 0.. either way, so without the mask every real position's
+        # output is the same (tests/rl/test_policy.py), while the model skips building a [B, 1, L, L] mask and
+        # attention runs its causal kernel
+        policy_mask = None if _right_padded(attention_mask) else attention_mask
         with head_on_rows(self.policy, scored, scored is not None):
-            out = self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+            out = self.policy(input_ids=input_ids, attention_mask=policy_mask, use_cache=False,
                               output_hidden_states=want_hidden)
         v = None
         if values and self.critic_kind == "shared":
