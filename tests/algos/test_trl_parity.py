@@ -206,6 +206,7 @@ def test_lmforge_dpo_stage_kto_matches_trl(dtype, w_d, w_u, kl_shift, monkeypatc
     """The stage's KTO path (``lmforge dpo loss.name=kto``): each example's log-prob and its mismatched row's come
     out of one forward, z0 is their batch mean; with unit weights its loss sum over the weight sum is TRL's."""
     import lmforge.stages.dpo as stage
+    import lmforge.stages.dpo_loss as dpo_loss
 
     gen = torch.Generator().manual_seed(4)
     n, width = 8, 9
@@ -223,7 +224,7 @@ def test_lmforge_dpo_stage_kto_matches_trl(dtype, w_d, w_u, kl_shift, monkeypatc
               "label": label, "ref_logps": ref, "ref_KL_logps": ref_kl}
     want = KTOTrainer._compute_loss(self, model, inputs, return_outputs=False)
     both = torch.cat([logps.sum(-1), kl_logps.sum(-1)])
-    monkeypatch.setattr(stage, "sequence_logprobs", lambda model, batch, chunk: (both, completion.sum(-1).repeat(2)))
+    monkeypatch.setattr(dpo_loss, "sequence_logprobs", lambda model, batch, chunk: (both, completion.sum(-1).repeat(2)))
     reference = torch.stack([ref, ref_kl], dim=1).double()
     batch = {"index": torch.arange(n), "weight": torch.ones(n, dtype=torch.float64), "tokens": 1}
     out = stage.make_loss(stage.LossSection(name="kto", beta=0.1, desirable_weight=w_d, undesirable_weight=w_u),
