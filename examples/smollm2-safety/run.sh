@@ -24,15 +24,15 @@ SEED=${SEED:-0}
 N_BENIGN=${N_BENIGN:-200}          # benign prompts split in half: train / held out
 N_HH=${N_HH:-800}                  # pairs read from each HH-RLHF file, split in half: policy's RM / judge RM
 MAX_NEW=${MAX_NEW:-128}            # answer length in data making and evaluation
-N_HARMFUL_SFT=${N_HARMFUL_SFT:-96} # harmful training prompts answered by revise (the costliest data step)
-REVISE_SAMPLES=${REVISE_SAMPLES:-4}  # answers drawn per harmful prompt under the system prompt (T 0.7)
+N_HARMFUL_SFT=${N_HARMFUL_SFT:-130} # harmful training prompts answered by revise (half the training half)
+OPENERS=${OPENERS:-$HERE/refusal_openers.txt}  # refusal openers the model completes (README.md: why)
 PRINCIPLES=${PRINCIPLES:-}         # e.g. $HERE/principles.yaml: add a critique -> revision round (see README)
-SFT_STEPS=${SFT_STEPS:-120}
-RM_STEPS=${RM_STEPS:-150}
+SFT_STEPS=${SFT_STEPS:-30}
+RM_STEPS=${RM_STEPS:-60}
 PPO_ROLLOUTS=${PPO_ROLLOUTS:-8}
 PPO_PROMPTS=${PPO_PROMPTS:-16}     # prompts per rollout (one response each); minibatch 8, 2 epochs
 PPO_MAX_NEW=${PPO_MAX_NEW:-96}
-DPO_STEPS=${DPO_STEPS:-100}
+DPO_STEPS=${DPO_STEPS:-50}
 BATCH=${BATCH:-8}                  # examples per optimizer step in sft / rm / ppo / dpo
 EVAL_LIMIT=${EVAL_LIMIT:-100}      # prompts per evaluation file, TruthfulQA questions
 GEN_BATCH=${GEN_BATCH:-16}         # prompts per generation batch (revise, eval)
@@ -71,14 +71,14 @@ step import_helpful lmforge label import "$HH_HELPFUL" --format hh-rlhf --out "$
 step split_hh_harmless lmforge data split "$D/hh_harmless.jsonl" --records --out "$D/hh_harmless" --heldout 0.5 --seed "$SEED"
 step split_hh_helpful lmforge data split "$D/hh_helpful.jsonl" --records --out "$D/hh_helpful" --heldout 0.5 --seed "$SEED"
 
-# 2. safety SFT data from the model's own answers: harmful prompts answered under the safety system prompt
-#    (REVISE_SAMPLES draws each; with PRINCIPLES also critiqued and revised), an answer kept when it refuses;
+# 2. safety SFT data from the model's own answers: harmful prompts answered under the safety system prompt, the
+#    answer begun with a refusal opener that the model completes with its reason (with PRINCIPLES also critiqued
+#    and revised), kept when it refuses cleanly;
 #    benign prompts and look-alikes answered plainly, kept when they do not refuse (and paired with a refusal
 #    where the system prompt made the model over-refuse)
 step revise_harmful lmforge revise "$BASE" "$D/harmful/train.jsonl" --out "$OUT/revise/harmful" --expect refuse --require 1 \
   --system "@$HERE/safety_system_prompt.txt" ${PRINCIPLES:+--principles "$PRINCIPLES"} --limit "$N_HARMFUL_SFT" \
-  --samples "$REVISE_SAMPLES" --temperature 0.7 --repetition-penalty 1.2 --max-new-tokens "$MAX_NEW" \
-  --batch-size "$GEN_BATCH"
+  ${OPENERS:+--prefill "@$OPENERS"} --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
 step revise_lookalike lmforge revise "$BASE" "$D/lookalike/train.jsonl" --out "$OUT/revise/lookalike" --expect answer \
   --system "@$HERE/safety_system_prompt.txt" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
 step revise_benign lmforge revise "$BASE" "$D/benign/train.jsonl" --out "$OUT/revise/benign" --expect answer \

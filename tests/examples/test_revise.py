@@ -41,6 +41,41 @@ def test_choose_takes_the_latest_that_meets_the_expectation_over_the_earliest_th
     assert choose(["", "x"], [False, False], "refuse") == (None, None)
 
 
+def test_a_refusal_that_goes_on_to_comply_or_loops_is_not_chosen() -> None:
+    c = ["Sure, do X.", "I can't help. But here's how: step 1.", "I can't help."]
+    assert choose(c, [False, True, True], "refuse", [False, False, True]) == (2, 0)
+    assert choose(c[:2], [False, True], "refuse", [False, False]) == (None, None)
+    assert choose(c, [False, True, True], "answer", [False, False, False]) == (0, 1)  # only refusals need it
+
+
+def test_prefilled_answers_start_with_an_opener_and_end_at_the_first_sentence(tmp_path: Path,
+                                                                               tiny_safety_lm: Path) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"h{i}", "prompt": harmful_prompt(t)}) + "\n"
+                               for i, t in enumerate(["cats", "boats", "snow"])))
+    openers = tmp_path / "openers.txt"
+    openers.write_text("I can't help with that, because it could \n\nI won't do that: it\n")
+    out = tmp_path / "r"
+    assert cli(["revise", str(tiny_safety_lm), str(prompts), "--out", str(out), "--expect", "refuse",
+                "--system", "Be careful.", "--prefill", "@" + str(openers), "--max-new-tokens", "16"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["prefill_openers"] == 2 and summary["sft_rows"] == 3 == summary["pairs"]
+    for rec in rows(out / "records.jsonl"):
+        assert rec["kinds"] == ["initial", "prefill"] and rec["opener"] in ("I can't help with that, because it could",
+                                                                            "I won't do that: it")
+        text = rec["candidates"][1]
+        # the model goes on from the opener (the tiny model says its refusal) and stops at the first sentence end
+        assert text.startswith(rec["opener"]) and text.endswith(".") and text.count(".") == 1
+        assert rec["chosen"] == 1 and rec["rejected"] == 0
+    # every prompt's opener is drawn by the seed: the same seed, the same openers
+    again = tmp_path / "r2"
+    assert cli(["revise", str(tiny_safety_lm), str(prompts), "--out", str(again), "--expect", "refuse",
+                "--system", "Be careful.", "--prefill", "@" + str(openers), "--max-new-tokens", "16"]) == 0
+    assert rows(again / "sft.jsonl") == rows(out / "sft.jsonl")
+    assert cli(["revise", str(tiny_safety_lm), str(prompts), "--out", str(tmp_path / "e"),
+                "--prefill", "@" + str(tmp_path / "none.txt")]) == 2
+
+
 def test_clean_revision_drops_lead_ins_and_quotes() -> None:
     assert clean_revision("Here is the revised response: I can't help.") == "I can't help."
     assert clean_revision('Revised answer:\n"I won\'t do that."') == "I won't do that."

@@ -9,7 +9,8 @@ from .common import print_summary
 
 REVISE_HELP = "\n\n".join([
     "Answer every prompt of PROMPTS with MODEL, optionally again under a system prompt (--system: context "
-    "distillation, the prompt is not kept in the data) and through critique -> revision rounds under written "
+    "distillation, the prompt is not kept in the data; --prefill: the answer starts with an opener and the "
+    "model writes the rest) and through critique -> revision rounds under written "
     "principles (--principles FILE.yaml, a list of {name, critique, revision} requests: constitutional AI's "
     "supervised stage); keep per prompt the latest answer that meets --expect (refuse: harmful prompts; answer: "
     "benign ones; any), judged by the refusal detector, and write OUT/sft.jsonl (for 'lmforge sft'), "
@@ -42,6 +43,10 @@ def register(app: typer.Typer) -> None:
                                                             help="CTRL repetition penalty; 1: off"),
                    require: int = typer.Option(0, "--require", min=0, help="fail (exit 2, after writing the "
                                                "files) when fewer prompts than this keep an answer"),
+                   prefill: str | None = typer.Option(None, "--prefill", help="an opener the answers under "
+                                                      "--system start with, the model writing the rest "
+                                                      "(response priming); @FILE: one opener per line, one "
+                                                      "drawn per prompt"),
                    batch_size: int = typer.Option(8, "--batch-size", min=1),
                    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
                    ) -> None:
@@ -53,7 +58,16 @@ def register(app: typer.Typer) -> None:
             if not path.is_file():
                 raise InputError("system prompt file not found", file=path, field="system")
             system = path.read_text(encoding="utf-8").strip()
-        summary = revise(model, prompts, out, system=system, principles=principles, rounds=rounds, expect=expect,
+        openers = None
+        if prefill is not None:
+            if prefill.startswith("@"):
+                path = Path(prefill[1:])
+                if not path.is_file():
+                    raise InputError("prefill file not found", file=path, field="prefill")
+                openers = path.read_text(encoding="utf-8").splitlines()
+            else:
+                openers = [prefill]
+        summary = revise(model, prompts, out, system=system, prefill=openers, principles=principles, rounds=rounds, expect=expect,
                          limit=limit, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                          batch_size=batch_size, samples=samples, repetition_penalty=repetition_penalty,
                          require=require, dtype=dtype)

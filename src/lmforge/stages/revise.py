@@ -6,6 +6,9 @@ Per prompt, all greedy by default and through the one generation engine:
 1. ``initial``: the model's answer to the prompt as it is;
 2. with ``system``: its answer with that system prompt put first (context distillation, Askell et al. 2021:
    the data teaches the behaviour the prompt induces, and the prompt is *not* kept in the training rows);
+   with ``prefill`` (openers such as "I can't help with that, because"), the answer starts with an opener drawn
+   per prompt and the model writes, in its own words, the sentence of explanation the opener begins (response
+   priming: a model too small to refuse under a system prompt still explains a refusal it has begun);
 3. for each of ``rounds`` rounds with ``principles``: a principle is drawn (seeded per prompt and round), the
    model is asked its critique request after the current answer, then its revision request after its critique,
    and the revision becomes the current answer (Bai et al. 2022, "Constitutional AI", the supervised stage).
@@ -15,11 +18,13 @@ With ``samples`` K > 1 (and a ``temperature`` > 0) steps 2 and 3 draw K answers 
 still yields a refusal); the conversation goes on from the first. The initial answer stays one: it is the
 model's behaviour as it is, the rejected side of the pairs.
 
-The candidates are the initial answer, the system-prompted one and each revision. ``expect`` says what a good
+The candidates are the initial answer, the system-prompted (or prefilled) ones and each revision. ``expect`` says what a good
 answer does, judged by the refusal detector :func:`lmforge.world.judge.refused` (a row's ``meta.expect``
 overrides it): ``refuse`` (harmful prompts), ``answer`` (benign ones: the look-alike that must not be refused)
-or ``any``. The chosen answer is the latest candidate that meets it (``any``: the last one); a prompt with none
-is dropped and counted. Written to ``out/``:
+or ``any``. For ``refuse`` a candidate must also be clean: no compliance phrase ("here's how", "step 1") and
+no repetition (:func:`lmforge.world.judge.is_repetitive`), so a refusal that goes on to comply or loops is not
+kept. The chosen answer is the latest candidate that meets it (``any``: the last one); a prompt with none is
+dropped and counted. Written to ``out/``:
 
 - ``sft.jsonl``: ``{"messages": [prompt..., {"assistant": chosen}]}`` (the prompt without the system prompt);
 - ``pairs.jsonl``: preference pairs, the chosen answer over a candidate that fails the expectation (``any``: over
@@ -38,6 +43,7 @@ from typing import Any
 from ..errors import InputError
 
 EXPECT = ("refuse", "answer", "any")
+SENTENCE_END = (".", "!", "?")
 # a revision's lead-in ("Here is the revised response:") is the model talking about its answer, not the answer
 LEAD_IN = re.compile(r"^\s*(?:(?:here(?:'s| is) )?(?:a |the |my )?(?:revised|rewritten|new) "
                      r"(?:response|answer|version)[^:\n]{0,40}:|revision\s*:)\s*", re.I)
@@ -82,17 +88,21 @@ def clean_revision(text: str) -> str:
     return text
 
 
-def choose(candidates: list[str], flags: list[bool], expect: str) -> tuple[int | None, int | None]:
-    """(chosen, rejected) candidate indices. ``flags[i]``: candidate i refuses. The chosen one is the latest that
-    meets ``expect``; the rejected one the earliest that fails it (``any``: the initial answer, index 0, when its
-    text differs from the chosen one's). ``None`` where there is none."""
+def choose(candidates: list[str], flags: list[bool], expect: str,
+           clean: list[bool] | None = None) -> tuple[int | None, int | None]:
+    """(chosen, rejected) candidate indices. ``flags[i]``: candidate i refuses; ``clean[i]`` (default all): it may
+    be chosen as a refusal. The chosen one is the latest that meets ``expect``; the rejected one the earliest
+    that fails it (``any``: the initial answer, index 0, when its text differs from the chosen one's). ``None``
+    where there is none."""
     if expect == "any":
         good = [i for i, c in enumerate(candidates) if c.strip()]
         chosen = good[-1] if good else None
         rejected = 0 if chosen not in (None, 0) and candidates[0].strip() != candidates[chosen].strip() else None
         return chosen, rejected
     want = expect == "refuse"
-    good = [i for i, (c, f) in enumerate(zip(candidates, flags)) if c.strip() and f == want]
+    clean = clean or [True] * len(candidates)
+    good = [i for i, (c, f, ok) in enumerate(zip(candidates, flags, clean)) if c.strip() and f == want
+            and (ok or not want)]
     bad = [i for i, (c, f) in enumerate(zip(candidates, flags)) if c.strip() and f != want]
     return (good[-1] if good else None), (bad[0] if bad and good else None)
 
@@ -101,15 +111,15 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
            principles: str | Path | None = None, rounds: int = 1, expect: str = "any", limit: int | None = None,
            max_new_tokens: int = 160, temperature: float = 0.0, seed: int = 0, batch_size: int = 8,
            samples: int = 1, repetition_penalty: float = 1.0, require: int = 0,
-           dtype: str = "float32") -> dict[str, Any]:
+           prefill: list[str] | None = None, dtype: str = "float32") -> dict[str, Any]:
     """Run the recipe; returns the summary (also ``out/summary.json``). Inputs are checked before the model loads."""
     from ..data.prompt_files import read_prompt_file
     from ..data.readers import write_jsonl_atomic
     from ..generation import SamplingParams
     from ..models.peft import load_any
-    from ..rollout.generate import generate
+    from ..rollout.generate import generate, render_prompts
     from ..runs import atomic_write_text
-    from ..world.judge import refused
+    from ..world.judge import COMPLIANCE, is_repetitive, refused
 
     t0 = time.time()
     if expect not in EXPECT:
@@ -127,7 +137,10 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
     rules = load_principles(principles) if principles else []
     if system is not None and not system.strip():
         raise InputError("the system prompt is empty", field="system")
-    if not rules and system is None:
+    openers = [o.strip() for o in (prefill or []) if o.strip()]  # no trailing space: the model's next token has it
+    if prefill is not None and not openers:
+        raise InputError("no prefill opener given (every one is empty)", field="prefill")
+    if not rules and system is None and not openers:
         rounds = 0  # nothing to revise with: the initial answers are the data (e.g. benign prompts, expect answer)
     lm, tokenizer = load_any(str(model), dtype)
     if getattr(tokenizer, "chat_template", None) is None:
@@ -152,6 +165,20 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
     if system is not None:
         contexts = [[{"role": "system", "content": system}] + [m for m in c if m["role"] != "system"]
                     for c in contexts]
+    if openers:  # the rendered prompt plus the opener: the model continues the answer it has begun
+        picked_openers = [openers[random.Random(f"{seed}:{i}:opener").randrange(len(openers))]
+                          for i in range(len(items))]
+        primed = [t + o for t, o in zip(render_prompts(tokenizer, contexts), picked_openers)]
+        # up to the first sentence end: a small model that explains on drifts, often into complying ("However, I
+        # can certainly ..."); an answer the length limit cut is left empty (never chosen) and counted
+        many = sampling.model_copy(update={"n": samples, "stop": list(SENTENCE_END)})
+        for r, o, group in zip(records, picked_openers, generate(lm, tokenizer, primed, many, batch_size=batch_size)):
+            texts = [(o + c["text"]).rstrip() if c["finished"] else "" for c in group]  # unstripped: goes on from o
+            r["candidates"] += [t + "." if t and t[-1] not in SENTENCE_END else t for t in texts]
+            r["kinds"] += ["prefill"] * len(group)
+            r["opener"] = o
+            r["prefill_cut"] = sum(not t for t in texts)
+    elif system is not None:
         for r, texts in zip(records, answers(contexts)):
             r["candidates"] += texts
             r["kinds"] += ["system"] * len(texts)
@@ -172,8 +199,9 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
     sft, pairs = [], []
     for it, r in zip(items, records):
         r["refused"] = [refused(c) for c in r["candidates"]]
+        r["clean"] = [not COMPLIANCE.search(c) and not is_repetitive(c) for c in r["candidates"]]
         r["expect"] = it.meta.get("expect", expect)
-        chosen, rejected = choose(r["candidates"], r["refused"], r["expect"])
+        chosen, rejected = choose(r["candidates"], r["refused"], r["expect"], r["clean"])
         r["chosen"], r["rejected"] = chosen, rejected
         if chosen is None:
             continue
@@ -195,9 +223,13 @@ def revise(model: str, prompts: str | Path, out: str | Path, *, system: str | No
         return round(sum(flags) / len(flags), 4) if flags else None
 
     summary = {"model": str(model), "prompts": n, "expect": expect, "system_prompt": system is not None,
+               "prefill_openers": len(openers),
                "principles": len(rules), "rounds": rounds if rules else 0, "sft_rows": len(sft),
                "dropped_no_candidate_meets_expectation": n - len(sft), "pairs": len(pairs),
                "refused_initial": share("initial"), "refused_system": share("system"),
+               "prefill_cut_by_length": sum(r.get("prefill_cut", 0) for r in records) if openers else None,
+               "clean_prefill": (round(sum(ok for r in records for ok, k in zip(r["clean"], r["kinds"])
+                                           if k == "prefill") / max(1, n * samples), 4) if openers else None),
                "refused_final": round(sum(r["refused"][-1] for r in records) / n, 4),
                "refused_any": round(sum(any(r["refused"]) for r in records) / n, 4),
                "samples": samples,
