@@ -64,7 +64,10 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     # safety SFT data from the model's own answers: the refusals come from the system-prompted / revised answers
     harmful = json.loads((out / "revise" / "harmful" / "summary.json").read_text())
     assert harmful["refused_initial"] == 0.0 and harmful["sft_rows"] == 5 and harmful["pairs"] == 5
-    assert {r["meta"]["kind"] for r in rows(out / "revise" / "harmful" / "sft.jsonl")} == {"system"}
+    assert {r["meta"]["kind"] for r in rows(out / "revise" / "harmful" / "sft.jsonl")} == {"prefill"}
+    openers = (SCRIPT.parent / "refusal_openers.txt").read_text().splitlines()
+    assert all(any(r["messages"][-1]["content"].startswith(o) for o in openers)
+               for r in rows(out / "revise" / "harmful" / "sft.jsonl"))
     assert all(r["messages"][0]["role"] == "user" for r in rows(out / "revise" / "harmful" / "sft.jsonl"))
     lookalike = rows(out / "revise" / "lookalike" / "pairs.jsonl")
     assert lookalike and all(p["meta"] == {"chosen": "initial", "rejected": "system"} for p in lookalike)
@@ -97,3 +100,10 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     tok = AutoTokenizer.from_pretrained(final)
     assert tok.chat_template and model.config.vocab_size >= len(tok)
     assert json.loads((final / "lmforge_export.json").read_text())["source"] == summary["final_model"]["source"]
+
+    # run.sh OUT again continues: every finished step is skipped, only the summary is written again
+    again = subprocess.run(["bash", str(SCRIPT), str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.stdout.count("finished before, skipped") == len(list((out / ".done").iterdir())) == 17
+    assert [s["command"] for s in json.loads((out / "summary.json").read_text())["stages"]] == commands + ["summarize"]
