@@ -90,7 +90,10 @@ step export_sft lmforge export "$OUT/sft/final" "$OUT/sft_model" --overwrite
 
 # 3. reward models: the policy's on one half of HH-RLHF (+ the revise pairs), held-out accuracy on the other
 #    half; the judge of the win rate on the other half only, so the two never saw the same pairs
-PAIRS="$D/hh_harmless/train.jsonl, $D/hh_helpful/train.jsonl, $R/harmful/pairs.jsonl, $R/lookalike/pairs.jsonl"
+PAIRS="$D/hh_harmless/train.jsonl, $D/hh_helpful/train.jsonl"
+for f in "$R/harmful/pairs.jsonl" "$R/lookalike/pairs.jsonl"; do  # empty when no answer failed the expectation
+  if [ -s "$f" ]; then PAIRS="$PAIRS, $f"; fi
+done
 train rm "$OUT/rm" lmforge rm "$HERE/rm.yaml" model.path="$BASE" "${common[@]}" train.steps="$RM_STEPS" train.batch_size="$BATCH" \
   "data.train=[$PAIRS]" "data.eval=[$D/hh_harmless/heldout.jsonl, $D/hh_helpful/heldout.jsonl]"
 train rm_judge "$OUT/rm_judge" lmforge rm "$HERE/rm.yaml" model.path="$BASE" "${common[@]}" run.name=rm_judge train.steps="$RM_STEPS" \
