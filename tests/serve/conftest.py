@@ -4,43 +4,11 @@
 end-of-turn token), for tests that need answers of many tokens (adapters, the chat page, shutdown)."""
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 
 from tiny_chat import build_tiny_chat_lm, one_torch_thread, session_model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ThreadServer:
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+from web_helpers import LiveServer as ThreadServer  # noqa: F401  (the serve tests' name for it)
+from web_helpers import free_port  # noqa: F401
 
 
 @pytest.fixture(autouse=True, scope="module")
