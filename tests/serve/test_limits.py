@@ -3,6 +3,7 @@ unasked, or get anything but OpenAI's error shape back. Raw sockets where the po
 from __future__ import annotations
 
 import json
+import re
 import select
 import socket
 import time
@@ -66,11 +67,28 @@ def read_until_closed(sock: socket.socket) -> tuple[int, dict]:
     """The status and JSON body of the response, read until the server closes the connection (a socket timeout
     here means it held the connection open)."""
     data = b""
-    while chunk := sock.recv(65536):
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            # A server that answers early and closes while bytes we sent lie unread in its buffer makes the kernel
+            # send a reset instead of a clean close; the answer itself arrived before it, so a whole one is kept.
+            if not _whole_response(data):
+                raise
+            break
+        if not chunk:
+            break
         data += chunk
     status_line, _, rest = data.partition(b"\r\n")
     body = rest.partition(b"\r\n\r\n")[2]
     return int(status_line.split()[1]), json.loads(body)
+
+
+def _whole_response(data: bytes) -> bool:
+    """Whether ``data`` holds a status line, the headers and as many body bytes as Content-Length says."""
+    headers, sep, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", headers)
+    return bool(sep) and length is not None and len(body) >= int(length.group(1))
 
 
 def exchange(port: int, *writes: bytes, pause: float = 0.0) -> tuple[int, dict]:
