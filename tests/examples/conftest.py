@@ -102,6 +102,11 @@ def write_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
     benign = root / "benign.json"
     benign.write_text(json.dumps([{"instruction": prompt(rng), "input": "" if i % 3 else "a short one",
                                    "output": "An answer."} for i in range(10)]))
+    # a second benign file that shares the first's prompts (two subsets of one dataset): run.sh must leave the
+    # first's held-out ones out of training
+    extra = root / "benign_extra.json"
+    extra.write_text(json.dumps(json.loads(benign.read_text()) + [
+        {"instruction": prompt(rng), "input": "", "output": "An answer."} for _ in range(6)]))
     lookalike = root / "lookalike.txt"
     lookalike.write_text("".join(lookalike_prompt(t) + "\n" for t in TOPICS[:6]))
     hh = {}
@@ -116,5 +121,5 @@ def write_inputs(root: Path, seed: int = 0) -> dict[str, Path]:
     tqa.write_text(json.dumps([{"question": f"What colour are {t}?",
                                 "mc1_targets": {"Green.": 1, "Red.": 0, "Blue.": 0},
                                 "mc2_targets": {"Green.": 1, "Leafy green.": 1, "Red.": 0}} for t in TOPICS[:4]]))
-    return {"HARMFUL": harmful, "BENIGN": benign, "LOOKALIKE": lookalike, "HH_HARMLESS": hh["harmless"],
+    return {"HARMFUL": harmful, "BENIGN": benign, "BENIGN_EXTRA": extra, "LOOKALIKE": lookalike, "HH_HARMLESS": hh["harmless"],
             "HH_HELPFUL": hh["helpful"], "TRUTHFULQA": tqa}

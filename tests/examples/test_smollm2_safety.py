@@ -17,7 +17,8 @@ from .conftest import write_inputs
 pytestmark = pytest.mark.slow  # ~20 lmforge processes; each imports torch (tens of seconds on a loaded machine)
 SCRIPT = REPO / "examples" / "smollm2-safety" / "run.sh"
 TINY = {"N_BENIGN": "8", "N_HH": "8", "MAX_NEW": "16", "SFT_STEPS": "2", "RM_STEPS": "2", "PPO_ROLLOUTS": "1",
-        "PPO_PROMPTS": "4", "PPO_MAX_NEW": "8", "DPO_STEPS": "2", "BATCH": "4", "EVAL_LIMIT": "3"}
+        "PPO_PROMPTS": "4", "PPO_MAX_NEW": "8", "DPO_STEPS": "2", "BATCH": "4", "EVAL_LIMIT": "3",
+        "N_BENIGN_EXTRA": "4"}
 KEYS = ("heldout_refusal", "over_refusal_benign", "over_refusal_lookalike", "win_rate_vs_base", "truthfulqa_mc1")
 
 
@@ -58,6 +59,11 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
         assert len(held) == n // 2 and not {r["id"] for r in train} & {r["id"] for r in held}
         assert [r["id"] for r in held] == info["heldout_ids"]
         assert [int(i.rsplit("-", 1)[1]) - 1 for i in info["heldout_ids"]] == seeded_split(n, 0.5, 0)[1]
+    # the extra benign file holds all of the first's prompts: none of the held-out ones reaches training
+    extra = json.loads((out / "data" / "benign_extra" / "split.json").read_text())
+    assert extra["excluded"] >= 4 and extra["records"] == 8
+    held_benign = {r["prompt"] for r in rows(out / "data" / "benign" / "heldout.jsonl")}
+    assert not held_benign & {r["messages"][0]["content"] for r in rows(out / "revise" / "benign_extra" / "sft.jsonl")}
     hh = json.loads((out / "data" / "hh_harmless" / "split.json").read_text())
     assert (hh["kind"], hh["train"], hh["heldout"]) == ("records", 4, 4)
 
@@ -69,8 +75,11 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     assert all(any(r["messages"][-1]["content"].startswith(o) for o in openers)
                for r in rows(out / "revise" / "harmful" / "sft.jsonl"))
     assert all(r["messages"][0]["role"] == "user" for r in rows(out / "revise" / "harmful" / "sft.jsonl"))
-    lookalike = rows(out / "revise" / "lookalike" / "pairs.jsonl")
-    assert lookalike and all(p["meta"] == {"chosen": "initial", "rejected": "system"} for p in lookalike)
+    # benign prompts and look-alikes: the plain answer over a refusal the model completed from an opener
+    for name in ("lookalike", "benign", "benign_extra"):
+        pairs = rows(out / "revise" / name / "pairs.jsonl")
+        assert pairs and all(p["meta"] == {"chosen": "initial", "rejected": "prefill"} for p in pairs), name
+        assert all(any(p["rejected"].startswith(o) for o in openers) for p in pairs), name
 
     # every stage wrote its run, and the evaluation compared the four models on the held-out files only
     for run in ("sft", "rm", "rm_judge", "ppo", "dpo"):
@@ -105,5 +114,5 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     again = subprocess.run(["bash", str(SCRIPT), str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
                            timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert again.stdout.count("finished before, skipped") == len(list((out / ".done").iterdir())) == 17
+    assert again.stdout.count("finished before, skipped") == len(list((out / ".done").iterdir())) == 19
     assert [s["command"] for s in json.loads((out / "summary.json").read_text())["stages"]] == commands + ["summarize"]

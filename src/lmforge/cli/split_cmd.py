@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:  # joins the `data` group that data_cmd 
                   limit: int | None = typer.Option(None, "--limit", min=1, help="split only the first N records"),
                   records: bool = typer.Option(False, "--records", help="copy records unchanged (e.g. "
                                                "preference JSONL) instead of reading them as prompts"),
+                  exclude: list[Path] = typer.Option([], "--exclude", help="prompt file whose prompts are left "
+                                                     "out before the split (e.g. another split's heldout.jsonl); "
+                                                     "repeatable"),
                   ) -> None:
         """Split SOURCE by a seed into OUT/train.jsonl and OUT/heldout.jsonl (both in the file's order) and
         record the split (source SHA-256, seed, counts, held-out ids) in OUT/split.json. Prompts are written as
@@ -28,6 +31,7 @@ def register(app: typer.Typer) -> None:  # joins the `data` group that data_cmd 
         prompts.source and 'lmforge eval --harmful/--benign'."""
         from ..data.split import split_file
 
-        info = split_file(source, out, heldout=heldout, seed=seed, prompts=not records, limit=limit)
-        print_summary(f"split {source}", {k: info[k] for k in ("records", "train", "heldout", "seed")})
+        info = split_file(source, out, heldout=heldout, seed=seed, prompts=not records, limit=limit,
+                          exclude=list(exclude))
+        print_summary(f"split {source}", {k: info[k] for k in ("records", "train", "heldout", "seed", "excluded")})
         typer.echo(f"wrote {out}/train.jsonl, heldout.jsonl, split.json")

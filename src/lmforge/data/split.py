@@ -7,6 +7,11 @@ split can be checked and remade. With ``prompts=True`` every record is read by
 :func:`lmforge.data.prompt_files.read_prompt_file` (CSV, JSON lines, Alpaca JSON, text lines, ...) and written as
 a prompt row (``{"id", "prompt", "meta"}``, what ``lmforge generate``, ``revise``, the RL stages and the
 evaluation's prompt suites read); otherwise records are copied unchanged (e.g. preference JSONL).
+
+``exclude`` (prompt files, e.g. another split's ``heldout.jsonl``) drops every prompt whose conversation is
+also in one of them before the split: a second source that overlaps the first (two subsets of one dataset)
+cannot bring the first's held-out prompts into training. Conversations compare by their messages with
+case and whitespace folded; the count dropped is recorded.
 """
 from __future__ import annotations
 
@@ -54,15 +59,32 @@ def _sha256(path: Path) -> str | None:
     return h.hexdigest()
 
 
+def conversation_key(messages: list[dict[str, str]]) -> tuple[tuple[str, str], ...]:
+    """A prompt's identity for exclusion: each message's role and content, case and whitespace folded."""
+    return tuple((m["role"], " ".join(m["content"].split()).casefold()) for m in messages)
+
+
 def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed: int = 0, prompts: bool = True,
-               limit: int | None = None) -> dict[str, Any]:
-    """Split ``path`` (its first ``limit`` records) into ``out/train.jsonl`` and ``out/heldout.jsonl``; returns
-    (and writes as ``out/split.json``) the record of the split. Nothing is written when the input is bad."""
+               limit: int | None = None, exclude: list[str | Path] | None = None) -> dict[str, Any]:
+    """Split ``path`` (its first ``limit`` records, counted after ``exclude`` dropped its prompts) into
+    ``out/train.jsonl`` and ``out/heldout.jsonl``; returns (and writes as ``out/split.json``) the record of the
+    split. Nothing is written when the input is bad."""
     from .prompt_files import read_prompt_file
 
     path, out = Path(path), Path(out)
+    if exclude and not prompts:
+        raise InputError("--exclude compares prompts; it cannot be used with --records", field="exclude")
+    excluded = 0
     if prompts:
-        rows = [it.as_row() for it in read_prompt_file(path, limit)]
+        items = read_prompt_file(path, None if exclude else limit)  # with exclude, the limit counts what is kept
+        if exclude:
+            seen = {conversation_key(it.messages) for f in exclude for it in read_prompt_file(f)}
+            kept = [it for it in items if conversation_key(it.messages) not in seen]
+            excluded = len(items) - len(kept)
+            if not kept:
+                raise InputError(f"every prompt is also in {', '.join(map(str, exclude))}", file=path)
+            items = kept
+        rows = [it.as_row() for it in items[:limit]]
     else:
         rows = _records(path)[:limit] if limit else _records(path)
         if not rows:
@@ -72,7 +94,7 @@ def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed:
     write_jsonl_atomic(out / "train.jsonl", [rows[i] for i in train])
     write_jsonl_atomic(out / "heldout.jsonl", [rows[i] for i in held])
     info = {"source": str(path), "sha256": _sha256(path), "seed": seed, "heldout_fraction": heldout,
-            "limit": limit, "records": len(rows), "train": len(train), "heldout": len(held),
+            "limit": limit, "exclude": [str(f) for f in exclude or []], "excluded": excluded, "records": len(rows), "train": len(train), "heldout": len(held),
             "kind": "prompts" if prompts else "records",
             "heldout_ids": [str(rows[i].get("id", i)) for i in held] if prompts else held}
     from ..runs import atomic_write_text
