@@ -112,24 +112,31 @@ def record_timing(path: str, argv: list[str], seconds: float, code: int) -> None
 def main(argv: list[str] | None = None) -> None:
     # typer handles usage errors, --help and exit codes itself (standalone mode, usage errors exit 2);
     # our own exceptions propagate out of it and are reported here.
-    t0, code = _STARTED if argv is None else time.time(), 0
+    t0, code, ended = _STARTED if argv is None else time.time(), 0, False
     try:
         app(args=argv)
+        ended = True
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
-        code = EXIT_BAD_INPUT
+        code, ended = EXIT_BAD_INPUT, True
         sys.exit(EXIT_BAD_INPUT)
     except TrainingStopped as e:
         print(f"stopped: {e}", file=sys.stderr)
-        code = 1
+        code, ended = 1, True
         sys.exit(1)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        ended = True
         raise
     finally:
         if os.environ.get(TIMINGS_ENV) and os.environ.get("RANK", "0") == "0":
             record_timing(os.environ[TIMINGS_ENV], list(sys.argv[1:] if argv is None else argv),
                           time.time() - t0, code)
+        # a torchrun worker ends here (engine.distributed.exit_worker says why); a crash keeps its traceback, and
+        # a command that never imported the engine has no process group (nor torch to import now)
+        joined = sys.modules.get("lmforge.engine.distributed")
+        if ended and joined is not None:
+            joined.exit_worker(code)
 
 
 if __name__ == "__main__":
