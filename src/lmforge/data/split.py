@@ -94,7 +94,8 @@ def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed:
     write_jsonl_atomic(out / "train.jsonl", [rows[i] for i in train])
     write_jsonl_atomic(out / "heldout.jsonl", [rows[i] for i in held])
     info = {"source": str(path), "sha256": _sha256(path), "seed": seed, "heldout_fraction": heldout,
-            "limit": limit, "exclude": [str(f) for f in exclude or []], "excluded": excluded, "records": len(rows), "train": len(train), "heldout": len(held),
+            "limit": limit, "exclude": [str(f) for f in exclude or []], "excluded": excluded,
+            "records": len(rows), "train": len(train), "heldout": len(held),
             "kind": "prompts" if prompts else "records",
             "heldout_ids": [str(rows[i].get("id", i)) for i in held] if prompts else held}
     from ..runs import atomic_write_text

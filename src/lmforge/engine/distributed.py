@@ -31,6 +31,9 @@ class DistInfo:
         return self.world_size > 1
 
 
+_joined = False  # this process joined a torchrun process group through init()
+
+
 def init() -> DistInfo:
     """Join the process group that torchrun set up (idempotent); single process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -47,9 +50,6 @@ def init() -> DistInfo:
         global _joined
         _joined = True
     return DistInfo(rank, world, local, device)
-
-
-_joined = False  # this process joined a torchrun process group through init()
 
 
 def _leave() -> None:
