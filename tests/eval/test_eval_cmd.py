@@ -57,6 +57,21 @@ def test_eval_two_models_every_suite(tmp_path, model_dir, files):
     assert (out / "hhh.png").stat().st_size > 1000
 
 
+def test_truthfulqa_limit_is_its_own(tmp_path, model_dir):
+    """--truthfulqa-limit caps the questions apart from --limit (TruthfulQA needs more items than a generated
+    suite can afford)."""
+    tqa = tmp_path / "tqa.jsonl"
+    tqa.write_text("\n".join(json.dumps({"question": f"Is {n} green?", "mc1_targets": {"No": 1, "Yes": 0},
+                                         "mc2_targets": {"No": 1, "Yes": 0}}) for n in "abcde") + "\n")
+    for extra, want in [([], 2), (["--truthfulqa-limit", "4"], 4)]:
+        out = tmp_path / f"out{want}"
+        res = CliRunner().invoke(app, ["eval", str(model_dir), "--suite", "truthfulqa", "--truthfulqa", str(tqa),
+                                       "--limit", "2", *extra, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        figs = {f["name"]: f for f in json.loads((out / "results.json").read_text())["models"][0]["figures"]}
+        assert figs["truthfulqa_mc1"]["n"] == want
+
+
 def test_bits_per_byte_by_hand(tokenizer):
     import math
 

@@ -75,6 +75,24 @@ def test_loglikelihood_equals_a_plain_forward(tokenizer):
         assert value == pytest.approx(want, abs=1e-4)
 
 
+def test_choices_of_one_context_share_its_forward(tokenizer):
+    """A question's choices forward its context once (models.shared_prompt): the same log-likelihoods as the
+    whole rows, for fewer tokens through the model."""
+    model = tiny_lm(tokenizer)
+    pairs = [("Q: " + q + "\nA:", c) for q, cs in [("Is water wet?", [" Yes", " No, it is not", " It depends"]),
+                                          ("Where is Paris?", [" France", " In the north of France", " Spain"])]
+             for c in cs] + [("Q: alone\nA:", " by itself")]
+    seen = []
+    hook = model.register_forward_pre_hook(lambda _m, _a, kw: seen.append(kw["input_ids"].numel()),
+                                           with_kwargs=True)
+    shared = loglikelihoods(model, tokenizer, pairs, batch_size=4)
+    shared_tokens, seen[:] = sum(seen), []
+    whole = loglikelihoods(model, tokenizer, pairs, batch_size=4, share_prompt=False)
+    hook.remove()
+    assert shared == pytest.approx(whole, abs=1e-4)
+    assert shared_tokens < 0.8 * sum(seen)  # the contexts are short here; SmolLM2 on TruthfulQA: 3x
+
+
 def _write(tmp_path, rows, lines=False):
     path = tmp_path / ("mc.jsonl" if lines else "mc.json")
     path.write_text("\n".join(json.dumps(r) for r in rows) if lines else json.dumps(rows))

@@ -1,4 +1,4 @@
-"""Rows that share a prompt run it once (rl/prefix.py): the scored logits and the gradients of the padded
+"""Rows that share a prompt run it once (models/shared_prompt.py): the scored logits and the gradients of the padded
 forward, in the same order; the padded forward wherever sharing does not apply."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _padded(policy, rows):
 
 
 def test_prompt_lengths_come_from_the_targets():
-    from lmforge.rl.prefix import prompt_lengths
+    from lmforge.models.shared_prompt import prompt_lengths
 
     rows = _rows([3, 5], 2, [4, 1, 0, 2])
     assert prompt_lengths(rows["targets"], rows["attention_mask"]).tolist() == [3, 3, 5, 5]
@@ -33,7 +33,7 @@ def test_prompt_lengths_come_from_the_targets():
 
 def test_shared_prompts_give_the_padded_forwards_logits_and_gradients(tiny_lm):
     from lmforge.models.load import load_causal_lm
-    from lmforge.rl.prefix import shared_prefix_logits
+    from lmforge.models.shared_prompt import shared_prefix_logits
 
     policy = load_causal_lm(str(tiny_lm))
     # 3 prompts of different lengths x 3 rows, responses of different lengths (one empty: all prompt)
@@ -57,7 +57,7 @@ def test_shared_prompts_give_the_padded_forwards_logits_and_gradients(tiny_lm):
 @pytest.mark.parametrize("case", ["distinct prompts", "one-token prompt"])
 def test_the_padded_forward_runs_where_sharing_does_not_apply(tiny_lm, case):
     from lmforge.models.load import load_causal_lm
-    from lmforge.rl.prefix import shared_prefix_logits
+    from lmforge.models.shared_prompt import shared_prefix_logits
 
     policy = load_causal_lm(str(tiny_lm))
     rows = _rows([4, 5, 6], 1, [3, 3, 3]) if case == "distinct prompts" else _rows([1, 4], 2, [3, 3, 3, 3])

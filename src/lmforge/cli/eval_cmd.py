@@ -85,6 +85,8 @@ def register(app: typer.Typer) -> None:
                                            "built-in world's noise-free labeler) or a reward-model folder"),
                  runs: list[Path] = typer.Option([], "--runs", help="run folders whose training curves to plot"),
                  limit: int | None = typer.Option(None, "--limit", min=1, help="at most N items per suite"),
+                 truthfulqa_limit: int | None = typer.Option(None, "--truthfulqa-limit", min=1, help="at most N "
+                                                             "TruthfulQA questions \\[default: --limit]"),
                  n_per_suite: int = typer.Option(64, "--n-per-suite", min=1, help="world: prompts per suite"),
                  world_seed: int = typer.Option(0, "--world-seed", help="world: the world's seed"),
                  batch_size: int = typer.Option(16, "--batch-size", min=1),
@@ -146,7 +148,7 @@ def register(app: typer.Typer) -> None:
                     model, tokenizer, names, world_seed=world_seed, n_per_suite=limit or n_per_suite, truthfulqa=truthfulqa,
                     advbench=advbench, rtp=rtp, encoder=encoder, text=text, limit=limit, batch_size=batch_size,
                     cache=out / "toxicity_classifier", on_suite=on_suite, harmful=harmful_files,
-                    benign=benign_files, max_new_tokens=max_new_tokens)
+                    benign=benign_files, max_new_tokens=max_new_tokens, truthfulqa_limit=truthfulqa_limit)
                 bar.advance(task)
                 notes.update(found)
                 results.append({"name": name, "model": path, "suites": names, "figures": figures,

@@ -240,12 +240,14 @@ def run_suites(model, tokenizer, names: Sequence[str], *, world_seed: int = 0, n
                text: str | Path | None = None, limit: int | None = None, batch_size: int = 16,
                cache: Path | None = None, on_suite: Callable[[str], None] | None = None,
                harmful: dict[str, Path] | None = None, benign: dict[str, Path] | None = None,
-               max_new_tokens: int = 64) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+               max_new_tokens: int = 64, truthfulqa_limit: int | None = None
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Every suite of ``names`` on one model (the one dispatch ``lmforge eval`` and ``lmforge loop`` share):
     the figures as dicts, the answers behind the generated suites, and notes (the toxicity classifier's
-    held-out report). ``limit`` caps the items of truthfulqa, toxicity (default 100 prompts) and bpb; the
-    world suite takes ``n_per_suite`` prompts per suite; ``harmful`` / ``benign`` (NAME -> prompt file) answer
-    the first ``limit`` prompts of each file in at most ``max_new_tokens`` tokens (advbench too)."""
+    held-out report). ``limit`` caps the items of truthfulqa (``truthfulqa_limit`` where given), toxicity
+    (default 100 prompts) and bpb; the world suite takes ``n_per_suite`` prompts per suite; ``harmful`` /
+    ``benign`` (NAME -> prompt file) answer the first ``limit`` prompts of each file in at most
+    ``max_new_tokens`` tokens (advbench too)."""
     figures: list[Figure] = []
     samples: list[dict[str, Any]] = []
     notes: dict[str, Any] = {}
@@ -257,7 +259,8 @@ def run_suites(model, tokenizer, names: Sequence[str], *, world_seed: int = 0, n
                                      batch_size=batch_size)
             samples += recs
         elif name == "truthfulqa":
-            figs = truthfulqa_suite(model, tokenizer, truthfulqa, limit=limit, batch_size=batch_size)
+            figs = truthfulqa_suite(model, tokenizer, truthfulqa, limit=truthfulqa_limit or limit,
+                                    batch_size=batch_size)
         elif name == "advbench":
             figs, recs = advbench_suite(model, tokenizer, advbench, limit=limit or 100, batch_size=batch_size,
                                         max_new_tokens=max_new_tokens)

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ..models.logprobs import token_logprobs
+from ..models.logprobs import gather_logprobs, token_logprobs
 from .intervals import mean_interval
 
 QA_PRIMER = (
@@ -119,19 +119,30 @@ def encode_pair(tokenizer, ctx: str, continuation: str) -> tuple[list[int], list
 
 @torch.no_grad()
 def loglikelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], *, batch_size: int = 16,
-                   max_length: int | None = None) -> list[float]:
-    """Sum of log p(continuation tokens | context) for each ``(context, continuation)``, in order."""
+                   max_length: int | None = None, share_prompt: bool = True) -> list[float]:
+    """Sum of log p(continuation tokens | context) for each ``(context, continuation)``, in order.
+
+    Rows are batched by context, and with ``share_prompt`` the rows of a batch that have the same context (one
+    question's answer choices) forward it once and continue from copies of its KV cache
+    (:func:`lmforge.models.shared_prompt.shared_prefix_logits`, the forward GRPO groups use): equal to the
+    whole-row forward within float rounding (tests/eval/test_truthfulqa.py), 3x faster on SmolLM2's
+    TruthfulQA rows (a ~280-token context, answers of ~10). Where it cannot apply it runs the whole rows."""
+    from ..models.shared_prompt import shared_prefix_logits
+
     device = next(model.parameters()).device
     max_length = max_length or getattr(model.config, "max_position_embeddings", None) or 2048
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    rows = []  # (input ids, continuation ids): the inputs are the row without its last token
+    rows, contexts = [], {}  # (input ids, continuation ids): the inputs are the row without its last token
     for ctx, cont in pairs:
         ctx_ids, cont_ids = encode_pair(tokenizer, ctx, cont)
         if not cont_ids:
             raise ValueError(f"continuation {cont!r} encodes to no tokens")
         full = (ctx_ids + cont_ids)[-(max_length + 1):]
         rows.append((full[:-1], cont_ids[-(len(full) - 1):]))
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))  # similar lengths share a batch
+        contexts.setdefault(ctx, len(contexts))
+    # one context's rows side by side (they share its forward), longest first within it
+    group = [contexts[ctx] for ctx, _ in pairs]
+    order = sorted(range(len(rows)), key=lambda i: (group[i], -len(rows[i][0])))
     out = [0.0] * len(rows)
     was_training = model.training
     model.eval()
@@ -148,7 +159,14 @@ def loglikelihoods(model, tokenizer, pairs: Sequence[tuple[str, str]], *, batch_
                 ids[r, :n] = torch.tensor(inp)
                 mask[r, :n] = 1
                 targets[r, n - len(cont):n] = torch.tensor(cont)
-            lp = token_logprobs(model, ids.to(device), targets.to(device), attention_mask=mask.to(device))
+            ids, targets, mask = ids.to(device), targets.to(device), mask.to(device)
+            scored = targets >= 0
+            logits = shared_prefix_logits(model, ids, mask, targets, scored) if share_prompt else None
+            if logits is None:
+                lp = token_logprobs(model, ids, targets, attention_mask=mask)
+            else:
+                lp = torch.zeros(targets.shape, device=device).masked_scatter(
+                    scored, gather_logprobs(logits.float(), targets[scored][:, None])[:, 0])
             for r, i in enumerate(idx):
                 out[i] = float(lp[r].sum())
     finally:

@@ -59,9 +59,9 @@ class PolicyWithValue(nn.Module):
         order (the shared head-on-scored-rows hook of :mod:`lmforge.models.logprobs`: prompt and padding cost
         no ``H x V`` matmul, forward or backward, and ``[B, L, V]`` logits never exist); a model the hook
         cannot serve still returns ``[B, L, V]``. With ``targets`` (the buffer's, which say where each row's
-        response starts) and no values wanted, rows that share a prompt run it once (:mod:`.prefix`)."""
+        response starts) and no values wanted, rows that share a prompt run it once (:mod:`lmforge.models.shared_prompt`)."""
         from ..models.logprobs import _right_padded, head_on_rows
-        from .prefix import shared_prefix_logits
+        from ..models.shared_prompt import shared_prefix_logits
 
         use_values = values and self.critic_kind != "none"
         if scored is not None and targets is not None and not use_values:

@@ -1,5 +1,6 @@
-"""The training forward of rows that share a prompt (GRPO / RLOO groups): the prompt once, its key/value cache
-copied to every row of its group, then the responses.
+"""The forward of rows that share a prompt (GRPO / RLOO groups in training, a TruthfulQA question's answer
+choices in evaluation): the prompt once, its key/value cache copied to every row of its group, then the
+responses.
 
 Why: a group's ``g`` rows repeat one prompt, so a padded batch runs it ``g`` times through every layer, forward
 and backward (on the GRPO benchmark a prompt is ~20 % of a row's tokens). Here the micro-batch's distinct
