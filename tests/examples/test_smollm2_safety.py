@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # ~20 lmforge processes; each imports torch (tens
 SCRIPT = REPO / "examples" / "smollm2-safety" / "run.sh"
 TINY = {"N_BENIGN": "8", "N_HH": "8", "MAX_NEW": "16", "SFT_STEPS": "2", "RM_STEPS": "2", "PPO_ROLLOUTS": "1",
         "PPO_PROMPTS": "4", "PPO_MAX_NEW": "8", "DPO_STEPS": "2", "BATCH": "4", "EVAL_LIMIT": "3",
-        "N_BENIGN_EXTRA": "4"}
+        "N_BENIGN_EXTRA": "4", "TQA_LIMIT": "2"}
 KEYS = ("heldout_refusal", "over_refusal_benign", "over_refusal_lookalike", "win_rate_vs_base", "truthfulqa_mc1")
 
 
@@ -62,6 +62,7 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     # the extra benign file holds all of the first's prompts: none of the held-out ones reaches training
     extra = json.loads((out / "data" / "benign_extra" / "split.json").read_text())
     assert extra["excluded"] >= 4 and extra["records"] == 8
+    assert extra["like"] == [str(out / "data" / "harmful" / "train.jsonl")]  # a contrast set of the harmful verbs
     held_benign = {r["prompt"] for r in rows(out / "data" / "benign" / "heldout.jsonl")}
     assert not held_benign & {r["messages"][0]["content"] for r in rows(out / "revise" / "benign_extra" / "sft.jsonl")}
     hh = json.loads((out / "data" / "hh_harmless" / "split.json").read_text())
@@ -91,6 +92,8 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     assert suites == {"harmful:heldout", "benign:benign", "benign:lookalike"}
     assert {s["id"] for s in results["models"][0]["samples"] if s["suite"] == "harmful:heldout"} <= held_ids
     assert (out / "report.html").read_text().count("<img") >= 1
+    tqa = [f for f in results["models"][0]["figures"] if f["name"] == "truthfulqa_mc1"]
+    assert [f["n"] for f in tqa] == [2]  # TQA_LIMIT, apart from EVAL_LIMIT
 
     # summary.json: the keys beside the base's, the choice, each command's cost
     summary = json.loads((out / "summary.json").read_text())

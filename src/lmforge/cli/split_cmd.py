@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:  # joins the `data` group that data_cmd 
                   exclude: list[Path] = typer.Option([], "--exclude", help="prompt file whose prompts are left "
                                                      "out before the split (e.g. another split's heldout.jsonl); "
                                                      "repeatable"),
+                  like: list[Path] = typer.Option([], "--like", help="prompt file whose prompts' opening words "
+                                                  "the --limit prompts follow in proportion (e.g. the harmful "
+                                                  "training half, for a benign contrast set); repeatable"),
                   ) -> None:
         """Split SOURCE by a seed into OUT/train.jsonl and OUT/heldout.jsonl (both in the file's order) and
         record the split (source SHA-256, seed, counts, held-out ids) in OUT/split.json. Prompts are written as
@@ -32,6 +35,7 @@ def register(app: typer.Typer) -> None:  # joins the `data` group that data_cmd 
         from ..data.split import split_file
 
         info = split_file(source, out, heldout=heldout, seed=seed, prompts=not records, limit=limit,
-                          exclude=list(exclude))
-        print_summary(f"split {source}", {k: info[k] for k in ("records", "train", "heldout", "seed", "excluded")})
+                          exclude=list(exclude), like=list(like))
+        print_summary(f"split {source}", {k: info[k] for k in ("records", "train", "heldout", "seed", "excluded",
+                                                              "like_matched")})
         typer.echo(f"wrote {out}/train.jsonl, heldout.jsonl, split.json")

@@ -12,6 +12,12 @@ evaluation's prompt suites read); otherwise records are copied unchanged (e.g. p
 also in one of them before the split: a second source that overlaps the first (two subsets of one dataset)
 cannot bring the first's held-out prompts into training. Conversations compare by their messages with
 case and whitespace folded; the count dropped is recorded.
+
+``like`` (prompt files, e.g. the harmful training half) changes which ``limit`` prompts are taken: instead of
+the first ``limit``, as many prompts open with each word as the like files' prompts do, in proportion (the
+first such prompts in file order; openers the source lacks are filled with its first other prompts). A safety
+recipe draws its benign contrast set this way, so that "Design a logo" is answered as often as "Design a
+weapon" is refused and refusing is learned from the request, not from its opening verb.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import csv
 import hashlib
 import json
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -64,19 +71,49 @@ def conversation_key(messages: list[dict[str, str]]) -> tuple[tuple[str, str], .
     return tuple((m["role"], " ".join(m["content"].split()).casefold()) for m in messages)
 
 
+def opener(messages: list[dict[str, str]]) -> str:
+    """The first word of a prompt's last user message, casefolded and stripped of punctuation."""
+    text = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    words = text.split()
+    return "".join(ch for ch in words[0] if ch.isalnum()).casefold() if words else ""
+
+
+def like_openers(items: list, like: list, limit: int) -> tuple[list[int], int]:
+    """Indices (file order) of ``limit`` of ``items`` whose openers follow ``like``'s in proportion (module
+    doc), and how many of them were matched by their opener."""
+    counts = Counter(opener(it.messages) for it in like)
+    quota = {w: round(limit * c / len(like)) for w, c in counts.items()}
+    taken = []
+    for i, it in enumerate(items):
+        w = opener(it.messages)
+        if quota.get(w, 0) > 0 and len(taken) < limit:
+            taken.append(i)
+            quota[w] -= 1
+    matched = len(taken)
+    chosen = set(taken)
+    taken += [i for i in range(len(items)) if i not in chosen][:limit - matched]
+    return sorted(taken), matched
+
+
 def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed: int = 0, prompts: bool = True,
-               limit: int | None = None, exclude: list[str | Path] | None = None) -> dict[str, Any]:
-    """Split ``path`` (its first ``limit`` records, counted after ``exclude`` dropped its prompts) into
-    ``out/train.jsonl`` and ``out/heldout.jsonl``; returns (and writes as ``out/split.json``) the record of the
-    split. Nothing is written when the input is bad."""
+               limit: int | None = None, exclude: list[str | Path] | None = None,
+               like: list[str | Path] | None = None) -> dict[str, Any]:
+    """Split ``path`` (its first ``limit`` records, counted after ``exclude`` dropped its prompts; with
+    ``like``, ``limit`` records chosen by their openers) into ``out/train.jsonl`` and ``out/heldout.jsonl``;
+    returns (and writes as ``out/split.json``) the record of the split. Nothing is written when the input is
+    bad."""
     from .prompt_files import read_prompt_file
 
     path, out = Path(path), Path(out)
-    if exclude and not prompts:
-        raise InputError("--exclude compares prompts; it cannot be used with --records", field="exclude")
-    excluded = 0
+    for name, given in (("exclude", exclude), ("like", like)):
+        if given and not prompts:
+            raise InputError(f"--{name} compares prompts; it cannot be used with --records", field=name)
+    if like and not limit:
+        raise InputError("--like chooses which --limit prompts to take; give --limit N", field="like")
+    excluded = matched = 0
     if prompts:
-        items = read_prompt_file(path, None if exclude else limit)  # with exclude, the limit counts what is kept
+        # with exclude or like, the limit counts what is kept and chosen, so the whole file is read
+        items = read_prompt_file(path, None if exclude or like else limit)
         if exclude:
             seen = {conversation_key(it.messages) for f in exclude for it in read_prompt_file(f)}
             kept = [it for it in items if conversation_key(it.messages) not in seen]
@@ -84,6 +121,12 @@ def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed:
             if not kept:
                 raise InputError(f"every prompt is also in {', '.join(map(str, exclude))}", file=path)
             items = kept
+        if like:
+            like_items = [it for f in like for it in read_prompt_file(f)]
+            if not like_items:
+                raise InputError("no prompts to follow", file=like[0], field="like")
+            chosen, matched = like_openers(items, like_items, limit)
+            items = [items[i] for i in chosen]
         rows = [it.as_row() for it in items[:limit]]
     else:
         rows = _records(path)[:limit] if limit else _records(path)
@@ -95,6 +138,7 @@ def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed:
     write_jsonl_atomic(out / "heldout.jsonl", [rows[i] for i in held])
     info = {"source": str(path), "sha256": _sha256(path), "seed": seed, "heldout_fraction": heldout,
             "limit": limit, "exclude": [str(f) for f in exclude or []], "excluded": excluded,
+            "like": [str(f) for f in like or []], "like_matched": matched,
             "records": len(rows), "train": len(train), "heldout": len(held),
             "kind": "prompts" if prompts else "records",
             "heldout_ids": [str(rows[i].get("id", i)) for i in held] if prompts else held}
