@@ -36,6 +36,6 @@ def register(app: typer.Typer) -> None:  # joins the `data` group that data_cmd 
 
         info = split_file(source, out, heldout=heldout, seed=seed, prompts=not records, limit=limit,
                           exclude=list(exclude), like=list(like))
-        print_summary(f"split {source}", {k: info[k] for k in ("records", "train", "heldout", "seed", "excluded",
-                                                              "like_matched")})
+        shown = ["records", "train", "heldout", "seed"] + ["excluded"] * bool(exclude) + ["like_matched"] * bool(like)
+        print_summary(f"split {source}", {k: info[k] for k in shown})
         typer.echo(f"wrote {out}/train.jsonl, heldout.jsonl, split.json")
