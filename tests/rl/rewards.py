@@ -26,3 +26,18 @@ def nan(prompts, responses, meta):
 def vowels(prompts, responses, meta):
     """Share of the response's characters that are vowels: varies even for an untrained model's text."""
     return [sum(ch in "aeiou" for ch in r) / max(len(r), 1) for r in responses]
+
+
+def by_rank(prompts, responses, meta):
+    """The process's rank plus the vowel share, so ranks differ by 1; each call's rewards are appended to
+    ``$RL_REWARD_LOG/rank<R>.jsonl`` where that is set (the distributed test reads every rank's back)."""
+    import json
+    import os
+    from pathlib import Path
+
+    rank = int(os.environ.get("RANK", "0"))
+    out = [rank + v for v in vowels(prompts, responses, meta)]
+    if os.environ.get("RL_REWARD_LOG"):
+        with open(Path(os.environ["RL_REWARD_LOG"]) / f"rank{rank}.jsonl", "a") as f:
+            f.write(json.dumps(out) + "\n")
+    return out
