@@ -65,6 +65,10 @@ def test_demo_loop_runs_two_rounds_and_writes_loop_round_n(demo_dir, monkeypatch
     assert cfg["feedback"]["sources"] == [{"kind": "simulated", "labelers": 3, "noise": 0.5, "seed": 0}]
     assert cfg["update"]["rl"]["model"]["freeze_embeddings"] == "except_special"
     assert cfg["update"]["rl"]["rl"]["kl_coef"] == 0.05 and cfg["update"]["reward_term"] == {"clip": 5.0}
+    rm_model = cfg["update"]["rm"]["model"]  # the demo reward model's head trains on as it was
+    assert rm_model["head"] == "generative" and rm_model["likelihood_weight"] == 1.0
+    summary_rm = json.loads((demo_dir / "loop/round-002/rm/summary.json").read_text())
+    assert summary_rm["head"] == "generative"
     # the same attacks against each round's policy
     attacks = [[(a["seed"], a["attack"]) for a in map(json.loads, (demo_dir / f"loop/round-00{n}/redteam/"
                                                                    "attacks.jsonl").read_text().splitlines())]

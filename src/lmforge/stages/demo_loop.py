@@ -33,7 +33,7 @@ def demo_loop_config(out: Path, rounds: int, seed: int, over: dict[str, Any] | N
     from ..config import _merge
     from ..loop.config import LoopConfig
     from .demo_align import ppo_demo_config
-    from .demo_stages import FEEDBACK_K, LABELER_NOISE, LABELERS
+    from .demo_stages import FEEDBACK_K, LABELER_NOISE, LABELERS, RM_HEAD
     from .rm import demo_config as rm_demo_config
 
     policy, reward_model = out / "sft" / "final", out / "reward_model" / "final"
@@ -41,7 +41,7 @@ def demo_loop_config(out: Path, rounds: int, seed: int, over: dict[str, Any] | N
         if not path.is_dir():
             raise InputError(f"the loop starts from the demo's {stage} model, and {path} is missing: run the demo's "
                              "stages first (lmforge demo --out OUT, or --resume)", file=str(path), field="--loop")
-    rm = rm_demo_config(str(reward_model), "train.jsonl", "eval.jsonl", str(out))
+    rm = rm_demo_config(str(reward_model), "train.jsonl", "eval.jsonl", str(out), head=RM_HEAD)
     ppo = ppo_demo_config(str(policy), str(reward_model), str(out), seed)
     term = ppo.reward.terms[0].model_dump(exclude={"kind", "path"}, exclude_unset=True)
     data = {
@@ -54,7 +54,8 @@ def demo_loop_config(out: Path, rounds: int, seed: int, over: dict[str, Any] | N
             "method": "ppo", "reward_model": str(reward_model), "reward_term": term,
             "on_worse_reward_model": "continue",  # a demo reports the check; it does not stop on it
             "rm": {"loss": rm.loss.model_dump(), "epochs": rm.epochs,
-                   "model": {"max_length": rm.model.max_length},
+                   # the demo reward model's head, verdict question and likelihood term, kept as it trains on
+                   "model": rm.model.model_dump(include={"max_length", "head", "verdict", "likelihood_weight"}),
                    "train": {"batch_size": rm.train.batch_size, "lr": RM_LR, "warmup_steps": 0, "log_every": 1}},
             "rl": {"model": {"freeze_embeddings": ppo.model.freeze_embeddings},
                    "rl": {**ppo.rl.model_dump(exclude={"algorithm"}), "rollouts": RL_ROLLOUTS,
