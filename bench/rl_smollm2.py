@@ -54,10 +54,12 @@ def train_reward_model(out: Path, pairs: int) -> tuple[Path, float]:
 
 
 def write_prompts(out: Path, n: int) -> Path:
-    rows = json.loads((SHARED / "alpaca" / "alpaca_first200.json").read_text())[:n]
+    """The first ``n`` Alpaca instructions as prompt rows (the one prompt-file reader; RL reads prompt rows)."""
+    from lmforge.data.prompt_files import read_prompt_file
+    from lmforge.data.readers import write_jsonl_atomic
+
     path = out / "prompts.jsonl"
-    path.write_text("".join(json.dumps({"prompt": r["instruction"] + (f"\n\n{r['input']}" if r["input"] else "")})
-                            + "\n" for r in rows))
+    write_jsonl_atomic(path, [it.as_row() for it in read_prompt_file(SHARED / "alpaca" / "alpaca_first200.json", n)])
     return path
 
 

@@ -59,7 +59,8 @@ class PolicyWithValue(nn.Module):
         order (the shared head-on-scored-rows hook of :mod:`lmforge.models.logprobs`: prompt and padding cost
         no ``H x V`` matmul, forward or backward, and ``[B, L, V]`` logits never exist); a model the hook
         cannot serve still returns ``[B, L, V]``. With ``targets`` (the buffer's, which say where each row's
-        response starts) and no values wanted, rows that share a prompt run it once (:mod:`lmforge.models.shared_prompt`)."""
+        response starts) and no values wanted, rows that share a prompt run it once
+        (:mod:`lmforge.models.shared_prompt`)."""
         from ..models.logprobs import _right_padded, head_on_rows
         from ..models.shared_prompt import shared_prefix_logits
 
