@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import typer
 
@@ -16,6 +17,10 @@ JUDGE_HELP = "\n\n".join([
     "log-probability of 'A' vs 'B' and of the digits 1-7 after the prompt in the model's chat template) or "
     "--endpoint (any OpenAI-compatible server, e.g. 'lmforge serve': top_logprobs when the server gives them, "
     "else the written verdict).",
+    "A reward model folder of 'lmforge rm' as --model judges with what it was trained on (either head; a "
+    "generative verifier asks its own saved verdict question, as 'lmforge rm score' and RL do): a pointwise "
+    "model's p(i beats j) = sigmoid(r_i - r_j), a pairwise verifier's sigmoid of its both-orders log-odds; "
+    "criterion scores 1 + 6 P(yes) only from per-criterion verdicts. --rubric does not apply.",
     "Combination rule: every pair of responses is judged twice, once in each order (A/B, then B/A). With p1 and "
     "p2 the probabilities that the first of the pair wins when shown as A and when shown as B, "
     "p = sigmoid((logit p1 + logit p2) / 2); a preference for either position cancels (a judge that always "
@@ -66,6 +71,7 @@ def register(app: typer.Typer) -> None:
         from ..feedback.judge import judge_batch, load_rubric
         from ..feedback.store import Store
         from ..models.load import DTYPES
+        from ..models.reward import SIDECAR
 
         if (model is None) == (endpoint is None):
             raise InputError("give exactly one judge: --model PATH|HUB_ID|FILE.gguf or --endpoint URL")
@@ -73,6 +79,10 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"judge names are 1-64 letters, digits or _ . @ : -, got {name!r}", field="name")
         if dtype not in DTYPES:
             raise InputError(f"unknown dtype {dtype!r} (use float32, bfloat16 or float16)", field="dtype")
+        reward_model = model is not None and (Path(model) / SIDECAR).is_file()
+        if reward_model and rubric is not None:
+            raise InputError("a reward model judges by the verdict it was trained with; --rubric is for a chat "
+                             "model or endpoint judge", field="rubric")
         the_rubric = load_rubric(rubric)
         store = Store.open(db)
         info = store.get_batch(batch)  # unknown batch: fail before loading a model
@@ -93,6 +103,10 @@ def register(app: typer.Typer) -> None:
             backend = EndpointBackend(endpoint, model=api_model, api_key=key, timeout=timeout, retries=retries,
                                       concurrency=concurrency)
             backend.check()  # unreachable or wrong model: fail before anything is stored
+        elif reward_model:
+            from ..feedback.judge.reward_judge import RewardModelJudge
+
+            backend = RewardModelJudge.load(model, dtype=dtype, device=device, batch_size=batch_size)
         else:
             from ..feedback.judge.local import LocalBackend
 

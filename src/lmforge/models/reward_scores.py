@@ -338,17 +338,25 @@ class RewardScorer:
         """(indices best first, strengths) of K responses from all K(K-1) ordered verdicts:
         ``method="bradley_terry"`` fits strengths to the both-orders log-odds, ``"copeland"`` counts round-robin
         wins minus losses (:mod:`lmforge.algos.pairwise`). Ties in strength keep the input order."""
-        from ..algos.pairwise import bradley_terry_fit, copeland, preference_matrix
-        from .verdict_pairwise import all_orders
+        from ..algos.pairwise import bradley_terry_fit, copeland
 
         if method not in ("bradley_terry", "copeland"):
             raise InputError(f"unknown ranking method {method!r} (bradley_terry or copeland)", field="method")
         if len(responses) < 2:
             return list(range(len(responses))), torch.zeros(len(responses))
-        M = preference_matrix(self._orders(prompt, responses, all_orders(len(responses)), batch_size,
-                                           chunk_tokens))
+        M = self.preferences(prompt, responses, batch_size, chunk_tokens)
         s = bradley_terry_fit(M) if method == "bradley_terry" else copeland(M)
         return sorted(range(len(responses)), key=lambda i: (-float(s[i]), i)), s
+
+    def preferences(self, prompt, responses: list[str], batch_size: int = 32, chunk_tokens: int | None = None
+                    ) -> torch.Tensor:
+        """``[K, K]`` ``M_ij = r(i ≻ j)``, both orders averaged, from all K(K-1) ordered verdicts (what
+        :meth:`rank` fits; the judge reads ``σ(M_ij)`` as the probability that i beats j)."""
+        from ..algos.pairwise import preference_matrix
+        from .verdict_pairwise import all_orders
+
+        return preference_matrix(self._orders(prompt, responses, all_orders(len(responses)), batch_size,
+                                              chunk_tokens))
 
     def normalize(self, rewards: torch.Tensor) -> torch.Tensor:
         return (rewards - self.meta.reward_mean) / self.meta.reward_std

@@ -161,15 +161,31 @@ def decide(k: int, answers: Sequence[Mapping[str, float]], criteria: bool, margi
         counts["unscored"] += sum(v is None for row in scores for v in row.values())
         if all(v is not None for row in scores for v in row.values()):
             label_scores = [{c: min(7, max(1, math.floor(row[c] + 0.5))) for c in CRITERIA} for row in scores]
-    comment = _comment(k, wins, note)
+    comment = wins_comment(k, wins, note)
     label = LabelIn(ranking=ranking, ties=ties, scores=label_scores, comment=comment)
     return ItemJudgement(label, wins, order_probs, scores, counts)
 
 
-def _comment(k: int, wins: Mapping[tuple[int, int], float], note: str) -> str:
+def wins_comment(k: int, wins: Mapping[tuple[int, int], float], note: str) -> str:
     pairs = ", ".join(f"{response_letter(i)}>{response_letter(j)} {p:.2f}" for (i, j), p in wins.items())
     text = f"{note}P(win, both orders combined): {pairs}" if k > 1 else note
     return text[:4900]
+
+
+def judge_views(backend, rubric: Rubric, views, criteria: bool, margin: float, note: str, counts: Counter
+                ) -> list[ItemJudgement]:
+    """Judgements of assignment views: a backend that judges whole items (a reward model,
+    :mod:`.reward_judge`) does so; a query backend answers :func:`item_queries` and :func:`decide` reads them."""
+    if hasattr(backend, "judge_items"):
+        return backend.judge_items([(v.prompt, v.responses) for v in views], criteria, margin, note)
+    queries = [item_queries(rubric, v.prompt, v.responses, criteria) for v in views]
+    answers = backend.answer([q for qs in queries for q in qs])
+    out, at = [], 0
+    for view, qs in zip(views, queries):
+        out.append(decide(len(view.responses), answers[at:at + len(qs)], criteria, margin, note))
+        at += len(qs)
+        counts["queries"] += len(qs)
+    return out
 
 
 def judge_batch(store, batch: str | int, backend: Backend, *, rubric: Rubric, name: str = "judge",
@@ -182,18 +198,14 @@ def judge_batch(store, batch: str | int, backend: Backend, *, rubric: Rubric, na
     store.assign(batch, 1, users=[user.name])
     todo = store.pending(user.id, batch, limit=limit)
     counts: Counter = Counter({"created": 0, "unchanged": 0, "revised": 0})
-    note = f"judge {backend.name}, rubric {rubric.name}. "
+    describe = getattr(backend, "describe", None)
+    note = f"judge {describe() if describe else backend.name + ', rubric ' + rubric.name}. "
     for start in range(0, len(todo), chunk):
         views = [store.assignment_view(user.id, aid) for aid in todo[start:start + chunk]]
-        queries = [item_queries(rubric, v.prompt, v.responses, criteria) for v in views]
-        answers = backend.answer([q for qs in queries for q in qs])
-        subs, at = [], 0
-        for view, qs in zip(views, queries):
-            judged = decide(len(view.responses), answers[at:at + len(qs)], criteria, margin, note)
-            at += len(qs)
-            counts.update(judged.counts)
-            counts["queries"] += len(qs)
-            subs.append((view.id, judged.label))
+        judged = judge_views(backend, rubric, views, criteria, margin, note, counts)
+        subs = [(view.id, j.label) for view, j in zip(views, judged)]
+        for j in judged:
+            counts.update(j.counts)
         for result in store.submit_labels(user.id, subs):
             counts[result.status] += 1
         if progress:
@@ -204,7 +216,7 @@ def judge_batch(store, batch: str | int, backend: Backend, *, rubric: Rubric, na
     for key in ("created", "unchanged", "revised", "pairs", "decided pairs", "tied pairs"):
         summary[key] = counts.pop(key, 0)
     consistent = counts.pop("order-consistent pairs", 0)
-    if summary["pairs"]:
+    if summary["pairs"] and counts["queries"]:  # a reward-model judge asks no positional queries
         summary["order-consistent share"] = round(consistent / summary["pairs"], 4)
     if p_a_n:
         summary["mean P(A)"] = round(p_a_sum / p_a_n, 4)
