@@ -44,14 +44,12 @@ class RewardModelJudge:
         self.name = name
         self.batch_size = batch_size
         self.stats: Counter = Counter()
-        meta = scorer.meta
         verdict = scorer.verdict
         self.head = "generative" if verdict is not None else "scalar"
         self.mode = verdict.mode if verdict is not None else "single"
-        criteria = {c["name"]: i + 1 for i, c in enumerate(verdict.criteria)} if verdict is not None else {}
-        self.criterion_column = criteria if self.mode == "criteria" and set(CRITERIA) <= set(criteria) else None
-        self.question = getattr(verdict, "question", None) if verdict is not None else None
-        self.input_format = meta.input_format
+        self.question = verdict.question if verdict is not None else None
+        columns = {n: i for i, n in enumerate(scorer.names)}  # a scalar model's criterion heads are not read
+        self.criterion_column = columns if self.mode == "criteria" and set(CRITERIA) <= set(columns) else None
 
     @classmethod
     def load(cls, path: str | Path, *, dtype: str = "float32", device: str = "auto", batch_size: int = 8
