@@ -107,3 +107,21 @@ def test_a_pairwise_verifier_judges_both_orders(tiny_lm, mixed_files, tmp_path, 
 @pytest.mark.parametrize("value,want", [(-50.0, 1), (0.0, 4), (50.0, 7), (math.log(3), 6)])
 def test_likert_maps_a_verdict_probability_onto_one_to_seven(value, want):
     assert likert(value) == want  # 1 + 6 * 0.75 = 5.5 -> 6
+
+
+def test_each_criterion_score_reads_its_own_column():
+    """A stand-in scorer whose columns all differ: criterion c's score is the likert of column c, nothing else."""
+    from types import SimpleNamespace
+
+    from lmforge.feedback.judge.reward_judge import RewardModelJudge
+
+    names = ["reward", "honesty", "accuracy", "relevance", "coherence", "harmlessness"]
+    table = torch.tensor([[2.0, -3.0, 3.0, -1.0, 1.0, 0.0], [-2.0, 3.0, -3.0, 1.0, -1.0, 0.4]])
+    verdict = SimpleNamespace(mode="criteria", question="q?")
+    scorer = SimpleNamespace(verdict=verdict, names=names, pairwise=False, truncated=0,
+                             score=lambda prompts, responses, batch_size: table[:len(responses)])
+    [j] = RewardModelJudge(scorer, name="fake").judge_items([([{"role": "user", "content": "x"}], ["a", "b"])],
+                                                            True, 0.0, "")
+    assert j.label.ranking == [0, 1]
+    assert j.label.scores == [{c: likert(float(table[i, names.index(c)])) for c in names[1:]} for i in range(2)]
+    assert j.label.scores[0]["honesty"] == 1 and j.label.scores[0]["accuracy"] == 7
