@@ -50,7 +50,7 @@ def test_from_a_model(tmp_path, tiny_model):
     cfg = _cfg(tmp_path, model=tiny_model, prompts=prompts, k=3, **{"sampling.max_new_tokens": 6})
     summary = generate_batch(cfg)
     items = list(read_batch(tmp_path / "gen"))
-    assert [it.id for it in items] == ["p00001", "chat"]
+    assert [it.id for it in items] == ["prompts-1", "chat"]  # the prompt reader's default id: stem-line
     assert all(len(it.responses) == 3 for it in items)
     assert all(r.tokens <= 6 for it in items for r in it.responses)
     assert items[1].prompt[-1].content == "paris?" and items[1].meta["reference"] == "yes."

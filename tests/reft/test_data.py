@@ -3,15 +3,14 @@ tail), the files the stages read, and the config's rules."""
 from __future__ import annotations
 
 import json
-import types
 from pathlib import Path
 
 import pytest
 
 from lmforge.config import load_config
+from lmforge.data.prompt_files import read_prompt_file
 from lmforge.errors import InputError
 from lmforge.rewards.builtin import exact_answer
-from lmforge.stages.generate import _file_prompts
 from lmforge.stages.reft import ReftConfig
 from lmforge.stages.reft_data import ReftDataSection, load_problems, write_data
 
@@ -36,7 +35,7 @@ def test_gsm8k_style_file_holds_out_the_tail_and_strips_calculator_notes(tmp_pat
     sft_rows = [json.loads(x) for x in files["sft"].read_text().splitlines()]
     assert sft_rows[0]["messages"][-1] == {"role": "assistant", "content": train[0]["solution"]}
     # the RL stage's reader gets the prompt and the meta the reward checks
-    prompts = _file_prompts(types.SimpleNamespace(prompts=str(files["rl"]), limit=None))
+    prompts = [it.as_prompt() for it in read_prompt_file(files["rl"])]
     assert len(prompts) == 7 and prompts[0]["messages"][-1]["role"] == "user"
     responses = ["She has 1 + 2 = 3 pens.\n#### 3", "#### 4"]
     assert exact_answer([], responses, [p["meta"] for p in prompts[1:3]]) == [1.0, 0.0]

@@ -1,5 +1,6 @@
 """Prompt files of any common shape, read as chat prompts: the one reader behind ``lmforge data split``,
-``lmforge revise`` and the ``harmful`` / ``benign`` evaluation suites, so one file works in all of them.
+``lmforge generate``, ``lmforge revise``, the RL stages' ``prompts.source`` and the ``harmful`` / ``benign``
+evaluation suites, so one file works in all of them.
 
 Accepted (chosen by suffix; every prompt keeps the file and line it came from for error messages):
 
@@ -46,6 +47,14 @@ class PromptItem:
             meta.setdefault("reference", self.reference)
         prompt: Any = self.text if len(self.messages) == 1 else self.messages
         return {"id": self.id, "prompt": prompt, **({"meta": meta} if meta else {})}
+
+    def as_prompt(self) -> dict[str, Any]:
+        """``{"id", "messages", "meta"}`` as a labeling batch and the RL stages hold a prompt (the reference, if
+        any, in ``meta`` unless the record's own meta has one)."""
+        meta = dict(self.meta)
+        if self.reference is not None:
+            meta.setdefault("reference", self.reference)
+        return {"id": self.id, "messages": [dict(m) for m in self.messages], "meta": meta}
 
 
 def _from_record(rec: Record, stem: str) -> PromptItem:

@@ -1,7 +1,9 @@
 """Generate recipe: K responses per prompt, written as a labeling batch (``batch.jsonl``).
 
-Prompts come from a JSONL file (``{"prompt": str | messages}`` or ``{"messages": [...]}``; a trailing assistant
-turn is dropped and kept as ``meta.reference``) or from the built-in world (``prompts: world``). Responses come
+Prompts come from a prompt file of any shape :func:`lmforge.data.prompt_files.read_prompt_file` reads (JSON
+lines with ``prompt`` / ``messages`` / ``instruction`` / ``question`` / ``goal``, CSV, Alpaca JSON, text lines;
+a trailing assistant turn is dropped and kept as ``meta.reference``) or from the built-in world
+(``prompts: world``). Responses come
 from a model (sampled with the recorded settings) or, with ``model: world``, from the world's graded candidate
 responses (no model needed: the loop runs on a laptop in seconds).
 
@@ -17,8 +19,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..config import Section
-from ..data.preference import as_messages
-from ..data.readers import read_records, write_jsonl_atomic
+from ..data.prompt_files import read_prompt_file
+from ..data.readers import write_jsonl_atomic
 from ..errors import InputError
 from ..feedback.batchfile import BATCH_FILE, BatchItem
 from ..generation.params import SamplingParams
@@ -44,7 +46,8 @@ class GenerateConfig(Section):
     run: RunConfig = RunConfig(name="generate")
     model: str = Field(description="model folder, .gguf file or hub id; 'world': the built-in world's graded "
                                    "candidate responses (write ./world for a folder of that name)")
-    prompts: str = Field(WORLD, description="a .jsonl/.json/.parquet of prompts, or 'world'")
+    prompts: str = Field(WORLD, description="a prompt file (.jsonl/.json/.parquet/.csv/.txt, a dataset folder; "
+                         "lmforge.data.prompt_files), or 'world'")
     k: int = Field(4, ge=2, le=26, description="responses per prompt")
     limit: int | None = Field(None, ge=1, description="use only the first N prompts")
     world: WorldPromptsSection = WorldPromptsSection()
@@ -66,27 +69,9 @@ class GenerateConfig(Section):
 
 
 def _file_prompts(cfg: GenerateConfig) -> list[dict[str, Any]]:
-    out = []
-    for rec in read_records(cfg.prompts):
-        if "prompt" in rec.data:
-            messages = rec.get("prompt", (str, list))
-        elif "messages" in rec.data:
-            messages = rec.get("messages", list)
-        else:
-            raise rec.error("expected a 'prompt' (text or chat messages) or a 'messages' list", "prompt")
-        try:
-            messages = as_messages(messages)
-        except (TypeError, ValueError):
-            raise rec.error("messages must be objects with 'role' and 'content'", "messages") from None
-        meta = dict(rec.data.get("meta") or {})
-        while messages and messages[-1].get("role") == "assistant":
-            meta.setdefault("reference", messages.pop()["content"])
-        if not messages or messages[-1].get("role") != "user":
-            raise rec.error("the prompt must end with a user message", "messages")
-        out.append({"id": str(rec.data.get("id") or f"p{rec.line:05d}"), "messages": messages, "meta": meta})
-        if cfg.limit and len(out) >= cfg.limit:
-            break
-    return out
+    """The prompt file through the one prompt reader (any shape it accepts; bad records and repeated ids stop
+    with file:line)."""
+    return [it.as_prompt() for it in read_prompt_file(cfg.prompts, cfg.limit)]
 
 
 def _world_items(cfg: GenerateConfig, world) -> list[dict[str, Any]]:

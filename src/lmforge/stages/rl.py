@@ -47,8 +47,9 @@ class ModelSection(Section):
 
 
 class PromptsSection(Section):
-    source: str = Field("world", description="'world' (the built-in world's prompts) or a JSONL of "
-                        "{'prompt': text | messages, 'meta': {...}} / {'messages': [...]}")
+    source: str = Field("world", description="'world' (the built-in world's prompts) or a prompt file of any "
+                        "shape lmforge.data.prompt_files reads ({'prompt': text | messages, 'meta': {...}}, "
+                        "{'messages': [...]}, Alpaca, GSM8K-style 'question', AdvBench CSV, text lines)")
     world: WorldPromptsSection = WorldPromptsSection(split="train", n=None)
     limit: int | None = Field(None, ge=1, description="use only the first N prompts")
     on_too_long: Literal["drop", "error"] = Field("drop", description="a prompt whose tokens + "
@@ -97,7 +98,7 @@ class RLConfig(Section):
 # ---------------------------------------------------------------------------- prompts
 
 def read_prompts(cfg: RLConfig) -> list[dict[str, Any]]:
-    """``[{"messages", "meta"}]`` from the world or a JSONL file."""
+    """``[{"messages", "meta"}]`` from the world or a prompt file (the one reader, data.prompt_files)."""
     if cfg.prompts.source == "world":
         from ..world import World
 
@@ -105,9 +106,9 @@ def read_prompts(cfg: RLConfig) -> list[dict[str, Any]]:
         items = World(w.seed).eval_prompts(split=w.split, kinds=w.kinds, n=w.n, seed=w.sample_seed)
         out = [{"messages": it["messages"], "meta": it} for it in items]
     else:
-        from .generate import _file_prompts
+        from ..data.prompt_files import read_prompt_file
 
-        out = _file_prompts(types.SimpleNamespace(prompts=cfg.prompts.source, limit=cfg.prompts.limit))
+        out = [it.as_prompt() for it in read_prompt_file(cfg.prompts.source, cfg.prompts.limit)]
     return out[:cfg.prompts.limit] if cfg.prompts.limit else out
 
 
