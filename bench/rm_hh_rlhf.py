@@ -63,9 +63,10 @@ def criterion_of(source: str) -> str:
 
 
 def write_data(out: Path, eval_limit: int | None, train_limit: int | None, seed: int,
-               criteria: bool = False) -> tuple[Path, Path]:
+               criteria: bool = False, harmless_repeat: int = 1) -> tuple[Path, Path]:
     """HH transcripts -> preference pairs (source ``hh-rlhf:<subset>``), via the feedback importer; with
-    ``criteria`` each pair carries its source's criterion."""
+    ``criteria`` each pair carries its source's criterion. ``harmless_repeat`` N: the harmless training pairs
+    appear N times before the shuffle (oversampling the scarce criterion)."""
     from lmforge.data.preference import write_feedback
     from lmforge.feedback.importers import import_records
 
@@ -79,7 +80,7 @@ def write_data(out: Path, eval_limit: int | None, train_limit: int | None, seed:
 
     parts = {name: load(name) for name in TRAIN_FILES}
     harmless_heldout = parts[HARMLESS_FILE][-HARMLESS_HELDOUT:]
-    parts[HARMLESS_FILE] = parts[HARMLESS_FILE][:-HARMLESS_HELDOUT]
+    parts[HARMLESS_FILE] = parts[HARMLESS_FILE][:-HARMLESS_HELDOUT] * harmless_repeat
     train = [r for name in TRAIN_FILES for r in parts[name]]
     random.Random(seed).shuffle(train)
     ev = load(EVAL_FILE)
@@ -102,6 +103,8 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="run name (default: the backbone)")
     ap.add_argument("--criteria", choices=["none", "source"], default="none",
                     help="source: a head per criterion (helpful / harmless), each pair tagged by its source")
+    ap.add_argument("--harmless-repeat", type=int, default=1,
+                    help="each harmless-base training pair appears N times (oversampling; default 1)")
     args = ap.parse_intermixed_args()
     if not HH.exists():
         raise SystemExit(f"{HH} not found: the HH-RLHF files live in ../shared/data/hh_rlhf")
@@ -114,8 +117,9 @@ def main() -> None:
 
     out = Path(args.out)
     name = args.name or args.backbone
-    train, ev = write_data(out / f"data-{args.criteria}", extra.get("eval_limit"), extra.get("train_limit"), seed=0,
-                           criteria=args.criteria == "source")
+    data_dir = out / (f"data-{args.criteria}" + (f"-x{args.harmless_repeat}" if args.harmless_repeat > 1 else ""))
+    train, ev = write_data(data_dir, extra.get("eval_limit"), extra.get("train_limit"), seed=0,
+                           criteria=args.criteria == "source", harmless_repeat=args.harmless_repeat)
     cfg = load_config(RMConfig, None, [f"model.path={backbone_path(args.backbone)}", f"data.train=[{train}]",
                                        f"data.eval=[{ev}]", f"run.root={out}", f"run.name={name}",
                                        *RECIPES[args.backbone], *overrides])
@@ -128,6 +132,7 @@ def main() -> None:
         "backbone": args.backbone, "heldout_pair_accuracy": summary["heldout_pair_accuracy"],
         "heldout_pairs": summary["heldout_pairs"], "accuracy_by_source": summary["accuracy_by_source"],
         "accuracy_by_criterion": summary.get("accuracy_by_criterion"), "criteria": args.criteria,
+        "harmless_repeat": args.harmless_repeat,
         "calibration_ece": summary["calibration_ece"], "train_pairs": summary["data"].get("read pair"),
         "steps": summary["steps"], "epochs": summary["epochs"], "trainable_params": summary["trainable_params"],
         "params": summary["params"], "train_seconds": summary["train_seconds"],
