@@ -125,3 +125,26 @@ def test_each_criterion_score_reads_its_own_column():
     assert j.label.ranking == [0, 1]
     assert j.label.scores == [{c: likert(float(table[i, names.index(c)])) for c in names[1:]} for i in range(2)]
     assert j.label.scores[0]["honesty"] == 1 and j.label.scores[0]["accuracy"] == 7
+
+
+def test_a_pointwise_model_scores_every_item_in_one_pass():
+    """All items' responses go to the scorer in one call (full batches across items), and each item's wins
+    read its own rows: the scores are the response's length here, so longer beats shorter in every item."""
+    from types import SimpleNamespace
+
+    from lmforge.feedback.judge.reward_judge import RewardModelJudge
+
+    calls = []
+
+    def score(prompts, responses, batch_size):
+        calls.append((len(prompts), prompts[0][0]["content"], prompts[-1][0]["content"]))
+        return torch.tensor([[float(len(r))] for r in responses])
+
+    scorer = SimpleNamespace(verdict=None, names=["reward"], pairwise=False, truncated=0, score=score)
+    items = [([{"role": "user", "content": f"q{n}"}], ["x" * (n + 2), "y" * (n + 4), "z"]) for n in range(3)]
+    out = RewardModelJudge(scorer, name="fake").judge_items(items, False, 0.0, "")
+    assert calls == [(9, "q0", "q2")]
+    assert [j.label.ranking for j in out] == [[1, 0, 2], [1, 0, 2], [1, 0, 2]]
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    assert out[0].wins[(0, 2)] == pytest.approx(sigmoid(2 - 1)) and out[2].wins[(0, 2)] == pytest.approx(sigmoid(3))
+    assert out[1].wins[(0, 1)] == pytest.approx(sigmoid(3 - 5))

@@ -65,25 +65,35 @@ class RewardModelJudge:
         what = f"reward model {self.name} (head {self.head}, verdict {self.mode}"
         return what + (f": {self.question!r})" if self.question else ")")
 
-    def wins(self, prompt, responses: Sequence[str]) -> tuple[dict[tuple[int, int], float], torch.Tensor | None]:
-        """``p(i beats j)`` for i < j, and the ``[K, heads]`` pointwise scores (None for a pairwise model)."""
+    def wins(self, prompt, responses: Sequence[str], scores: torch.Tensor | None = None
+             ) -> tuple[dict[tuple[int, int], float], torch.Tensor | None]:
+        """``p(i beats j)`` for i < j, and the ``[K, heads]`` pointwise scores (None for a pairwise model);
+        ``scores``: a pointwise model's scores of these responses, when already computed."""
         k = len(responses)
         if self.scorer.pairwise:
             M = self.scorer.preferences(prompt, list(responses), self.batch_size)
             self.stats["pairwise verdicts"] += k * (k - 1)
             return {(i, j): float(torch.sigmoid(M[i, j])) for i, j in combinations(range(k), 2)}, None
-        s = self.scorer.score([prompt] * k, list(responses), self.batch_size).float()
-        self.stats["responses scored"] += k
+        s = self._score([(prompt, responses)])[0] if scores is None else scores
         r = s[:, 0]
         return {(i, j): float(torch.sigmoid(r[i] - r[j])) for i, j in combinations(range(k), 2)}, s
+
+    def _score(self, items: Sequence[tuple[list[dict[str, str]], Sequence[str]]]) -> list[torch.Tensor]:
+        """A pointwise model's ``[K, heads]`` scores of every item, the responses of all items in one scoring
+        pass (full batches across items rather than one short batch per item)."""
+        prompts = [prompt for prompt, responses in items for _ in responses]
+        s = self.scorer.score(prompts, [r for _, responses in items for r in responses], self.batch_size).float()
+        self.stats["responses scored"] += len(prompts)
+        return list(torch.split(s, [len(responses) for _, responses in items]))
 
     def judge_items(self, items: Sequence[tuple[list[dict[str, str]], Sequence[str]]], criteria: bool,
                     margin: float, note: str) -> list[ItemJudgement]:
         out = []
         with torch.inference_mode():
-            for prompt, responses in items:
+            pointwise = [None] * len(items) if self.scorer.pairwise else self._score(items)
+            for (prompt, responses), item_scores in zip(items, pointwise):
                 k = len(responses)
-                wins, scores = self.wins(prompt, responses)
+                wins, scores = self.wins(prompt, responses, item_scores)
                 counts: Counter = Counter(pairs=len(wins))
                 for p in wins.values():
                     counts["tied pairs" if abs(p - 0.5) <= margin else "decided pairs"] += 1
