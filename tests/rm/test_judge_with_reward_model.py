@@ -79,6 +79,7 @@ def test_a_scalar_reward_model_ranks_without_scores(tiny_lm, mixed_files, tmp_pa
     code, out, err = judge(tmp_path / "scalar" / "final", db, capsys=capsys)
     assert code == 0, err
     assert out["summary"]["unscored"] == 3 * 3 * 5  # a scalar head has no verdict probability to read
+    assert "order-consistent share" not in out["summary"]  # one score per response: no order to agree on
     labels = store.labels(["b"])
     assert len(labels) == 3 and all(r.scores is None and r.ranking[0] != 0 for r in labels)
     code, _, err = judge(tmp_path / "scalar" / "final", db, "--rubric", str(train), capsys=capsys)
@@ -95,13 +96,18 @@ def test_a_pairwise_verifier_judges_both_orders(tiny_lm, mixed_files, tmp_path, 
     assert code == 0, err
     assert out["summary"]["backend: pairwise verdicts"] == 3 * 6
     scorer = RewardScorer(rm)
+    consistent = 0
     for label in store.labels(["b"]):
+        L = scorer.ordered_verdicts(label.prompt, label.responses)
+        consistent += sum(float(L[i, j]) * float(L[j, i]) < 0 for i in range(3) for j in range(i + 1, 3))
         M = scorer.preferences(label.prompt, label.responses)
         wins = {(i, j): torch.sigmoid(M[i, j]).item() for i in range(3) for j in range(3) if i < j}
         copeland = [sum(float((wins[(min(i, j), max(i, j))] > 0.5) == (i < j)) for j in range(3) if j != i)
                     for i in range(3)]
         assert label.ranking[0] == max(range(3), key=lambda i: copeland[i]) and label.ranking[-1] == 0
         assert label.scores is None
+    # both orders of a pair pick the same response: the share, as chat judges report it (none for pointwise)
+    assert out["summary"]["order-consistent share"] == round(consistent / 9, 4)
 
 
 @pytest.mark.parametrize("value,want", [(-50.0, 1), (0.0, 4), (50.0, 7), (math.log(3), 6)])

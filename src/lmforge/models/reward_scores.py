@@ -348,15 +348,22 @@ class RewardScorer:
         s = bradley_terry_fit(M) if method == "bradley_terry" else copeland(M)
         return sorted(range(len(responses)), key=lambda i: (-float(s[i]), i)), s
 
+    def ordered_verdicts(self, prompt, responses: list[str], batch_size: int = 32,
+                         chunk_tokens: int | None = None) -> torch.Tensor:
+        """``[K, K]`` ``L_ij = ℓ(x; i, j)``: the verdict log-odds that the response shown first (i) is the better,
+        for every ordered pair (diagonal NaN); both orders of a pair disagree when ``L_ij`` and ``L_ji`` have
+        the same sign (position bias)."""
+        from .verdict_pairwise import all_orders
+
+        return self._orders(prompt, responses, all_orders(len(responses)), batch_size, chunk_tokens)
+
     def preferences(self, prompt, responses: list[str], batch_size: int = 32, chunk_tokens: int | None = None
                     ) -> torch.Tensor:
         """``[K, K]`` ``M_ij = r(i ≻ j)``, both orders averaged, from all K(K-1) ordered verdicts (what
         :meth:`rank` fits; the judge reads ``σ(M_ij)`` as the probability that i beats j)."""
         from ..algos.pairwise import preference_matrix
-        from .verdict_pairwise import all_orders
 
-        return preference_matrix(self._orders(prompt, responses, all_orders(len(responses)), batch_size,
-                                              chunk_tokens))
+        return preference_matrix(self.ordered_verdicts(prompt, responses, batch_size, chunk_tokens))
 
     def normalize(self, rewards: torch.Tensor) -> torch.Tensor:
         return (rewards - self.meta.reward_mean) / self.meta.reward_std

@@ -216,7 +216,8 @@ def judge_batch(store, batch: str | int, backend: Backend, *, rubric: Rubric, na
     for key in ("created", "unchanged", "revised", "pairs", "decided pairs", "tied pairs"):
         summary[key] = counts.pop(key, 0)
     consistent = counts.pop("order-consistent pairs", 0)
-    if summary["pairs"] and counts["queries"]:  # a reward-model judge asks no positional queries
+    # chat judges ask both orders of every pair; a reward-model judge reads both orders only when pairwise
+    if summary["pairs"] and (counts["queries"] or getattr(backend, "judges_positions", False)):
         summary["order-consistent share"] = round(consistent / summary["pairs"], 4)
     if p_a_n:
         summary["mean P(A)"] = round(p_a_sum / p_a_n, 4)

@@ -9,7 +9,8 @@ prompts: its verdict template is the one it was trained with.
 alone, and ``p(i beats j) = σ(r_i − r_j)``: the Bradley–Terry probability both heads are trained under (the
 scalar head's pair loss, the verifier's Bradley–Terry loss on verdict log-odds). A pairwise verifier reads every
 pair in both orders, ``M_ij = ½ [ℓ(x; i, j) − ℓ(x; j, i)]`` (:meth:`RewardScorer.preferences`), and
-``p(i beats j) = σ(M_ij)``. Either way the ranking and ties are :func:`.core.rank`'s (Copeland, margin), as for
+``p(i beats j) = σ(M_ij)``; a pair is order-consistent when both orders pick the same response (``ℓ(x; i, j)``
+and ``ℓ(x; j, i)`` of opposite signs), reported as the summary's ``order-consistent share`` as for chat judges. Either way the ranking and ties are :func:`.core.rank`'s (Copeland, margin), as for
 every judge.
 
 **Criterion scores** come only from a verifier with per-criterion verdicts covering the five criteria: criterion
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ...algos.pairwise import preference_matrix
 from ...data.preference import CRITERIA
 from ..labels import LabelIn
 from .core import ItemJudgement, rank, wins_comment
@@ -50,6 +52,7 @@ class RewardModelJudge:
         self.question = verdict.question if verdict is not None else None
         columns = {n: i for i, n in enumerate(scorer.names)}  # a scalar model's criterion heads are not read
         self.criterion_column = columns if self.mode == "criteria" and set(CRITERIA) <= set(columns) else None
+        self.judges_positions = bool(scorer.pairwise)  # both orders read: the summary reports their agreement
 
     @classmethod
     def load(cls, path: str | Path, *, dtype: str = "float32", device: str = "auto", batch_size: int = 8
@@ -66,17 +69,21 @@ class RewardModelJudge:
         return what + (f": {self.question!r})" if self.question else ")")
 
     def wins(self, prompt, responses: Sequence[str], scores: torch.Tensor | None = None
-             ) -> tuple[dict[tuple[int, int], float], torch.Tensor | None]:
-        """``p(i beats j)`` for i < j, and the ``[K, heads]`` pointwise scores (None for a pairwise model);
-        ``scores``: a pointwise model's scores of these responses, when already computed."""
+             ) -> tuple[dict[tuple[int, int], float], torch.Tensor | None, int]:
+        """``p(i beats j)`` for i < j, the ``[K, heads]`` pointwise scores (None for a pairwise model) and the
+        number of order-consistent pairs (0 for a pointwise model); ``scores``: a pointwise model's scores of
+        these responses, when already computed."""
         k = len(responses)
         if self.scorer.pairwise:
-            M = self.scorer.preferences(prompt, list(responses), self.batch_size)
+            L = self.scorer.ordered_verdicts(prompt, list(responses), self.batch_size)
+            M = preference_matrix(L)
             self.stats["pairwise verdicts"] += k * (k - 1)
-            return {(i, j): float(torch.sigmoid(M[i, j])) for i, j in combinations(range(k), 2)}, None
+            pairs = list(combinations(range(k), 2))
+            consistent = sum(1 for i, j in pairs if float(L[i, j]) * float(L[j, i]) < 0)
+            return {(i, j): float(torch.sigmoid(M[i, j])) for i, j in pairs}, None, consistent
         s = self._score([(prompt, responses)])[0] if scores is None else scores
         r = s[:, 0]
-        return {(i, j): float(torch.sigmoid(r[i] - r[j])) for i, j in combinations(range(k), 2)}, s
+        return {(i, j): float(torch.sigmoid(r[i] - r[j])) for i, j in combinations(range(k), 2)}, s, 0
 
     def _score(self, items: Sequence[tuple[list[dict[str, str]], Sequence[str]]]) -> list[torch.Tensor]:
         """A pointwise model's ``[K, heads]`` scores of every item, the responses of all items in one scoring
@@ -93,8 +100,10 @@ class RewardModelJudge:
             pointwise = [None] * len(items) if self.scorer.pairwise else self._score(items)
             for (prompt, responses), item_scores in zip(items, pointwise):
                 k = len(responses)
-                wins, scores = self.wins(prompt, responses, item_scores)
+                wins, scores, consistent = self.wins(prompt, responses, item_scores)
                 counts: Counter = Counter(pairs=len(wins))
+                if self.judges_positions:
+                    counts["order-consistent pairs"] = consistent
                 for p in wins.values():
                     counts["tied pairs" if abs(p - 0.5) <= margin else "decided pairs"] += 1
                 ranking, ties, _ = rank(k, wins, margin)
