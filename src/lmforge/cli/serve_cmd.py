@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
                   adapter: list[str] = typer.Option([], "--adapter", help="NAME=PATH (or PATH, named after its "
                                                     "folder): serve this adapter of MODEL as model NAME; "
                                                     "repeatable, one base in memory for all"),
+                  reward_model: list[str] = typer.Option([], "--reward-model", help="NAME=PATH (or PATH): "
+                                                         "also serve this lmforge rm reward model at POST "
+                                                         "/v1/rewards as model NAME; repeatable"),
                   host: str = typer.Option("127.0.0.1", help="address to listen on"),
                   port: int = typer.Option(8000, help="port"),
                   name: str | None = typer.Option(None, "--name", help="the model id clients ask for "
@@ -46,7 +49,8 @@ def register(app: typer.Typer) -> None:
                   docs: bool = typer.Option(False, "--docs", help="serve the API docs at /docs and /redoc and "
                                                                   "the schema at /openapi.json")) -> None:
         """Serve MODEL (and each --adapter NAME=PATH over it) with the OpenAI API and a chat page at /:
-        GET /v1/models, POST /v1/chat/completions and /v1/completions
+        GET /v1/models, POST /v1/chat/completions and /v1/completions, and with --reward-model POST
+        /v1/rewards (scores of responses by a trained reward model, read as lmforge rm score reads it)
         (streaming by server-sent events; temperature, top_p, max_tokens, n, seed, stop, logprobs, usage;
         unsupported parameters such as tools are answered 400), GET /metrics. Concurrent requests are batched;
         beyond --max-queue they get 429. Point any OpenAI client,
@@ -60,10 +64,15 @@ def register(app: typer.Typer) -> None:
         from ..serve.adapters import load_with_adapters, parse_adapter
         from ..serve.engine import ChatEngine
         from ..serve.openai_server import create_app
+        from ..serve.rewards import RewardService
 
         if dtype not in DTYPES:
             raise InputError(f"unknown dtype {dtype!r} (use float32, bfloat16 or float16)", field="dtype")
         options = dict(max_queue=max_queue, batch_size=batch_size, request_timeout_s=request_timeout)
+        specs = [parse_adapter(r, "reward-model") for r in reward_model]
+        if len({n for n, _ in specs}) != len(specs):
+            raise InputError("two --reward-model entries share a name: give them NAME=PATH", field="reward-model")
+        rewards = [RewardService.load(n, p, dtype=dtype, device=device) for n, p in specs]
         try:
             if adapter:
                 engines = load_with_adapters(model, [parse_adapter(a) for a in adapter], dtype=dtype,
@@ -75,8 +84,11 @@ def register(app: typer.Typer) -> None:
         names = ", ".join(e.name for e in engines)
         typer.echo(f"serving {names} on http://{host}:{port}/v1 (OpenAI chat and text completions; a chat page "
                    f"at http://{host}:{port}/)", err=True)
+        if rewards:
+            typer.echo(f"reward models {', '.join(r.name for r in rewards)} at POST http://{host}:{port}/v1/rewards",
+                       err=True)
         app = create_app(engines, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout, docs=docs,
-                         api_key=api_key)
+                         api_key=api_key, reward_models=rewards)
         try:  # on SIGTERM/SIGINT uvicorn stops listening, gives the open requests shutdown_timeout seconds,
             # then cancels them (a cancelled request frees its batch row); then the workers are stopped
             with sigterm_ends_cleanly():

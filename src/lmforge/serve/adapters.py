@@ -28,13 +28,14 @@ from ..errors import InputError
 from .engine import Admission, ChatEngine, default_name
 
 
-def parse_adapter(spec: str) -> tuple[str, str]:
-    """``NAME=PATH`` or ``PATH`` (named after its folder) -> (name, path)."""
+def parse_adapter(spec: str, option: str = "adapter") -> tuple[str, str]:
+    """``NAME=PATH`` or ``PATH`` (named after its folder) -> (name, path); ``option``: the CLI option it came
+    from (``--adapter``, ``--reward-model``), for the error."""
     name, sep, path = spec.partition("=")
     if not sep:
         return default_name(spec), spec
     if not name or not path:
-        raise InputError(f"--adapter {spec!r}: use NAME=PATH or PATH", field="adapter")
+        raise InputError(f"--{option} {spec!r}: use NAME=PATH or PATH", field=option)
     return name, path
 
 

@@ -10,6 +10,8 @@
   Log-probabilities are of the distribution each token was sampled from (after temperature and top-p; the
   model's own for temperature 0). Parameters it does not implement (``tools``, ``response_format``,
   ``logit_bias``, ...) get a 400 naming them (:func:`.protocol.refuse_unsupported`).
+- ``POST /v1/rewards`` (an lmforge extension, with ``reward_models``): scores of responses by a trained reward
+  model, read as ``lmforge rm score`` reads it (:mod:`.rewards`)
 - ``GET /``: a chat page (:mod:`.page`); ``GET /health``; ``GET /metrics`` (Prometheus text: requests,
   rejections, queue depth, tokens/s);
   ``/docs``, ``/redoc`` and ``/openapi.json`` only with ``docs=True``
@@ -44,6 +46,7 @@ from .engine import Busy, ChatEngine, EngineError, SamplingParams
 from .limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, BodyLimits, longest_token_chars, max_prompt_chars
 from .page import add_page
 from .protocol import APIError, ChatCompletionRequest, CompletionRequest, chat_choice, text_choice, usage
+from .rewards import RewardService, add_reward_routes
 from .streaming import stream
 
 
@@ -72,8 +75,9 @@ def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSON
 
 def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, docs: bool = False,
-               api_key: str | None = None) -> FastAPI:
-    """The HTTP API in front of ``engines`` (one, or several sharing one admission; see the module doc)."""
+               api_key: str | None = None, reward_models: Sequence[RewardService] = ()) -> FastAPI:
+    """The HTTP API in front of ``engines`` (one, or several sharing one admission; see the module doc), and
+    ``POST /v1/rewards`` over ``reward_models``."""
     engines = [engines] if isinstance(engines, ChatEngine) else list(engines)
     by_name = {e.name: e for e in engines}
     if len(by_name) != len(engines) or len({id(e.admission) for e in engines}) != 1:
@@ -90,6 +94,8 @@ def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: in
     token_chars = {e.name: longest[id(e.tokenizer)] for e in engines}
     prompt_chars = {e.name: max_prompt_chars(e.tokenizer, e.context) for e in engines}
     add_page(app)
+    if reward_models:
+        add_reward_routes(app, list(reward_models), first.slot)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -131,7 +137,8 @@ def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: in
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "model": first.name, "models": list(by_name)}
+        rms = {"reward_models": [r.name for r in reward_models]} if reward_models else {}
+        return {"status": "ok", "model": first.name, "models": list(by_name), **rms}
 
     @app.get("/metrics")
     def metrics() -> PlainTextResponse:
