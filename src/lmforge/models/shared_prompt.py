@@ -10,7 +10,8 @@ padded batch), and each row's last prompt token and response then run as a right
 with the positions and padding mask ``generate`` would give a left-padded prompt. Every response token sees the
 keys, values and positions it has in its own row, so the logits (and the gradients) are the padded forward's to
 float rounding (tests/rl/test_shared_prompt_forward.py); the output head runs on the scored positions only, in
-the same row-major order (the last prompt token scores the first response token, so all of them are in the second pass).
+the same row-major order (the last prompt token scores the first response token, so all of them are in the
+second pass).
 
 Used where it applies exactly: some prompt is shared, every row's prompt has at least 2 tokens, the model's
 cache layers are plain full-attention ``DynamicLayer`` s and its forward takes ``position_ids``; else the
