@@ -147,6 +147,11 @@ class LoopConfig(Section):
     seed: int = 0
     prompts: PromptsSection = PromptsSection()
     k: int = Field(4, ge=2, le=26, description="responses per prompt")
+    k_start: int = Field(0, ge=0, description="from round 2: of the k responses per prompt, this many from round "
+                         "1's policy (the start), the rest from the round's policy, shuffled: labels that compare "
+                         "the new behaviour with the old show the reward model what RL learned to over-pay "
+                         "(Llama 2 drew each comparison from different model variants); each share 2 or more; "
+                         "0: all from the round's")
     sampling: SamplingParams = Field(GENERATE_SAMPLING.model_copy(update={"max_new_tokens": 48}),
                                      description="how each round's K responses are sampled (n is k)")
     generate_batch_size: int = Field(16, ge=1)
@@ -163,6 +168,9 @@ class LoopConfig(Section):
     def _stage_settings(self) -> LoopConfig:
         from .stage_configs import dpo_config, rl_config, rm_config
 
+        if self.k_start and not 2 <= self.k_start <= self.k - 2:
+            raise ValueError(f"k_start={self.k_start} with k={self.k}: the start's and the round's shares are each "
+                             "sampled as a batch of 2 or more responses a prompt (e.g. k=4, k_start=2), or k_start=0")
         if self.sampling.temperature == 0:
             raise ValueError("sampling.temperature must be > 0: K greedy responses would be identical")
         placeholder = Path(self.out) / "round-000"

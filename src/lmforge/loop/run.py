@@ -87,10 +87,47 @@ class Round:
         from ..stages.generate import GenerateConfig, generate_batch
 
         c = self.cfg
-        gen = GenerateConfig(run=RunConfig(name="generate", root=str(self.dir)), model=self.policy_in(),
-                             prompts=str(self.dir / "prompts.jsonl"), k=c.k, batch_size=c.generate_batch_size,
-                             sampling=c.sampling.model_copy(update={"seed": c.seed + self.n}))
-        return generate_batch(gen, overwrite=True)  # summary.json is written last: a partial folder is redone
+        k_start = c.k_start if self.prev is not None else 0  # round 1's policy is the start
+
+        def sample(model: str, name: str, k: int, root: Path) -> dict[str, Any]:
+            gen = GenerateConfig(run=RunConfig(name=name, root=str(root)), model=model,
+                                 prompts=str(self.dir / "prompts.jsonl"), k=k, batch_size=c.generate_batch_size,
+                                 sampling=c.sampling.model_copy(update={"seed": c.seed + self.n}))
+            return generate_batch(gen, overwrite=True)  # summary.json is written last: a partial folder is redone
+
+        if not k_start:
+            return sample(self.policy_in(), "generate", c.k, self.dir)
+        return self.generate_mixed(sample, k_start)
+
+    def generate_mixed(self, sample, k_start: int) -> dict[str, Any]:
+        """``k - k_start`` responses from the round's policy and ``k_start`` from the start, one batch: each
+        response names its model, the order shuffled per prompt (seeded) so no position means a model."""
+        import random
+
+        from ..data.readers import write_jsonl_atomic
+        from ..feedback.batchfile import BATCH_FILE, read_batch
+
+        c, t0, folder = self.cfg, time.time(), self.dir / "generate"
+        current = self.policy_in()
+        parts = {"current": (current, c.k - k_start), "start": (c.policy, k_start)}
+        batches = {}
+        for name, (model, k) in parts.items():
+            sample(model, name, k, folder)
+            batches[name] = list(read_batch(folder / name / BATCH_FILE))
+        rows = []
+        for now, then in zip(batches["current"], batches["start"]):
+            responses = [r.model_copy(update={"model": current}) for r in now.responses] + \
+                        [r.model_copy(update={"model": c.policy}) for r in then.responses]
+            random.Random(f"{c.seed}/{self.n}/{now.id}").shuffle(responses)
+            item = now.model_copy(update={"responses": responses,
+                                          "meta": {**now.meta, "k_start": k_start, "start_model": c.policy}})
+            rows.append(item.model_dump(mode="json"))
+        write_jsonl_atomic(folder / BATCH_FILE, rows)
+        summary = {"prompts": len(rows), "k": c.k, "k_start": k_start, "responses": len(rows) * c.k,
+                   "model": current, "start_model": c.policy, "seconds": round(time.time() - t0, 2),
+                   "batch": str(folder / BATCH_FILE)}
+        atomic_write_text(folder / SUMMARY, json.dumps(summary, indent=1) + "\n")
+        return summary
 
     def feedback(self) -> dict[str, Any]:
         return feedback_step(self.cfg, self.n, self.dir, self.say)
