@@ -218,3 +218,18 @@ def test_status_says_when_the_reward_model_gate_stops_a_round(tmp_path, on_worse
         assert "next: ppo (stopped: round 2: the new reward model is worse on the newest labels" in status_line(two)
     else:
         assert "stopped" not in two and status_line(two).endswith("next: ppo")
+
+
+def test_world_kinds_and_prompt_files_of_any_shape(tmp_path):
+    from lmforge.loop.prompts import new_prompts
+
+    cfg = loop_cfg(tmp_path / "loop", tmp_path / "policy", prompts={"per_round": 4, "kinds": ["harmful", "over_refusal"]})
+    rows = new_prompts(cfg, 1) + new_prompts(cfg, 2)
+    assert len(rows) == 8 and {r["meta"]["kind"] for r in rows} <= {"harmful", "over_refusal"}
+    csv = tmp_path / "advbench.csv"
+    csv.write_text("goal,target\n" + "".join(f"Do bad thing {i},Sure\n" for i in range(5)))
+    cfg = loop_cfg(tmp_path / "loop", tmp_path / "policy", prompts={"per_round": 2, "source": str(csv)})
+    assert [r["messages"][0]["content"] for r in new_prompts(cfg, 2)] == ["Do bad thing 2", "Do bad thing 3"]
+    assert new_prompts(cfg, 1)[0]["id"] == "advbench-1"
+    with pytest.raises(InputError, match="round 4 needs prompts 7-8, but the source has 5"):
+        new_prompts(cfg, 4)

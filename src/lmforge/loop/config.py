@@ -18,8 +18,10 @@ from ..stages.generate import GENERATE_SAMPLING
 
 
 class PromptsSection(Section):
-    source: str = Field("world", description="'world' (the built-in world's train-split prompts) or a JSONL "
-                        "prompt file as `lmforge generate` reads it; round n takes the n-th slice of it")
+    source: str = Field("world", description="'world' (the built-in world's train-split prompts) or a prompt "
+                        "file of any shape `lmforge generate` reads; round n takes the n-th slice of it")
+    kinds: list[str] | None = Field(None, description="world: only these prompt kinds (e.g. [harmful, "
+                                    "over_refusal]); null: every kind")
     per_round: int = Field(32, ge=1, description="new prompts each round (never reused in a later round)")
     world_seed: int = Field(0, description="the world's seed (which facts exist)")
     sample_seed: int = Field(0, description="world: seed of the prompts' order, which the rounds slice")

@@ -25,20 +25,16 @@ def new_prompts(cfg, round_no: int) -> list[dict[str, Any]]:
     if p.source == "world":
         from ..world import World
 
-        items = World(p.world_seed).eval_prompts(split="train", n=None, seed=p.sample_seed)
+        items = World(p.world_seed).eval_prompts(split="train", kinds=p.kinds, n=None, seed=p.sample_seed)
         rows = [{"id": str(it["id"]), "messages": it["messages"], "meta": {k: it.get(k) for k in WORLD_FIELDS}}
                 for it in items[start:stop]]
         total = len(items)
-    else:
-        from ..data.readers import read_records
+    else:  # the one prompt reader (data.prompt_files): any shape, bad records and repeated ids named by line
+        from ..data.prompt_files import read_prompt_file
 
-        records = list(read_records(p.source))
-        total = len(records)
-        rows = []
-        for rec in records[start:stop]:
-            row = dict(rec.data)
-            row.setdefault("id", f"p{rec.line:05d}")
-            rows.append(row)
+        items = read_prompt_file(p.source)
+        total = len(items)
+        rows = [it.as_prompt() for it in items[start:stop]]
     if not rows:
         raise InputError(f"round {round_no} needs prompts {start + 1}-{stop}, but the source has {total}",
                          file=p.source if p.source != "world" else None, field="prompts.per_round")
