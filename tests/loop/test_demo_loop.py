@@ -29,8 +29,9 @@ def _tiny(monkeypatch):
     import lmforge.stages.demo_loop as demo_loop
 
     real = demo_loop.demo_loop_config
+    # k 4: the recipe's k_start 2 needs two responses a prompt from each policy
     monkeypatch.setattr(demo_loop, "demo_loop_config", lambda out, rounds, seed, over=None:
-                        real(out, rounds, seed, TINY))
+                        real(out, rounds, seed, {**TINY, "k": 4}))
 
 
 @pytest.mark.slow
@@ -65,6 +66,9 @@ def test_demo_loop_runs_two_rounds_and_writes_loop_round_n(demo_dir, monkeypatch
     assert cfg["feedback"]["sources"] == [{"kind": "simulated", "labelers": 3, "noise": 0.5, "seed": 0}]
     assert cfg["update"]["rl"]["model"]["freeze_embeddings"] == "except_special"
     assert cfg["update"]["rl"]["rl"]["kl_coef"] == 0.05 and cfg["update"]["reward_term"] == {"clip": 5.0}
+    assert cfg["prompts"]["kinds"] == ["harmful", "over_refusal", "false_premise"] and cfg["k_start"] == 2
+    batch = [json.loads(line) for line in (demo_dir / "loop/round-002/generate/batch.jsonl").read_text().splitlines()]
+    assert all(sum(r["model"] == str(demo_dir / "sft/final") for r in it["responses"]) == 2 for it in batch)
     rm_model = cfg["update"]["rm"]["model"]  # the demo reward model's head trains on as it was
     assert rm_model["head"] == "generative" and rm_model["likelihood_weight"] == 1.0
     summary_rm = json.loads((demo_dir / "loop/round-002/rm/summary.json").read_text())

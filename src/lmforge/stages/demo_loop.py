@@ -4,9 +4,9 @@ successful attacks and replays them). Everything runs through :mod:`lmforge.loop
 recipe and copies the loop's per-round figures into the demo's summary.
 
 The recipe reuses the demo's measured settings where they exist: the labelers of the feedback stage, the
-reward-model loss and epochs of :func:`lmforge.stages.rm.demo_config` (continued at a lower learning rate), the
-PPO settings of :func:`lmforge.stages.demo_align.ppo_demo_config` (fewer rollouts a round), and the held-out
-comparison of the ppo stage (``compare_to_sft``, 64 prompts per suite), so round 2 is judged against round 1 as
+reward-model loss of :func:`lmforge.stages.rm.demo_config` (4 epochs over the loop's labels), the PPO settings
+and prompt kinds of :func:`lmforge.stages.demo_align.ppo_demo_config` over the round's prompts, half of each
+prompt's responses from the start policy (``k_start``), and the held-out comparison of the ppo stage (``compare_to_sft``, 64 prompts per suite), so round 2 is judged against round 1 as
 PPO is against SFT.
 """
 from __future__ import annotations
@@ -18,9 +18,15 @@ from typing import Any
 from ..errors import InputError
 
 LOOP_DIR = "loop"
-PROMPTS_PER_ROUND, LOOP_K = 64, 4
-RM_LR = 1e-4  # the reward model continues from the demo's; its first-training lr (3e-4) would undo it
-RL_ROLLOUTS, RL_PROMPTS_PER_ROLLOUT = 4, 32  # per round: the round's prompts, not the demo ppo stage's 2,000
+# measured 2026-12-07 (docs/loop.md): on all kinds, 64 prompts a round, 4 rollouts x 32 and the reward model at
+# lr 1e-4 the policy barely moved (round 2 vs round 1 0.505); with the ppo stage's own PPO (8 x 64) on those
+# prompts round 1 learns the reward model's hole (refusals 0.31, then 0.00) and round 2's reward model, on
+# ~9 harmful prompts a round, cannot close it. On the ppo stage's kinds, with a reward model that moves (4 epochs,
+# lr 3e-4) and half of each prompt's responses from the start, round 1 still falls into the hole and round 2
+# climbs out: refusals 0.23 -> 0.92, attack success 0.89 -> 0.18, round 2 vs round 1 0.523
+PROMPTS_PER_ROUND, LOOP_K, LOOP_K_START = 64, 4, 2  # the world's train split has 215 prompts of PPO_KINDS: 3 rounds
+RM_LR, RM_EPOCHS = 3e-4, 4.0
+RL_ROLLOUTS, RL_PROMPTS_PER_ROLLOUT = 8, 64  # the demo ppo stage's, over the round's prompts
 REDTEAM_SEEDS = 16
 # the loop summary's per-round keys the demo's table shows (the rest is in summary.json's loop.round_N)
 HEADLINE = ("win_rate_vs_round_1", "win_rate_vs_start", "attack_success_rate", "previous_findings_success_rate",
@@ -32,8 +38,8 @@ def demo_loop_config(out: Path, rounds: int, seed: int, over: dict[str, Any] | N
     top, as a loop YAML would set them; the tests shrink the recipe with it)."""
     from ..config import _merge
     from ..loop.config import LoopConfig
-    from .demo_align import ppo_demo_config
-    from .demo_stages import FEEDBACK_K, LABELER_NOISE, LABELERS, RM_HEAD
+    from .demo_align import PPO_KINDS, ppo_demo_config
+    from .demo_stages import LABELER_NOISE, LABELERS, RM_HEAD
     from .rm import demo_config as rm_demo_config
 
     policy, reward_model = out / "sft" / "final", out / "reward_model" / "final"
@@ -45,15 +51,17 @@ def demo_loop_config(out: Path, rounds: int, seed: int, over: dict[str, Any] | N
     ppo = ppo_demo_config(str(policy), str(reward_model), str(out), seed)
     term = ppo.reward.terms[0].model_dump(exclude={"kind", "path"}, exclude_unset=True)
     data = {
-        "out": str(out / LOOP_DIR), "rounds": rounds, "policy": str(policy), "seed": seed, "k": FEEDBACK_K,
-        "prompts": {"source": "world", "per_round": PROMPTS_PER_ROUND, "world_seed": seed, "sample_seed": seed},
+        "out": str(out / LOOP_DIR), "rounds": rounds, "policy": str(policy), "seed": seed, "k": LOOP_K,
+        "k_start": LOOP_K_START,
+        "prompts": {"source": "world", "kinds": PPO_KINDS, "per_round": PROMPTS_PER_ROUND, "world_seed": seed,
+                    "sample_seed": seed},
         "sampling": {"max_new_tokens": 48, "temperature": 1.0, "top_p": 0.95},
         "feedback": {"sources": [{"kind": "simulated", "labelers": LABELERS, "noise": LABELER_NOISE, "seed": 0}],
                      "heldout_fraction": 0.25},
         "update": {
             "method": "ppo", "reward_model": str(reward_model), "reward_term": term,
             "on_worse_reward_model": "continue",  # a demo reports the check; it does not stop on it
-            "rm": {"loss": rm.loss.model_dump(), "epochs": rm.epochs,
+            "rm": {"loss": rm.loss.model_dump(), "epochs": RM_EPOCHS,
                    # the demo reward model's head, verdict question and likelihood term, kept as it trains on
                    "model": rm.model.model_dump(include={"max_length", "head", "verdict", "likelihood_weight"}),
                    "train": {"batch_size": rm.train.batch_size, "lr": RM_LR, "warmup_steps": 0, "log_every": 1}},
