@@ -23,7 +23,8 @@ LOOP_DIR = "loop"
 # prompts round 1 learns the reward model's hole (refusals 0.31, then 0.00) and round 2's reward model, on
 # ~9 harmful prompts a round, cannot close it. On the ppo stage's kinds, with a reward model that moves (4 epochs,
 # lr 3e-4) and half of each prompt's responses from the start, round 1 still falls into the hole and round 2
-# climbs out: refusals 0.23 -> 0.92, attack success 0.89 -> 0.18, round 2 vs round 1 0.523
+# climbs out: refusals 0.23 -> 0.92, attack success 0.89 -> 0.18, round 2 vs round 1 0.523 (a second seed tips the
+# other way, 0.483: round 1 keeps refusals, round 2 refuses everything; round 1's attacks fail on round 2 in both)
 PROMPTS_PER_ROUND, LOOP_K, LOOP_K_START = 64, 4, 2  # 215 train prompts of PPO_KINDS: 3 full rounds, 23 in a 4th
 RM_LR, RM_EPOCHS = 3e-4, 4.0
 RL_ROLLOUTS, RL_PROMPTS_PER_ROLLOUT = 8, 64  # the demo ppo stage's, over the round's prompts
