@@ -114,3 +114,16 @@ def test_bad_requests_get_openai_shaped_errors(server, body, status, message):
 def test_a_folder_that_is_no_reward_model_stops_serve_with_exit_2(tiny_lm, tmp_path, capsys):
     code = cli(["serve", str(tiny_lm), "--reward-model", f"judge={tmp_path}"])
     assert code == 2 and "not an lmforge reward model folder" in capsys.readouterr().err
+
+
+def test_the_official_openai_client_reaches_the_route_and_raises_its_errors(server):
+    """An OpenAI client's generic ``post`` (its base URL, key and retries) calls the extension; a 404 comes back as
+    the client's own NotFoundError, as for the standard routes."""
+    import openai
+
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=60) as client:
+        out = client.post("/rewards", cast_to=object, body={"model": "scalar", "messages": MESSAGES,
+                                                             "responses": _answers()})
+        assert [d["index"] for d in out["data"]] == [0, 1, 2] and out["head"] == "scalar"
+        with pytest.raises(openai.NotFoundError, match="is not served"):
+            client.post("/rewards", cast_to=object, body={"model": "gpt-5", "messages": MESSAGES, "responses": ["a"]})
