@@ -127,3 +127,42 @@ def test_the_official_openai_client_reaches_the_route_and_raises_its_errors(serv
         assert [d["index"] for d in out["data"]] == [0, 1, 2] and out["head"] == "scalar"
         with pytest.raises(openai.NotFoundError, match="is not served"):
             client.post("/rewards", cast_to=object, body={"model": "gpt-5", "messages": MESSAGES, "responses": ["a"]})
+
+
+def test_a_reward_model_folder_alone_is_served_for_rewards_only(models):
+    """``lmforge serve RM_FOLDER``: no chat engine (its backbone would answer chat with a head it never trained);
+    /v1/rewards answers, chat completions get a 404 that says where the reward model is."""
+    from lmforge.serve.openai_server import create_app
+    from lmforge.serve.rewards import RewardService
+
+    with LiveServer(create_app([], reward_models=[RewardService.load("rm", models["scalar"], device="cpu")])) as live:
+        assert post(live, model="rm", messages=MESSAGES, responses=_answers()).status_code == 200
+        chat = httpx.post(live.url + "/v1/chat/completions", timeout=30,
+                          json={"model": "rm", "messages": MESSAGES})
+        assert chat.status_code == 404 and "only reward models at POST /v1/rewards: 'rm'" in chat.text
+        assert httpx.get(live.url + "/health").json() == {"status": "ok", "model": None, "models": [],
+                                                         "reward_models": ["rm"]}
+    with pytest.raises(ValueError, match="nothing to serve"):
+        create_app([])
+
+
+def test_serve_cli_on_a_reward_model_folder_loads_no_chat_model(models, monkeypatch):
+    """``lmforge serve RM_FOLDER --reward-model other=RM2`` (uvicorn replaced by a recorder): both reward models at
+    /v1/rewards, no chat engine loaded."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from lmforge.cli.main import app as cli_app
+    from lmforge.serve.engine import ChatEngine
+
+    apps = []
+    monkeypatch.setattr(ChatEngine, "load", classmethod(lambda cls, *a, **kw: pytest.fail("a chat model loaded")))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    result = CliRunner().invoke(cli_app, ["serve", str(models["scalar"]), "--name", "judge",
+                                          "--reward-model", f"other={models['crit']}", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    with TestClient(apps[-1]) as client:
+        assert client.get("/health").json()["reward_models"] == ["judge", "other"]
+        r = client.post("/v1/rewards", json={"model": "other", "messages": MESSAGES, "responses": _answers()})
+        assert r.status_code == 200 and r.json()["verdict"] == "criteria"

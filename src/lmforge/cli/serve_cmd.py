@@ -4,6 +4,7 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
@@ -13,7 +14,8 @@ from ..serve.limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(model: str = typer.Argument(..., help="model folder, .gguf file, hub id or adapter folder; "
-                                               "with --adapter, the base model the adapters were trained on"),
+                                               "with --adapter, the base model the adapters were trained on; "
+                                               "an lmforge rm folder is served at POST /v1/rewards only"),
                   adapter: list[str] = typer.Option([], "--adapter", help="NAME=PATH (or PATH, named after its "
                                                     "folder): serve this adapter of MODEL as model NAME; "
                                                     "repeatable, one base in memory for all"),
@@ -70,20 +72,31 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown dtype {dtype!r} (use float32, bfloat16 or float16)", field="dtype")
         options = dict(max_queue=max_queue, batch_size=batch_size, request_timeout_s=request_timeout)
         specs = [parse_adapter(r, "reward-model") for r in reward_model]
+        from ..rewards.model_reward import SIDECAR
+        from ..serve.engine import default_name
+
+        # MODEL itself a reward model folder (lmforge rm's final/): served at /v1/rewards, not as a chat model
+        # (its backbone would answer chat requests with a head it was never trained to use)
+        model_is_rm = not adapter and (Path(model) / SIDECAR).is_file()
+        if model_is_rm:
+            specs.insert(0, (name or default_name(model), model))
         if len({n for n, _ in specs}) != len(specs):
-            raise InputError("two --reward-model entries share a name: give them NAME=PATH", field="reward-model")
+            raise InputError("two reward models share a name: give them NAME=PATH", field="reward-model")
         rewards = [RewardService.load(n, p, dtype=dtype, device=device) for n, p in specs]
         try:
-            if adapter:
+            if model_is_rm:
+                engines = []
+            elif adapter:
                 engines = load_with_adapters(model, [parse_adapter(a) for a in adapter], dtype=dtype,
                                              device=device, served_name=name, **options)
             else:
                 engines = [ChatEngine.load(model, dtype=dtype, device=device, served_name=name, **options)]
         except ValueError as e:
             raise InputError(str(e), field="model") from None
-        names = ", ".join(e.name for e in engines)
-        typer.echo(f"serving {names} on http://{host}:{port}/v1 (OpenAI chat and text completions; a chat page "
-                   f"at http://{host}:{port}/)", err=True)
+        if engines:
+            names = ", ".join(e.name for e in engines)
+            typer.echo(f"serving {names} on http://{host}:{port}/v1 (OpenAI chat and text completions; a chat "
+                       f"page at http://{host}:{port}/)", err=True)
         if rewards:
             typer.echo(f"reward models {', '.join(r.name for r in rewards)} at POST http://{host}:{port}/v1/rewards",
                        err=True)

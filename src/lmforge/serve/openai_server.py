@@ -42,7 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from .engine import Busy, ChatEngine, EngineError, SamplingParams
+from .engine import Admission, Busy, ChatEngine, EngineError, SamplingParams
 from .limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES, BodyLimits, longest_token_chars, max_prompt_chars
 from .page import add_page
 from .protocol import APIError, ChatCompletionRequest, CompletionRequest, chat_choice, text_choice, usage
@@ -80,9 +80,13 @@ def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: in
     ``POST /v1/rewards`` over ``reward_models``."""
     engines = [engines] if isinstance(engines, ChatEngine) else list(engines)
     by_name = {e.name: e for e in engines}
-    if len(by_name) != len(engines) or len({id(e.admission) for e in engines}) != 1:
+    if not engines and not reward_models:
+        raise ValueError("nothing to serve: give a chat model or a reward model")
+    if len(by_name) != len(engines) or len({id(e.admission) for e in engines}) > 1:
         raise ValueError("the served models need distinct names and one shared Admission")
-    first, admission = engines[0], engines[0].admission
+    # a reward-model-only server (lmforge serve RM_FOLDER) has no chat engine: its own slots
+    first = engines[0] if engines else None
+    admission = first.admission if first else Admission()
     app = FastAPI(title="lmforge OpenAI-compatible server", version="1", docs_url="/docs" if docs else None,
                   redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
@@ -95,7 +99,7 @@ def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: in
     prompt_chars = {e.name: max_prompt_chars(e.tokenizer, e.context) for e in engines}
     add_page(app)
     if reward_models:
-        add_reward_routes(app, list(reward_models), first.slot)
+        add_reward_routes(app, list(reward_models), admission.slot)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -131,14 +135,16 @@ def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: in
     def known(model_id: str) -> ChatEngine:
         if model_id not in by_name:
             names = ", ".join(repr(n) for n in by_name)
-            raise APIError(404, f"the model {model_id!r} does not exist (this server serves {names})",
-                           "model", "model_not_found")
+            serves = f"this server serves {names}" if by_name else \
+                "this server serves no chat model, only reward models at POST /v1/rewards: " + \
+                ", ".join(repr(r.name) for r in reward_models)
+            raise APIError(404, f"the model {model_id!r} does not exist ({serves})", "model", "model_not_found")
         return by_name[model_id]
 
     @app.get("/health")
     def health() -> dict[str, Any]:
         rms = {"reward_models": [r.name for r in reward_models]} if reward_models else {}
-        return {"status": "ok", "model": first.name, "models": list(by_name), **rms}
+        return {"status": "ok", "model": first.name if first else None, "models": list(by_name), **rms}
 
     @app.get("/metrics")
     def metrics() -> PlainTextResponse:
