@@ -63,8 +63,9 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import InputError
         from ..models.load import DTYPES
+        from ..rewards.model_reward import SIDECAR
         from ..serve.adapters import load_with_adapters, parse_adapter
-        from ..serve.engine import ChatEngine
+        from ..serve.engine import Admission, ChatEngine, default_name
         from ..serve.openai_server import create_app
         from ..serve.rewards import RewardService
 
@@ -72,9 +73,6 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown dtype {dtype!r} (use float32, bfloat16 or float16)", field="dtype")
         options = dict(max_queue=max_queue, batch_size=batch_size, request_timeout_s=request_timeout)
         specs = [parse_adapter(r, "reward-model") for r in reward_model]
-        from ..rewards.model_reward import SIDECAR
-        from ..serve.engine import default_name
-
         # MODEL itself a reward model folder (lmforge rm's final/): served at /v1/rewards, not as a chat model
         # (its backbone would answer chat requests with a head it was never trained to use)
         model_is_rm = not adapter and (Path(model) / SIDECAR).is_file()
@@ -101,7 +99,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"reward models {', '.join(r.name for r in rewards)} at POST http://{host}:{port}/v1/rewards",
                        err=True)
         app = create_app(engines, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout, docs=docs,
-                         api_key=api_key, reward_models=rewards)
+                         api_key=api_key, reward_models=rewards,
+                         admission=None if engines else Admission(max_queue))  # a reward-model-only server
         try:  # on SIGTERM/SIGINT uvicorn stops listening, gives the open requests shutdown_timeout seconds,
             # then cancels them (a cancelled request frees its batch row); then the workers are stopped
             with sigterm_ends_cleanly():

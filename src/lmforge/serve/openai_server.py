@@ -75,9 +75,11 @@ def error_response(exc: APIError, headers: dict[str, str] | None = None) -> JSON
 
 def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, docs: bool = False,
-               api_key: str | None = None, reward_models: Sequence[RewardService] = ()) -> FastAPI:
+               api_key: str | None = None, reward_models: Sequence[RewardService] = (),
+               admission: Admission | None = None) -> FastAPI:
     """The HTTP API in front of ``engines`` (one, or several sharing one admission; see the module doc), and
-    ``POST /v1/rewards`` over ``reward_models``."""
+    ``POST /v1/rewards`` over ``reward_models``; ``admission``: the request slots when no chat engine brings its
+    own (a reward-model-only server)."""
     engines = [engines] if isinstance(engines, ChatEngine) else list(engines)
     by_name = {e.name: e for e in engines}
     if not engines and not reward_models:
@@ -86,7 +88,7 @@ def create_app(engines: ChatEngine | Sequence[ChatEngine], *, max_body_bytes: in
         raise ValueError("the served models need distinct names and one shared Admission")
     # a reward-model-only server (lmforge serve RM_FOLDER) has no chat engine: its own slots
     first = engines[0] if engines else None
-    admission = first.admission if first else Admission()
+    admission = first.admission if first else (admission or Admission())
     app = FastAPI(title="lmforge OpenAI-compatible server", version="1", docs_url="/docs" if docs else None,
                   redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
