@@ -84,15 +84,25 @@ def check_reward_folder(path: str | Path, normalize: bool) -> RewardMeta:
     return meta
 
 
+def load_scorer(path: str | Path, *, dtype: str = "float32", device: str = "auto",
+                normalize: bool = False) -> RewardScorer:
+    """The reward model in ``path`` as a :class:`RewardScorer`, after :func:`check_reward_folder` (a clear error
+    naming the folder before any weights load); ``device="auto"``: CUDA when present, else the CPU. The one
+    loader behind RL rewards, ``lmforge judge --model`` and ``lmforge serve --reward-model``."""
+    check_reward_folder(path, normalize)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return RewardScorer(path, dtype=dtype, device=device)
+
+
 class ModelReward:
     """Scores responses with the reward model in ``path`` (column 0, the overall reward)."""
 
     def __init__(self, path: str | Path, *, normalize: bool = True, clip: float | None = None,
                  batch_size: int = 32, device: str = "cpu", dtype: str = "float32", name: str | None = None,
                  chunk_tokens: int | None = None):
-        check_reward_folder(path, normalize)
+        self.scorer = load_scorer(path, dtype=dtype, device=device, normalize=normalize)
         self.path = str(path)
-        self.scorer = RewardScorer(path, dtype=dtype, device=device)
         self.model, self.tokenizer, self.meta = self.scorer.model, self.scorer.tokenizer, self.scorer.meta
         self.model.eval()
         self.normalize, self.clip = normalize, clip

@@ -63,14 +63,9 @@ class RewardService:
 
     @classmethod
     def load(cls, name: str, path: str | Path, *, dtype: str = "float32", device: str = "auto") -> RewardService:
-        import torch
+        from ..rewards.model_reward import load_scorer
 
-        from ..models.reward_scores import RewardScorer
-        from ..rewards.model_reward import check_reward_folder
-
-        check_reward_folder(path, normalize=False)  # a clear error naming the folder before weights load
-        device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(name, RewardScorer(str(path), dtype=dtype, device=device))
+        return cls(name, load_scorer(path, dtype=dtype, device=device))
 
     def score(self, messages: list[dict[str, str]], responses: list[str]) -> dict[str, Any]:
         import torch

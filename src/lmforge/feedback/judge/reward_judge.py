@@ -10,8 +10,8 @@ alone, and ``p(i beats j) = σ(r_i − r_j)``: the Bradley–Terry probability b
 scalar head's pair loss, the verifier's Bradley–Terry loss on verdict log-odds). A pairwise verifier reads every
 pair in both orders, ``M_ij = ½ [ℓ(x; i, j) − ℓ(x; j, i)]`` (:meth:`RewardScorer.preferences`), and
 ``p(i beats j) = σ(M_ij)``; a pair is order-consistent when both orders pick the same response (``ℓ(x; i, j)``
-and ``ℓ(x; j, i)`` of opposite signs), reported as the summary's ``order-consistent share`` as for chat judges. Either way the ranking and ties are :func:`.core.rank`'s (Copeland, margin), as for
-every judge.
+and ``ℓ(x; j, i)`` of opposite signs), reported as the summary's ``order-consistent share`` as for chat judges.
+Either way the ranking and ties are :func:`.core.rank`'s (Copeland, margin), as for every judge.
 
 **Criterion scores** come only from a verifier with per-criterion verdicts covering the five criteria: criterion
 c's probability of "yes" ``q = σ(ℓ_c)`` maps to the 1-7 scale as ``1 + 6 q``, rounded. A scalar model's criterion
@@ -57,12 +57,9 @@ class RewardModelJudge:
     @classmethod
     def load(cls, path: str | Path, *, dtype: str = "float32", device: str = "auto", batch_size: int = 8
              ) -> RewardModelJudge:
-        from ...models.reward_scores import RewardScorer
-        from ...rewards.model_reward import check_reward_folder
+        from ...rewards.model_reward import load_scorer
 
-        check_reward_folder(path, normalize=False)  # a clear error before any weights load
-        device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(RewardScorer(path, dtype=dtype, device=device), name=str(path), batch_size=batch_size)
+        return cls(load_scorer(path, dtype=dtype, device=device), name=str(path), batch_size=batch_size)
 
     def describe(self) -> str:
         what = f"reward model {self.name} (head {self.head}, verdict {self.mode}"
