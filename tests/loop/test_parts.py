@@ -72,6 +72,7 @@ def test_continue_goes_on_with_a_worse_reward_model(tmp_path, monkeypatch):
     ({"update": {"rl": {"peft": {"method": "lora"}}}}, "full policy"),
     ({"redteam": {"attacks": ["nope"]}}, "unknown attack 'nope'"),
     ({"eval": {"suites": ["world", "bpb"]}}, "needs eval.text"),
+    ({"prompts": {"kinds": ["harmful", "harmfull"]}}, "unknown prompt kind 'harmfull' in prompts.kinds"),
 ])
 def test_bad_config_stops_before_round_one(tmp_path, over, message):
     from pydantic import ValidationError

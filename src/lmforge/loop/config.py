@@ -29,6 +29,16 @@ class PromptsSection(Section):
                                    "red-team pass to the round's prompts")
     max_findings: int | None = Field(None, ge=1, description="at most this many findings per round; null: all")
 
+    @model_validator(mode="after")
+    def _known_kinds(self) -> PromptsSection:
+        from ..world.datasets import ALL_KINDS
+
+        unknown = [k for k in self.kinds or [] if k not in ALL_KINDS]
+        if unknown:
+            raise ValueError(f"unknown prompt kind {unknown[0]!r} in prompts.kinds (the world's kinds: "
+                             f"{', '.join(ALL_KINDS)})")
+        return self
+
 
 class SimulatedSource(Section):
     kind: Literal["simulated"] = "simulated"
