@@ -115,7 +115,7 @@ class Round:
             sample(model, name, k, folder)
             batches[name] = list(read_batch(folder / name / BATCH_FILE))
         rows = []
-        for now, then in zip(batches["current"], batches["start"]):
+        for now, then in zip(batches["current"], batches["start"], strict=True):  # one prompts file, one order
             responses = [r.model_copy(update={"model": current}) for r in now.responses] + \
                         [r.model_copy(update={"model": c.policy}) for r in then.responses]
             random.Random(f"{c.seed}/{self.n}/{now.id}").shuffle(responses)
