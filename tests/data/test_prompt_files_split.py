@@ -186,3 +186,26 @@ def test_like_without_limit_or_with_records_is_one_line_and_exit_2(tmp_path: Pat
                 "--like", str(src)]) == 2
     assert "--like" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_tag_sets_every_prompts_meta_and_a_reward_route_reads_it(tmp_path: Path, capsys) -> None:
+    from lmforge.rewards.routing import matches
+
+    src = tmp_path / "h.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"Request {i}.", "meta": {"source": "advbench"}}) + "\n"
+                           for i in range(4)))
+    assert cli(["data", "split", str(src), "--out", str(tmp_path / "s"), "--tag", "kind=harmful",
+                "--tag", "level = 2"]) == 0
+    rows = [json.loads(x) for f in ("train.jsonl", "heldout.jsonl")
+            for x in (tmp_path / "s" / f).read_text().splitlines()]
+    assert len(rows) == 4 and all(r["meta"] == {"source": "advbench", "kind": "harmful", "level": "2"} for r in rows)
+    assert json.loads((tmp_path / "s" / "split.json").read_text())["tags"] == {"kind": "harmful", "level": "2"}
+    item = read_prompt_file(tmp_path / "s" / "train.jsonl")[0]
+    assert matches(item.as_prompt()["meta"], {"kind": ["harmful"]})  # what the RL stage passes a reward
+    for bad in ("kind", "=harmful", "kind="):
+        assert cli(["data", "split", str(src), "--out", str(tmp_path / "o"), "--tag", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "expected KEY=VALUE" in err
+    assert cli(["data", "split", str(src), "--out", str(tmp_path / "o"), "--records", "--tag", "a=b"]) == 2
+    assert "cannot be used with --records" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

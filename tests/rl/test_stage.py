@@ -90,6 +90,10 @@ def test_bad_input_stops_before_training_and_leaves_no_run(tmp_path, tiny_lm, pr
                                                                           "function": "rl.rewards:nope"}]))
     with pytest.raises(InputError, match="no lmforge reward model|reward.json"):
         rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, reward__terms=[{"kind": "model", "path": str(tiny_lm)}]))
+    # a routed term whose tag no prompt carries (the prompt file's meta holds only "i")
+    with pytest.raises(InputError, match=r"selects none of the 16 prompts .*the prompts' tags: i: 0, 1, 10"):
+        rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, reward__terms=[
+            {"kind": "function", "function": "rl.rewards:vowels", "when": {"kind": "harmful"}}]))
     assert not (tmp_path / "runs/rl").exists()
 
 

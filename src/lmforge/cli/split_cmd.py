@@ -27,15 +27,18 @@ def register(app: typer.Typer) -> None:  # joins the `data` group that data_cmd 
                   like: list[Path] = typer.Option([], "--like", help="prompt file whose prompts' opening words "
                                                   "the --limit prompts follow in proportion (e.g. the harmful "
                                                   "training half, for a benign contrast set); repeatable"),
+                  tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE set in every prompt's meta (e.g. "
+                                                "kind=harmful, for a reward term's `when` after files are "
+                                                "merged); repeatable"),
                   ) -> None:
         """Split SOURCE by a seed into OUT/train.jsonl and OUT/heldout.jsonl (both in the file's order) and
         record the split (source SHA-256, seed, counts, held-out ids) in OUT/split.json. Prompts are written as
         {"id", "prompt", "meta"} rows, the format of 'lmforge generate', 'lmforge revise', the RL stages'
         prompts.source and 'lmforge eval --harmful/--benign'."""
-        from ..data.split import split_file
+        from ..data.split import parse_tags, split_file
 
         info = split_file(source, out, heldout=heldout, seed=seed, prompts=not records, limit=limit,
-                          exclude=list(exclude), like=list(like))
+                          exclude=list(exclude), like=list(like), tags=parse_tags(tag))
         shown = ["records", "train", "heldout", "seed"] + ["excluded"] * bool(exclude) + ["like_matched"] * bool(like)
         print_summary(f"split {source}", {k: info[k] for k in shown})
         typer.echo(f"wrote {out}/train.jsonl, heldout.jsonl, split.json")

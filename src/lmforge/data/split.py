@@ -95,19 +95,33 @@ def like_openers(items: list, like: list, limit: int) -> tuple[list[int], int]:
     return sorted(taken), matched
 
 
+def parse_tags(given: list[str]) -> dict[str, str]:
+    """``["kind=harmful", ...]`` as a dict; a malformed one is an error naming it."""
+    tags = {}
+    for t in given:
+        key, sep, value = t.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"--tag {t!r}: expected KEY=VALUE, e.g. kind=harmful", field="tag")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
 def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed: int = 0, prompts: bool = True,
                limit: int | None = None, exclude: list[str | Path] | None = None,
-               like: list[str | Path] | None = None) -> dict[str, Any]:
+               like: list[str | Path] | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Split ``path`` (its first ``limit`` records, counted after ``exclude`` dropped its prompts; with
     ``like``, ``limit`` records chosen by their openers) into ``out/train.jsonl`` and ``out/heldout.jsonl``;
-    returns (and writes as ``out/split.json``) the record of the split. Nothing is written when the input is
-    bad."""
+    returns (and writes as ``out/split.json``) the record of the split. ``tags`` are set in every prompt's
+    ``meta`` (e.g. ``{"kind": "harmful"}``: what a reward term's ``when`` routes by once files are merged).
+    Nothing is written when the input is bad."""
     from .prompt_files import read_prompt_file
 
     path, out = Path(path), Path(out)
     for name, given in (("exclude", exclude), ("like", like)):
         if given and not prompts:
             raise InputError(f"--{name} compares prompts; it cannot be used with --records", field=name)
+    if tags and not prompts:
+        raise InputError("--tag sets a prompt's meta; it cannot be used with --records", field="tag")
     if like and not limit:
         raise InputError("--like chooses which --limit prompts to take; give --limit N", field="like")
     excluded = matched = 0
@@ -128,6 +142,8 @@ def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed:
             chosen, matched = like_openers(items, like_items, limit)
             items = [items[i] for i in chosen]
         rows = [it.as_row() for it in items[:limit]]
+        if tags:
+            rows = [{**r, "meta": {**r.get("meta", {}), **tags}} for r in rows]
     else:
         rows = _records(path)[:limit] if limit else _records(path)
         if not rows:
@@ -138,7 +154,7 @@ def split_file(path: str | Path, out: str | Path, *, heldout: float = 0.5, seed:
     write_jsonl_atomic(out / "heldout.jsonl", [rows[i] for i in held])
     info = {"source": str(path), "sha256": _sha256(path), "seed": seed, "heldout_fraction": heldout,
             "limit": limit, "exclude": [str(f) for f in exclude or []], "excluded": excluded,
-            "like": [str(f) for f in like or []], "like_matched": matched,
+            "like": [str(f) for f in like or []], "like_matched": matched, "tags": dict(tags or {}),
             "records": len(rows), "train": len(train), "heldout": len(held),
             "kind": "prompts" if prompts else "records",
             "heldout_ids": [str(rows[i].get("id", i)) for i in held] if prompts else held}

@@ -14,7 +14,17 @@ from .config import NO_TERMS, RewardSection, RewardTerm
 
 
 def build_term(term: RewardTerm, batch_size: int = 32, device: str = "cpu") -> Reward:
-    """One term as a reward (normalised and clipped as configured; its weight is applied by the caller)."""
+    """One term as a reward (normalised and clipped as configured, routed by ``when``; its weight is applied by
+    the caller)."""
+    reward = _build_kind(term, batch_size, device)
+    if term.when:
+        from .routing import Routed
+
+        return Routed(reward, term.when)
+    return reward
+
+
+def _build_kind(term: RewardTerm, batch_size: int, device: str) -> Reward:
     name = term.label()
     if term.kind == "function":
         from .functions import FunctionReward
@@ -46,3 +56,14 @@ def build_reward(section: RewardSection, device: str = "cpu") -> Reward:
     if len(terms) == 1 and section.terms[0].weight == 1.0:
         return terms[0]
     return WeightedSum(terms, [t.weight for t in section.terms])
+
+
+def check_routes(section: RewardSection, metas: list) -> None:
+    """Every term with ``when`` must select at least one of the prompts (a tag typo would silently zero it)."""
+    from .routing import known_tags, route_counts
+
+    for i, term in enumerate(section.terms):
+        if term.when and route_counts(term.when, metas) == 0:
+            tags = ", ".join(f"{k}: {'|'.join(v)}" for k, v in term.when.items())
+            raise InputError(f"reward term {term.label()!r} selects none of the {len(metas)} prompts "
+                             f"(when {{{tags}}}); {known_tags(metas)}", field=f"reward.terms.{i}.when")

@@ -5,7 +5,9 @@
 - :func:`exact_answer`: 1.0 when the final answer equals ``meta["answer"]`` (numbers compared as numbers:
   ``#### 42``, ``42.0``, ``$42`` are the same; ``1,000`` is 1000), else 0.0 — GSM8K-style data;
 - :func:`length_penalty`: ``-per_token * max(0, length - target)``, length in word-and-punctuation pieces;
-- :func:`answer_format`: 1.0 when the response's last line states the answer in the format ``#### N``.
+- :func:`answer_format`: 1.0 when the response's last line states the answer in the format ``#### N``;
+- :func:`refusal`: a rule reward for safety prompts, 1.0 when the response refuses (``refuse: true``) or answers
+  (``refuse: false``) as the prompt calls for: one term per prompt tag, routed by ``when`` (docs/rewards.md).
 
 :func:`exact_answer` takes ``partial`` for partial credit (a wrong answer scores ``partial`` x the share of the
 reference solution's intermediate results the response reaches); :func:`answer_counts` tallies correct, wrong
@@ -206,3 +208,21 @@ def length_penalty(prompts: list, responses: list[str], meta: list, target: int 
                    per_token: float = 0.01) -> list[float]:
     """``-per_token * max(0, length_pieces(response) - target)``: zero up to ``target``, then linear."""
     return [-per_token * max(0, length_pieces(r) - target) for r in responses]
+
+
+# ---------------------------------------------------------------------------------------------- refusal
+
+def refusal(prompts: list, responses: list[str], meta: list, refuse: bool = True) -> list[float]:
+    """A rule reward (Rule-Based Rewards, Mu et al. 2024): 1.0 when the response does what its prompt calls for,
+    else 0.0. ``refuse: true`` (for prompts tagged harmful): a refusal by the one refusal detector,
+    :func:`lmforge.world.judge.refused`, with no "here is how" / "step 1" compliance after it (a refusal that
+    then complies is not one). ``refuse: false`` (benign prompts, look-alikes): any answer that is not a refusal.
+    Route it to the prompts it is for with the term's ``when`` ({kind: harmful}); it reads wording only, so it
+    goes beside a reward model that judges the content, not instead of it."""
+    from ..world.judge import COMPLIANCE, head, refused
+
+    out = []
+    for r in responses:
+        did = refused(r) and not COMPLIANCE.search(head(r))
+        out.append(1.0 if did == bool(refuse) else 0.0)
+    return out

@@ -77,6 +77,19 @@ class RewardTerm(Section):
                                    "for both; function: must stay null or false (a function returns its own "
                                    "scale)")
     clip: float | None = Field(None, gt=0, description="clip the (normalised) score to [-clip, clip]")
+    when: dict[str, list[str]] | None = Field(None, description="score only the prompts with these tags in "
+                                              "their meta (key: value or list of values, e.g. {kind: harmful}); "
+                                              "the others get 0 from this term (docs/rewards.md, routing)")
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _when_lists(cls, when: Any) -> Any:
+        # {kind: harmful} and {kind: [harmful, violence]} both mean "one of these values"
+        if isinstance(when, dict):
+            if not when:
+                raise ValueError("'when' needs at least one tag (key: value), or leave it out")
+            return {k: [str(x) for x in v] if isinstance(v, (list, tuple)) else [str(v)] for k, v in when.items()}
+        return when
 
     @model_validator(mode="before")
     @classmethod

@@ -31,6 +31,7 @@ from ..generation import SamplingParams
 from ..models.freeze import FreezeEmbeddings
 from ..models.peft import PeftSection
 from ..rewards import RewardSection, build_reward
+from ..rewards.build import check_routes
 from ..rl.config import RLSection
 from ..runs import Run, RunConfig, atomic_write_text, discard_failed_start
 from ..trackers import LogConfig
@@ -176,6 +177,8 @@ def _rl(cfg: RLConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     if not getattr(tokenizer, "chat_template", None):
         raise InputError("the policy's tokenizer has no chat template; RL needs a chat (SFT) model",
                          file=cfg.model.path)
+    all_prompts = read_prompts(cfg)
+    check_routes(cfg.reward, [p.get("meta") for p in all_prompts])  # a `when` that selects no prompt: a typo
     reward = build_reward(cfg.reward)  # loads and checks every term before any training
     run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite, main=info.main)
     if run.main:
@@ -187,7 +190,7 @@ def _rl(cfg: RLConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
         from ..models.freeze import apply_freeze
 
         apply_freeze(policy, cfg.model.freeze_embeddings, special_token_ids(tokenizer))
-    prompts, dropped = fit_prompts(read_prompts(cfg), tokenizer, _context(policy), cfg.sampling.max_new_tokens,
+    prompts, dropped = fit_prompts(all_prompts, tokenizer, _context(policy), cfg.sampling.max_new_tokens,
                                    cfg.prompts.on_too_long)
     report = {"prompts": len(prompts), "dropped_too_long": dropped}
     if run.main:
