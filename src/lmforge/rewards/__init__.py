@@ -7,6 +7,7 @@
 - :mod:`.model_reward` a trained ``lmforge rm`` reward model (its own tokenizer and input format)
 - :mod:`.judge_reward` the AI judge of ``lmforge judge``, a local model or an OpenAI-compatible URL
 - :mod:`.combine` :class:`WeightedSum`
+- :mod:`.routing` :class:`~.routing.Routed`: a term scoring only the prompts its ``when`` tags select
 """
 from .base import Reward, RewardError, check_scores
 from .build import build_reward, build_term
