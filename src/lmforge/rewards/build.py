@@ -60,10 +60,10 @@ def build_reward(section: RewardSection, device: str = "cpu") -> Reward:
 
 def check_routes(section: RewardSection, metas: list) -> None:
     """Every term with ``when`` must select at least one of the prompts (a tag typo would silently zero it)."""
-    from .routing import known_tags, route_counts
+    from .routing import known_tags, matches
 
     for i, term in enumerate(section.terms):
-        if term.when and route_counts(term.when, metas) == 0:
+        if term.when and not any(matches(m, term.when) for m in metas):
             tags = ", ".join(f"{k}: {'|'.join(v)}" for k, v in term.when.items())
             raise InputError(f"reward term {term.label()!r} selects none of the {len(metas)} prompts "
                              f"(when {{{tags}}}); {known_tags(metas)}", field=f"reward.terms.{i}.when")

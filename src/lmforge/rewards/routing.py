@@ -44,11 +44,6 @@ def matches(meta: Mapping[str, Any] | None, when: Mapping[str, Sequence[str]]) -
     return True
 
 
-def route_counts(when: Mapping[str, Sequence[str]], metas: Sequence[Mapping[str, Any] | None]) -> int:
-    """How many of the prompts ``when`` selects (RL refuses a term that selects none: a tag typo)."""
-    return sum(matches(m, when) for m in metas)
-
-
 def known_tags(metas: Sequence[Mapping[str, Any] | None], limit: int = 8) -> str:
     """The tag keys and some values the prompts carry, for the error of a ``when`` that selects none."""
     seen: dict[str, set[str]] = {}
