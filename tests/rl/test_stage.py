@@ -115,12 +115,18 @@ def test_prompts_longer_than_the_context_are_dropped_and_counted(tmp_path, tiny_
     from .conftest import write_prompts
 
     path = write_prompts(tmp_path / "p.jsonl")
-    long = json.dumps({"prompt": "cats " * 400})
+    long = json.dumps({"prompt": "cats " * 400, "meta": {"kind": "long"}})
     path.write_text(path.read_text() + long + "\n")
     s = rl_train(rl_cfg(tmp_path, tiny_lm, path, rl__rollouts=1))
     assert s["prompts"] == {"prompts": 16, "dropped_too_long": 1}
     with pytest.raises(InputError, match="prompt 17 has .* tokens"):
         rl_train(rl_cfg(tmp_path, tiny_lm, path, "strict", prompts__on_too_long="error"))
+    # a term routed only to prompts too long for the context would score nothing: an error, not a silent zero
+    with pytest.raises(InputError, match=r"selects none of the 16 prompts \(1 longer than the context dropped\)"):
+        rl_train(rl_cfg(tmp_path, tiny_lm, path, "routed", reward__terms=[
+            {"kind": "function", "function": "rl.rewards:vowels", "when": {"kind": "long"}}]))
+    # both input errors stop before their run folder exists
+    assert not (tmp_path / "runs/strict").exists() and not (tmp_path / "runs/routed").exists()
 
 
 def test_command_and_config_must_agree_on_the_algorithm(tmp_path):

@@ -58,12 +58,14 @@ def build_reward(section: RewardSection, device: str = "cpu") -> Reward:
     return WeightedSum(terms, [t.weight for t in section.terms])
 
 
-def check_routes(section: RewardSection, metas: list) -> None:
-    """Every term with ``when`` must select at least one of the prompts (a tag typo would silently zero it)."""
+def check_routes(section: RewardSection, metas: list, note: str = "") -> None:
+    """Every term with ``when`` must select at least one of the prompts (a tag typo would silently zero it).
+    ``note`` says which prompts these are (e.g. those left after dropping the ones too long)."""
     from .routing import known_tags, matches
 
+    which = f"{len(metas)} prompts" + (f" ({note})" if note else "")
     for i, term in enumerate(section.terms):
         if term.when and not any(matches(m, term.when) for m in metas):
             tags = ", ".join(f"{k}: {'|'.join(v)}" for k, v in term.when.items())
-            raise InputError(f"reward term {term.label()!r} selects none of the {len(metas)} prompts "
+            raise InputError(f"reward term {term.label()!r} selects none of the {which} "
                              f"(when {{{tags}}}); {known_tags(metas)}", field=f"reward.terms.{i}.when")
