@@ -58,7 +58,9 @@ def test_llama2_style_routing_one_reward_per_prompt_kind():
     metas = [HARMFUL, LOOKALIKE, LOOKALIKE, HARMFUL]
     got = reward([[]] * 4, texts, metas)
     assert got.tolist() == [3.0, 4.0, 5.0, 0.0]
-    assert reward.last_terms["refusal"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    # each term's own scores for the log; NaN where it did not score (its logged mean is over its prompts)
+    assert reward.last_terms["refusal"].nan_to_num(-9).tolist() == [1.0, -9, -9, 0.0]
+    assert reward.last_terms["n_words"].nan_to_num(-9).tolist() == [-9, 4.0, 5.0, -9]
     # one term with weight 1 but a route is still routed, not returned bare
     one = build_reward(section({"kind": "function", "function": "rewards.sample_rewards:n_words",
                                 "when": {"kind": "harmful"}}))

@@ -14,13 +14,17 @@ def good_words(prompts, responses, meta):
     return out
 
 
+def one(prompts, responses, meta):
+    """1.0 for every response: a term whose logged mean is known by hand."""
+    return [1.0] * len(responses)
+
+
 def raises(prompts, responses, meta):
     raise RuntimeError("the scorer is down")
 
 
 def nan(prompts, responses, meta):
     return [float("nan")] * len(responses)
-
 
 
 def vowels(prompts, responses, meta):

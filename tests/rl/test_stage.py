@@ -129,6 +129,20 @@ def test_prompts_longer_than_the_context_are_dropped_and_counted(tmp_path, tiny_
     assert not (tmp_path / "runs/strict").exists() and not (tmp_path / "runs/routed").exists()
 
 
+def test_a_routed_term_logs_its_mean_over_the_prompts_it_scores(tmp_path, tiny_lm, prompt_file):
+    # `one` scores 1.0 on the prompts with i < 8 and is 0 elsewhere: its logged mean is 1.0 (not the routed
+    # share of the rollout), and the other term's is over every response
+    rl_train(rl_cfg(tmp_path, tiny_lm, prompt_file, rl__prompts_per_rollout=8, reward__terms=[
+        {"kind": "function", "function": "rl.rewards:vowels"},
+        {"kind": "function", "function": "rl.rewards:one", "when": {"i": [str(i) for i in range(8)]}}]))
+    metrics = [json.loads(x) for x in (tmp_path / "runs/rl/metrics.jsonl").read_text().splitlines()]
+    logged = [m for m in metrics if "reward_one" in m]
+    assert logged and all(m["reward_one"] == 1.0 for m in logged)
+    assert all(0.0 < m["reward_vowels"] < 1.0 for m in logged)
+    rollouts = [json.loads(x) for x in (tmp_path / "runs/rl/samples.jsonl").read_text().splitlines()]
+    assert {r["reward"] >= 1.0 for r in rollouts} == {True, False}  # both routed and unrouted prompts sampled
+
+
 def test_command_and_config_must_agree_on_the_algorithm(tmp_path):
     from conftest import run_cli
 

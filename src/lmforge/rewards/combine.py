@@ -11,7 +11,8 @@ from .base import Messages, Reward, RewardError, check_batch, check_scores
 
 class WeightedSum:
     """``sum_i weights[i] * terms[i](...)``. After a call, ``last_terms[name]`` is term i's score before its
-    weight (after the term's own normalisation and clipping), so a log shows each term on its own scale."""
+    weight (after the term's own normalisation and clipping), so a log shows each term on its own scale; a term's
+    own ``last_terms`` where it has them (a routed term's NaN marks the responses it did not score)."""
 
     def __init__(self, terms: Sequence[Reward], weights: Sequence[float], name: str = "reward"):
         if len(terms) != len(weights) or not terms:
@@ -29,7 +30,7 @@ class WeightedSum:
         terms: dict[str, torch.Tensor] = {}
         for term, w in zip(self.terms, self.weights):
             scores = check_scores(term.name, term(prompts, responses, meta), len(responses))
-            terms[term.name] = scores
+            terms[term.name] = (getattr(term, "last_terms", None) or {}).get(term.name, scores)
             total += w * scores
         self.last_terms = terms
         return total

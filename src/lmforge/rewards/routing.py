@@ -65,7 +65,8 @@ def known_tags(metas: Sequence[Mapping[str, Any] | None], limit: int = 8) -> str
 
 class Routed:
     """``term`` on the responses whose prompt matches ``when``; 0.0 on the others (the term is not called on
-    them, so a reward model's forward is spent only where it counts)."""
+    them, so a reward model's forward is spent only where it counts). ``last_terms`` holds NaN where the term
+    did not score, so RL logs the term's mean over the responses it scored, not diluted by the zeros."""
 
     def __init__(self, term: Reward, when: Mapping[str, Sequence[str]]):
         self.term, self.when = term, {k: [str(v) for v in vs] for k, vs in when.items()}
@@ -76,10 +77,12 @@ class Routed:
                  ) -> torch.Tensor:
         check_batch(self.name, prompts, responses, meta)
         scores = torch.zeros(len(responses), dtype=torch.float32)
+        scored = torch.full((len(responses),), float("nan"))
         idx = [i for i, m in enumerate(meta) if matches(m, self.when)]
         if idx:
             part = check_scores(self.name, self.term([prompts[i] for i in idx], [responses[i] for i in idx],
                                                      [meta[i] for i in idx]), len(idx))
             scores[torch.tensor(idx)] = part
-        self.last_terms = {self.name: scores}
+            scored[torch.tensor(idx)] = part
+        self.last_terms = {self.name: scored}
         return scores

@@ -190,6 +190,12 @@ def advantages(rl: RLSection, score: torch.Tensor, kl: torch.Tensor, mask: torch
     return adv, torch.nan_to_num(ret)
 
 
+def _scored_sum(term: torch.Tensor) -> tuple[float, float]:
+    """A reward term's (sum, count) for the log: NaN marks a response the term did not score (a routed term)."""
+    ok = ~torch.isnan(term)
+    return float(term[ok].double().sum()), float(ok.sum())
+
+
 def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], rl: RLSection, sampling,
             eot: int, pad: int, step: int, rank: int, beta: float, on_policy: bool = False) -> RolloutResult:
     """One rollout on this process's ``prompts`` (``{"messages", "meta"}``).
@@ -270,7 +276,7 @@ def collect(model, reference, tokenizer, reward, prompts: list[dict[str, Any]], 
         "response_length": (float(lengths.sum()), n),
         "no_eos_share": (float((~finished).sum()), n),
         "loss_rows_share": (float((loss_mask.sum(-1) > 0).sum()), n),
-        **{f"reward_{name}": (float(v.double().sum()), n) for name, v in getattr(reward, "last_terms", {}).items()},
+        **{f"reward_{name}": _scored_sum(v) for name, v in getattr(reward, "last_terms", {}).items()},
         "kl_coef": float(beta), "seconds_generation": t1 - t0, "seconds_scoring": t2 - t1,
     }
     if rl.uses_reference:  # without a reference there is no KL to log (kl would read 0)
