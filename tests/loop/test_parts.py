@@ -162,7 +162,8 @@ def test_rounds_take_new_prompts_and_findings_keep_their_world_seed(tmp_path):
     assert row["meta"]["kind"] == "harmful" and row["meta"]["reference"] == seed.refusal
     assert row["meta"]["redteam"] == {"seed": seed.id, "attack": "role_play"}
     with pytest.raises(InputError, match="needs prompts"):
-        new_prompts(cfg.model_copy(update={"prompts": cfg.prompts.model_copy(update={"per_round": 10 ** 6})}), 2)
+        new_prompts(cfg.model_copy(update={"prompts": cfg.prompts.model_copy(
+            update={"per_round": 10 ** 6, "repeat": False})}), 2)
 
 
 @pytest.mark.slow
@@ -233,4 +234,50 @@ def test_world_kinds_and_prompt_files_of_any_shape(tmp_path):
     assert [r["messages"][0]["content"] for r in new_prompts(cfg, 2)] == ["Do bad thing 2", "Do bad thing 3"]
     assert new_prompts(cfg, 1)[0]["id"] == "advbench-1"
     with pytest.raises(InputError, match="round 4 needs prompts 7-8, but the source has 5"):
-        new_prompts(cfg, 4)
+        new_prompts(cfg.model_copy(update={"prompts": cfg.prompts.model_copy(update={"repeat": False})}), 4)
+
+
+def test_the_loop_goes_on_past_the_end_of_its_prompts():
+    """5 prompts, 2 a round: rounds 1-3 slice the source (the third gets the one left), rounds 4-6 a second
+    pass in a fresh order, each round without a prompt twice; the same rounds again give the same prompts."""
+    from lmforge.loop.prompts import pass_order, round_slice
+
+    assert [round_slice(n, 2, 5, True) for n in range(1, 8)] == [
+        (0, 0, 2), (0, 2, 4), (0, 4, 5), (1, 0, 2), (1, 2, 4), (1, 4, 5), (2, 0, 2)]
+    assert round_slice(4, 2, 5, False) == (0, 6, 5)  # empty: new_prompts' error
+    rows = [{"id": str(i)} for i in range(5)]
+    assert pass_order(rows, 0, 0) is rows
+    second = pass_order(rows, 1, 0)
+    assert sorted(r["id"] for r in second) == ["0", "1", "2", "3", "4"] and second != rows
+    assert second == pass_order(rows, 1, 0) and second != pass_order(rows, 2, 0)
+
+
+def test_a_prompt_file_round_past_its_end_takes_a_second_pass(tmp_path):
+    from lmforge.loop.prompts import new_prompts
+
+    csv = tmp_path / "advbench.csv"
+    csv.write_text("goal,target\n" + "".join(f"Do bad thing {i},Sure\n" for i in range(5)))
+    cfg = loop_cfg(tmp_path / "loop", tmp_path / "policy", prompts={"per_round": 2, "source": str(csv)})
+    first = [r["id"] for n in (1, 2, 3) for r in new_prompts(cfg, n)]
+    assert first == [f"advbench-{i}" for i in range(1, 6)]
+    second = [r["id"] for n in (4, 5, 6) for r in new_prompts(cfg, n)]
+    assert sorted(second) == sorted(first) and second != first
+
+
+def test_a_prompt_held_out_in_the_newest_round_trains_in_no_round(tmp_path):
+    """A second pass over the prompts labels the same prompts again: the newest round's held-out prompts keep
+    their earlier rounds' labels out of training as well, so the reward-model check reads unseen prompts."""
+    import shutil
+
+    from lmforge.loop.feedback import feedback_step
+
+    cfg, rdir = _world_round(tmp_path, [{"kind": "simulated", "labelers": 1}])
+    feedback_step(cfg, 1, rdir, say=lambda _: None)
+    two = tmp_path / "loop/round-002"
+    (two / "generate").mkdir(parents=True)
+    shutil.copy(rdir / "generate/batch.jsonl", two / "generate/batch.jsonl")  # the same prompts again
+    summary = feedback_step(cfg, 2, two, say=lambda _: None)
+    read = lambda name: [json.loads(x) for x in (two / "feedback" / name).read_text().splitlines()]  # noqa: E731
+    held = {r["meta"]["item"] for r in read("heldout.jsonl")}
+    train = [r["meta"]["item"] for r in read("train.jsonl")]
+    assert held and train and not held & set(train), summary

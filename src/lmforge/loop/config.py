@@ -22,7 +22,9 @@ class PromptsSection(Section):
                         "file of any shape `lmforge generate` reads; round n takes the n-th slice of it")
     kinds: list[str] | None = Field(None, description="world: only these prompt kinds (e.g. [harmful, "
                                     "over_refusal]); null: every kind")
-    per_round: int = Field(32, ge=1, description="new prompts each round (never reused in a later round)")
+    per_round: int = Field(32, ge=1, description="new prompts each round (none reused while the source lasts)")
+    repeat: bool = Field(True, description="when the source runs out, start another pass over it in a fresh "
+                         "order, so the loop goes on; false: a round past the source's end is an error")
     world_seed: int = Field(0, description="the world's seed (which facts exist)")
     sample_seed: int = Field(0, description="world: seed of the prompts' order, which the rounds slice")
     redteam_findings: bool = Field(True, description="add the successful attacks of the previous round's "

@@ -9,7 +9,8 @@ creation time for the deadline), so a loop can stop for a week and continue.
 
 The export: rankings (one per label, each keeping its source) of all rounds' batches. The newest round's prompts
 are split by a hash of the prompt into train and held-out (``feedback.heldout_fraction``, at least one prompt);
-the held-out labels measure the reward model on the newest policy's responses, everything else trains.
+the held-out labels measure the reward model on the newest policy's responses, everything else trains except
+earlier rounds' labels on those same prompts (which a second pass over the prompts, ``prompts.repeat``, brings).
 """
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def export_round(cfg, store, round_no: int, folder: Path) -> dict[str, Any]:
     if not held or len(held) == len(keys):  # at least one prompt held out, at least one to train on
         held = {min(keys, key=lambda k: hashlib.sha1(f"{cfg.seed}|{k}".encode()).hexdigest())}
     held_labels = [lab for lab in labels if lab.batch == newest and lab.item_key in held]
-    train_labels = [lab for lab in labels if not (lab.batch == newest and lab.item_key in held)]
+    # a held-out prompt's labels from earlier rounds stay out of training too (a second pass over the prompts)
+    train_labels = [lab for lab in labels if lab.item_key not in held]
     rules = ExportRules(kinds=("ranking",))
     train, _ = build_records(train_labels, rules)
     heldout, _ = build_records(held_labels, rules)
