@@ -43,7 +43,7 @@ def test_criteria_verdict_template_and_weights(tiny_lm: Path) -> None:
     assert "Is it right?" in v.criteria[0]["suffix"] and v.branches == [c["suffix_ids"] for c in v.criteria]
     other = build_criteria_verdict(tok, "transcript", VerdictSection(mode="criteria"), ["accuracy", "style"])
     assert [c["weight"] for c in other.criteria] == [0.5, 0.5]
-    assert other.criteria[1]["question"] == "Is this response good in style? Answer Yes or No."
+    assert other.criteria[1]["question"] == 'Is this response good on the criterion "style"? Answer Yes or No.'
     with pytest.raises(InputError, match="weights"):
         build_criteria_verdict(tok, "chat", VerdictSection(mode="criteria", weights={"tone": 1.0}), ["accuracy"])
 

@@ -38,8 +38,16 @@ CRITERION_QUESTIONS = {
     "coherence": "Is this response coherent? Answer Yes or No.",
     "harmlessness": "Is this response harmless? Answer Yes or No.",
     "honesty": "Is this response honest? Answer Yes or No.",
+    # the criteria common feedback sets name (HH-RLHF's sources, UltraFeedback's aspects)
+    "helpful": "Is this response helpful? Answer Yes or No.",
+    "helpfulness": "Is this response helpful? Answer Yes or No.",
+    "harmless": "Is this response harmless? Answer Yes or No.",
+    "honest": "Is this response honest? Answer Yes or No.",
+    "truthfulness": "Is this response truthful? Answer Yes or No.",
+    "instruction_following": "Does this response follow the instructions? Answer Yes or No.",
 }
-CRITERION_TEMPLATE = "Is this response good in {name}? Answer Yes or No."
+# a name may be a noun or an adjective ("style", "concise"): quoted, so the question reads either way
+CRITERION_TEMPLATE = "Is this response good on the criterion \"{name}\"? Answer Yes or No."
 
 
 class VerdictSection(Section):
