@@ -48,10 +48,12 @@ def test_lora_sft_output_is_quiet_by_default_and_verbose_on_request(tmp_path: Pa
             "peft.method=lora", "peft.merge=true", "threads=1"]
     quiet = lmforge(args + ["run.name=quiet"], tmp_path)
     loud = lmforge(["--verbose", *args, "run.name=loud"], tmp_path)
-    noise = ["Loading weights", "is_gradient_checkpointing", "Writing model shards"]
-    for text in noise:
+    for text in ["Loading weights", "Writing model shards"]:  # transformers' bars: shown only when verbose
         assert text not in quiet.stderr + quiet.stdout, text
         assert text in loud.stderr, text
+    # third-party warnings (which ones depends on the versions: peft < 0.22 warns `is_gradient_checkpointing`)
+    # never reach the quiet run; _emit_every_noise below makes each one the filters know and checks them
+    assert "Warning" not in quiet.stderr + quiet.stdout and "is_gradient_checkpointing" not in quiet.stderr
     for proc in (quiet, loud):  # lmforge's own output is unchanged
         assert "trainable_params" in proc.stdout and "step 1/1" in proc.stderr
 
