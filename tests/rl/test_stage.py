@@ -125,7 +125,7 @@ def test_prompts_longer_than_the_context_are_dropped_and_counted(tmp_path, tiny_
     with pytest.raises(InputError, match=r"selects none of the 16 prompts \(1 longer than the context dropped\)"):
         rl_train(rl_cfg(tmp_path, tiny_lm, path, "routed", reward__terms=[
             {"kind": "function", "function": "rl.rewards:vowels", "when": {"kind": "long"}}]))
-    # both input errors stop before their run folder exists
+    # both input errors leave no run folder (discard_failed_start removes a folder without a checkpoint)
     assert not (tmp_path / "runs/strict").exists() and not (tmp_path / "runs/routed").exists()
 
 

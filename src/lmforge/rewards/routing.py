@@ -76,13 +76,10 @@ class Routed:
     def __call__(self, prompts: list[Messages], responses: list[str], meta: list[dict[str, Any] | None]
                  ) -> torch.Tensor:
         check_batch(self.name, prompts, responses, meta)
-        scores = torch.zeros(len(responses), dtype=torch.float32)
         scored = torch.full((len(responses),), float("nan"))
         idx = [i for i, m in enumerate(meta) if matches(m, self.when)]
         if idx:
-            part = check_scores(self.name, self.term([prompts[i] for i in idx], [responses[i] for i in idx],
-                                                     [meta[i] for i in idx]), len(idx))
-            scores[torch.tensor(idx)] = part
-            scored[torch.tensor(idx)] = part
+            scored[torch.tensor(idx)] = check_scores(self.name, self.term(
+                [prompts[i] for i in idx], [responses[i] for i in idx], [meta[i] for i in idx]), len(idx))
         self.last_terms = {self.name: scored}
-        return scores
+        return scored.nan_to_num(0.0)  # check_scores leaves no NaN among the scored

@@ -180,6 +180,9 @@ def _rl(cfg: RLConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     all_prompts = read_prompts(cfg)
     check_routes(cfg.reward, [p.get("meta") for p in all_prompts])  # a `when` that selects no prompt: a typo
     reward = build_reward(cfg.reward)  # loads and checks every term before any training
+    run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite, main=info.main)
+    if run.main:
+        atomic_write_text(run.path / "config.yaml", dump_config(cfg))
     seed_everything(cfg.train.seed)
     policy = load_causal_lm(cfg.model.path, dtype=cfg.model.dtype)
     _no_dropout(policy)
@@ -191,10 +194,6 @@ def _rl(cfg: RLConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
                                    cfg.prompts.on_too_long)
     if dropped:  # a routed term whose prompts are all too long would score nothing
         check_routes(cfg.reward, [p.get("meta") for p in prompts], f"{dropped} longer than the context dropped")
-    # every input check above runs before the run folder exists: a bad input leaves nothing half-written
-    run = Run.create(cfg.run.path, cfg, resume=resume, overwrite=overwrite, main=info.main)
-    if run.main:
-        atomic_write_text(run.path / "config.yaml", dump_config(cfg))
     report = {"prompts": len(prompts), "dropped_too_long": dropped}
     if run.main:
         atomic_write_text(run.path / "prompts_report.json", json.dumps(report, indent=1) + "\n")
