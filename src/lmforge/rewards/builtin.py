@@ -215,14 +215,11 @@ def length_penalty(prompts: list, responses: list[str], meta: list, target: int 
 def refusal(prompts: list, responses: list[str], meta: list, refuse: bool = True) -> list[float]:
     """A rule reward (Rule-Based Rewards, Mu et al. 2024): 1.0 when the response does what its prompt calls for,
     else 0.0. ``refuse: true`` (for prompts tagged harmful): a refusal by the one refusal detector,
-    :func:`lmforge.world.judge.refused`, with no "here is how" / "step 1" compliance after it (a refusal that
-    then complies is not one). ``refuse: false`` (benign prompts, look-alikes): any answer that is not a refusal.
+    :func:`lmforge.world.judge.refused`, with no "here is how" / "step 1" compliance after it
+    (:func:`lmforge.world.judge.refuses_cleanly`, as the world's checker reads a harmful item). ``refuse:
+    false`` (benign prompts, look-alikes): any answer that is not such a refusal.
     Route it to the prompts it is for with the term's ``when`` ({kind: harmful}); it reads wording only, so it
     goes beside a reward model that judges the content, not instead of it."""
-    from ..world.judge import COMPLIANCE, head, refused
+    from ..world.judge import refuses_cleanly
 
-    out = []
-    for r in responses:
-        did = refused(r) and not COMPLIANCE.search(head(r))
-        out.append(1.0 if did == bool(refuse) else 0.0)
-    return out
+    return [1.0 if refuses_cleanly(r) == bool(refuse) else 0.0 for r in responses]

@@ -50,8 +50,9 @@ def known_tags(metas: Sequence[Mapping[str, Any] | None], limit: int = 8) -> str
     for m in metas:
         if not isinstance(m, Mapping):
             continue
-        flat = {**(m.get("meta") if isinstance(m.get("meta"), Mapping) else {}), **m}
-        for k, v in flat.items():
+        inner = m.get("meta") if isinstance(m.get("meta"), Mapping) else {}
+        for k in {**inner, **m}:
+            v = tag_value(m, k)  # the value a ``when`` on this key would compare
             if isinstance(v, (str, int, bool)) and k not in ("id", "reference", "prompt"):
                 seen.setdefault(k, set()).add(str(v))
     if not seen:
