@@ -94,3 +94,20 @@ def test_demo_loop_needs_the_demos_models(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--out", str(tmp_path), "--stages", "loop"])
     assert exc.value.code == 2 and "stage 'loop' needs --loop N" in capsys.readouterr().err
+
+
+def test_a_copied_demo_folders_summary_names_its_own_files(tmp_path):
+    """`cp -r demo demo2; lmforge demo --out demo2 --stages loop --loop 2` must print demo2's report, not demo's."""
+    from lmforge.stages.demo import _moved
+
+    old, new = tmp_path / "demo", tmp_path / "demo2"
+    written = {"stages": {"report": {"report": f"{old}/report/report.html", "seconds": 1.0},
+                          "pretrain": {"samples": f"{old}/pretrain/samples.jsonl", "val_loss": 1.2},
+                          "ppo": {"note": f"{old}x/elsewhere"}}, "seed": 0}  # a sibling folder is not ours
+    moved = _moved(written, new)
+    assert moved["stages"]["report"]["report"] == f"{new}/report/report.html"
+    assert moved["stages"]["pretrain"] == {"samples": f"{new}/pretrain/samples.jsonl", "val_loss": 1.2}
+    assert moved["stages"]["ppo"] == {"note": f"{old}x/elsewhere"}
+    # a summary that records its folder is rebased from it; one read back in place is unchanged
+    assert _moved({**written, "out": str(old)}, new)["stages"]["report"]["report"] == f"{new}/report/report.html"
+    assert _moved({**written, "out": str(old)}, old) == {**written, "out": str(old)}

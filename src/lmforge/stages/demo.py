@@ -107,6 +107,27 @@ STAGES: dict[str, Callable[[Path, int, bool, dict[str, Any]], dict[str, Any]]] =
 }
 
 
+def _moved(summary: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A summary read back from a demo folder that was copied or moved: its recorded paths (the report, the
+    samples) rebased from the folder it was written in to ``out``, so a resumed or ``--stages loop`` run prints
+    and links this folder's files, not the original's. The old folder is the summary's ``out`` or, in summaries
+    written before it was recorded, the one above the report's ``report/report.html``."""
+    report = summary.get("stages", {}).get("report", {}).get("report")
+    was = summary.get("out") or (str(Path(report).parents[1]) if isinstance(report, str) else None)
+    new = str(out.resolve())
+    if not was or was == new:
+        return summary
+
+    def rebase(v: Any) -> Any:
+        if isinstance(v, str) and (v == was or v.startswith(was + "/")):
+            return new + v[len(was):]
+        if isinstance(v, dict):
+            return {k: rebase(x) for k, x in v.items()}
+        return [rebase(x) for x in v] if isinstance(v, list) else v
+
+    return rebase(summary)
+
+
 def demo(out: Path, seed: int = 0, resume: bool = False, only: list[str] | None = None, loop: int = 0
          ) -> dict[str, Any]:
     """``loop``: after the stages, that many rounds of ``lmforge loop`` from the demo's SFT model and reward model
@@ -118,8 +139,9 @@ def demo(out: Path, seed: int = 0, resume: bool = False, only: list[str] | None 
     summary_path = out / "summary.json"
     summary: dict[str, Any] = {"stages": {}, "seconds_total": 0.0, "seed": seed}
     if (resume or loop) and summary_path.exists():  # the loop adds to the stages' summary
-        summary = json.loads(summary_path.read_text())
+        summary = _moved(json.loads(summary_path.read_text()), out)
         summary.setdefault("stages", {})
+    summary["out"] = str(out.resolve())
     ctx: dict[str, Any] = {}
     ran = False
     for name, fn in STAGES.items():
