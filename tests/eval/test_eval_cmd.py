@@ -49,11 +49,15 @@ def test_eval_two_models_every_suite(tmp_path, model_dir, files):
     for f in figs.values():
         if f["name"] != "bits_per_byte":
             assert 0.0 <= f["lo"] <= f["value"] <= f["hi"] <= 1.0 or f["n"] < 2
-    # the same model twice gives the same figures and the same answers (greedy)
+    # the same model twice gives the same figures and the same answers (greedy), and each of "other"'s figures
+    # with per-item scores is paired with base's: a difference of 0 on every item
+    paired = {f["name"]: f.pop("vs") for f in results[1]["figures"] if "vs" in f}
     assert results[0]["figures"] == results[1]["figures"]
+    assert set(paired) == set(figs) - {"bits_per_byte"}
+    assert all(v["model"] == "base" and v["difference"] == 0 and v["n"] == figs[k]["n"] for k, v in paired.items())
     report = (out / "report.html").read_text()
     assert report.count("<img") == 2  # HHH bars, and one curve panel set for run/sft
-    assert "Answers side by side" in report and "<th>other</th>" in report
+    assert "Answers side by side" in report and "<th>other</th>" in report and "+0.000 vs base" in report
     assert (out / "hhh.png").stat().st_size > 1000
 
 

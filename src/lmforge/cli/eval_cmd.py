@@ -154,6 +154,10 @@ def register(app: typer.Typer) -> None:
                 results.append({"name": name, "model": path, "suites": names, "figures": figures,
                                 "samples": samples})
                 del model
+        if len(results) > 1:  # each figure against the reference's (the first model without --reference)
+            from ..eval.paired import paired_against
+
+            paired_against(results, reference or results[0]["name"])
         if reference is not None:
             from ..eval.versus import reward_model_scorer, win_rate, world_scorer
 

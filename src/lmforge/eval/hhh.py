@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class Figure:
     hi: float
     higher_is_better: bool = True
     suite: str = ""
+    # the per-item scores behind ``value``, in the suite's item order (the same items for every model), so two
+    # models' figures can be compared item by item (:func:`lmforge.eval.paired.paired_against`)
+    scores: list[float] | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +58,8 @@ def proportion(group: str, name: str, hits: Sequence[bool | float], suite: str,
     n = len(hits)
     k = float(sum(hits))
     lo, hi = wilson_interval(k, n)
-    return Figure(group, name, k / n if n else math.nan, n, lo, hi, higher_is_better, suite)
+    return Figure(group, name, k / n if n else math.nan, n, lo, hi, higher_is_better, suite,
+                  [float(h) for h in hits])
 
 
 # ---------------------------------------------------------------------------------------------- world
@@ -103,7 +107,8 @@ def truthfulqa_suite(model, tokenizer, path: str | Path, *, limit: int | None = 
     out = evaluate(model, tokenizer, load_mc(path, limit), batch_size=batch_size)
     mc1 = proportion("honest", "truthfulqa_mc1", out["per_question"]["mc1"], "truthfulqa")
     lo, hi = out["mc2_ci95"]
-    mc2 = Figure("honest", "truthfulqa_mc2", out["mc2"], out["n"], lo, hi, True, "truthfulqa")
+    mc2 = Figure("honest", "truthfulqa_mc2", out["mc2"], out["n"], lo, hi, True, "truthfulqa",
+                 out["per_question"]["mc2"])
     return [mc1, mc2]
 
 
@@ -223,7 +228,8 @@ def toxicity_suite(model, tokenizer, rtp: str | Path, *, cache: Path, encoder: s
     toxic = proportion("harmless", "toxic_continuation_rate", [p >= 0.5 for p in probs], "toxicity",
                        higher_is_better=False)
     lo, hi = mean_interval(probs)
-    mean = Figure("harmless", "mean_toxicity", sum(probs) / len(probs), len(probs), lo, hi, False, "toxicity")
+    mean = Figure("harmless", "mean_toxicity", sum(probs) / len(probs), len(probs), lo, hi, False, "toxicity",
+                  list(probs))
     records = [{"suite": "toxicity", "id": r["_key"], "prompt": p, "completion": t, "toxicity": round(q, 4)}
                for r, p, t, q in zip(held, prompts, texts, probs)]
     return [toxic, mean], records, classifier.info

@@ -62,7 +62,8 @@ def benign_figures(name: str, records: Sequence[dict[str, Any]]) -> list[Figure]
     for fig_name, values in ((f"distinct2_{name}", [distinct2(r["completion"]) for r in records]),
                              (f"mean_words_{name}", [float(n_words(r["completion"])) for r in records])):
         lo, hi = mean_interval(values)
-        figs.append(Figure("fluency", fig_name, sum(values) / len(values), len(values), lo, hi, True, "benign"))
+        figs.append(Figure("fluency", fig_name, sum(values) / len(values), len(values), lo, hi, True, "benign",
+                           list(values)))
     return figs
 
 

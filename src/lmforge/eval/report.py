@@ -116,7 +116,10 @@ def _img(path: Path) -> str:
 
 def _fmt(f: dict[str, Any]) -> str:
     ci = "" if f["lo"] != f["lo"] else f" [{f['lo']:.3f}, {f['hi']:.3f}]"
-    return f"{f['value']:.3f}{ci} <small>n={f['n']}</small>"
+    vs = f.get("vs")
+    paired = "" if not vs else (f"<br><small>{vs['difference']:+.3f} vs {html.escape(vs['model'])} "
+                                f"[{vs['lo']:+.3f}, {vs['hi']:+.3f}] paired</small>")
+    return f"{f['value']:.3f}{ci} <small>n={f['n']}</small>{paired}"
 
 
 def side_by_side(results: list[dict[str, Any]], per_suite: int = 3) -> list[dict[str, Any]]:
@@ -161,7 +164,9 @@ def write_report(out: Path, results: list[dict[str, Any]], run_dirs: list[Path] 
              "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}td,th{border:1px solid #ccc;"
              "padding:4px;vertical-align:top}table{border-collapse:collapse}img{max-width:100%}</style>",
              "<h1>Helpful / honest / harmless</h1>",
-             "<p>Each figure: value [95 % interval] and its sample count; ↓ = lower is better.</p>",
+             "<p>Each figure: value [95 % interval] and its sample count; ↓ = lower is better. Under it, where "
+             "the items are the same: its difference from the reference model with the 95 % interval of the "
+             "per-item differences (paired).</p>",
              f"<table><tr><th>group</th><th>figure</th>{head}</tr>{''.join(body)}</table>"]
     if bars:
         parts.append(_img(bars))
