@@ -143,3 +143,26 @@ def test_eval_scores_prompt_files_of_both_kinds(tmp_path: Path, model_dir: Path,
         assert cli(["eval", str(model_dir), "--out", str(out)] + extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_a_key_reads_a_paired_difference_from_the_base(tmp_path: Path) -> None:
+    """``--key mc1_change=truthfulqa_mc1.vs``: each model's paired difference from the base (lmforge eval's
+    ``vs``), 0 for the base itself, usable in a target ("MC1 within 0.02 of the base")."""
+    def mc1(value, vs=None):
+        f = {"group": "honest", "name": "truthfulqa_mc1", "value": value, "n": 200, "lo": value - 0.05,
+             "hi": value + 0.05, "higher_is_better": True, "suite": "truthfulqa"}
+        return {**f, "vs": {"model": "base", "difference": vs[0], "lo": vs[1], "hi": vs[2], "n": 200}} if vs else f
+
+    res = tmp_path / "results.json"
+    res.write_text(json.dumps({"models": [
+        {"name": "base", "model": "b", "figures": [mc1(0.205)]},
+        {"name": "sft", "model": "s", "figures": [mc1(0.165, (-0.04, -0.07, -0.01))]},
+        {"name": "dpo", "model": "d", "figures": [mc1(0.19, (-0.015, -0.04, 0.01))]},
+        {"name": "odd", "model": "o", "figures": [mc1(0.3)]}]}))  # not paired (a single-model eval)
+    s = summarize(res, base="base", candidates=["sft", "dpo", "odd"], keys={"mc1_change": "truthfulqa_mc1.vs"},
+                  targets=parse_targets(["mc1_change>=-0.02"]))
+    assert s["final_model"]["name"] == "dpo" and s["mc1_change"] == -0.015 and s["mc1_change_base"] == 0.0
+    assert s["models"]["sft"]["mc1_change"] == -0.04 and s["models"]["odd"]["mc1_change"] is None
+    assert s["intervals"]["sft"]["mc1_change"] == [-0.07, -0.01, 200]
+    with pytest.raises(InputError, match="no model has the figure"):
+        summarize(res, base="base", candidates=["sft"], keys={"x": "nothing.vs"}, targets=[])

@@ -100,6 +100,10 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     for key in KEYS:
         assert key in summary and f"{key}_base" in summary, key
     assert summary["win_rate_vs_base_base"] == 0.5
+    # MC1's change from the base on the same questions, paired, and a target of the choice
+    assert summary["truthfulqa_mc1_change_base"] == 0.0
+    assert summary["truthfulqa_mc1_change"] == pytest.approx(summary["truthfulqa_mc1"] - summary["truthfulqa_mc1_base"])
+    assert "truthfulqa_mc1_change>=-0.02" in summary["final_model"]["candidates"]["sft"]["targets"]
     assert summary["final_model"]["name"] in ("ppo", "dpo", "sft")
     commands = [s["command"] for s in summary["stages"]]
     assert commands[0] == "data" and commands[-1] == "summarize" and "ppo" in commands and "dpo" in commands

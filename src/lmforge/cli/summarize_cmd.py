@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
                       base: str = typer.Option(..., "--base", help="the model the others are compared to"),
                       candidate: list[str] = typer.Option(..., "--candidate", help="a model that may be chosen "
                                                           "(repeatable, in order of preference on a tie)"),
-                      key: list[str] = typer.Option([], "--key", help="KEY=FIGURE: report FIGURE as KEY"),
+                      key: list[str] = typer.Option([], "--key", help="KEY=FIGURE: report FIGURE as KEY "
+                                                    "(FIGURE.vs: its paired difference from --base)"),
                       target: list[str] = typer.Option([], "--target", help="KEY>=VALUE, KEY<=VALUE, ..."),
                       pick: str | None = typer.Option(None, "--pick", help="KEY (or -KEY) breaking ties"),
                       timings: Path | None = typer.Option(None, "--timings", help="LMFORGE_TIMINGS file"),

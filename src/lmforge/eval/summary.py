@@ -77,9 +77,27 @@ def read_timings(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+PAIRED = ".vs"  # FIGURE.vs: the figure's paired difference from the base model's (lmforge.eval.paired)
+
+
+def _figure(models: dict[str, dict[str, Any]], name: str, figure: str, base: str) -> dict[str, Any] | None:
+    """The figure dict a key reads: ``FIGURE``, or for ``FIGURE.vs`` its paired difference from the base's
+    (``{value, lo, hi, n}``; none when the eval paired it with another model)."""
+    if not figure.endswith(PAIRED):
+        return models[name]["figures"].get(figure)
+    fig = models[name]["figures"].get(figure[:-len(PAIRED)])
+    vs = (fig or {}).get("vs")
+    if name == base and fig is not None:
+        return {"value": 0.0, "lo": 0.0, "hi": 0.0, "n": fig["n"]}
+    if not vs or vs["model"] != base:
+        return None
+    return {"value": vs["difference"], "lo": vs["lo"], "hi": vs["hi"], "n": vs["n"]}
+
+
 def value(models: dict[str, dict[str, Any]], name: str, figure: str, base: str) -> float | None:
-    """A figure's value for one model; a win rate against the base is 0.5 for the base itself by definition."""
-    fig = models[name]["figures"].get(figure)
+    """A figure's value for one model; a win rate against the base is 0.5 for the base itself by definition,
+    and a paired difference from it (``FIGURE.vs``) 0."""
+    fig = _figure(models, name, figure, base)
     if fig is not None:
         v = fig["value"]
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
@@ -118,7 +136,7 @@ def summarize(results: str | Path, *, base: str, candidates: list[str], keys: di
     if not candidates:
         raise InputError("give at least one --candidate", field="candidate")
     for key, figure in keys.items():
-        if not any(figure in m["figures"] for m in models.values()):
+        if not any(figure.removesuffix(PAIRED) in m["figures"] for m in models.values()):
             raise InputError(f"--key {key}={figure}: no model has the figure {figure!r}", file=results, field="key")
     for key, _, _ in targets:
         if key not in keys and not any(key in m["figures"] for m in models.values()):
@@ -134,8 +152,8 @@ def summarize(results: str | Path, *, base: str, candidates: list[str], keys: di
                           "candidates": detail}
     out["models"] = {name: {key: value(models, name, figure, base) for key, figure in keys.items()}
                      for name in models}
-    out["intervals"] = {name: {key: ([f["lo"], f["hi"], f["n"]] if (f := m["figures"].get(figure)) else None)
-                               for key, figure in keys.items()} for name, m in models.items()}
+    out["intervals"] = {name: {key: ([f["lo"], f["hi"], f["n"]] if (f := _figure(models, name, figure, base))
+                                     else None) for key, figure in keys.items()} for name in models}
     if timings is not None:
         out["stages"] = [{k: t[k] for k in ("command", "seconds", "peak_rss_gb", "exit")} | {"argv": t["argv"]}
                          for t in timings]
