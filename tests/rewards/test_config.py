@@ -47,6 +47,7 @@ def test_one_term_of_weight_one_is_the_term_itself_else_weighted():
     ("{kind: function, functon: x:y}", r"unknown key 'functon' \(did you mean 'function'\?\)"),
     ("{kind: model}", "a reward term of kind=model needs 'path'"),
     ("{kind: function, function: 'a:b', path: runs/rm}", "'path' is for kind=model, not kind=function"),
+    ("{kind: function, function: 'a:b', head: harmless}", "'head' is for kind=model, not kind=function"),
     ("{kind: function, function: 'a:b', normalize: true}", "normalize is for kind=model and kind=judge"),
     ("{kind: judge, judge: {}}", "give exactly one judge"),
     ("{kind: judge, judge: {model: m, criteria: [wit]}}", "unknown criteria wit"),

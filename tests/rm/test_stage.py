@@ -62,6 +62,26 @@ def test_mixed_feedback_trains_a_scorer_that_loads_unchanged(tiny_lm: Path, mixe
     z = (out[0]["reward"] - side["reward_mean"]) / side["reward_std"]
     assert out[0]["reward_normalized"] == pytest.approx(z, abs=1e-5)
 
+    # each head's statistics are saved, so an RL term can read one criterion's head, normalised by its own
+    from lmforge.errors import InputError
+    from lmforge.rewards.model_reward import ModelReward
+
+    heads = side["stats"]["heads"]
+    assert set(heads) == {"reward", "accuracy", "honesty"} and all(std > 0 for _, std in heads.values())
+    assert heads["reward"] == [pytest.approx(side["reward_mean"]), pytest.approx(side["reward_std"])]
+    prompts = [[{"role": "user", "content": "Tell me about snow number 5000."}]]
+    honesty = ModelReward(run / "final", head="honesty")(prompts, [rows[0]["response"]], [None])
+    mean, std = heads["honesty"]
+    assert honesty.item() == pytest.approx((out[0]["scores"]["honesty"] - mean) / std, abs=1e-4)
+    with pytest.raises(InputError, match="no head 'harmless'.*reward, accuracy, honesty"):
+        ModelReward(run / "final", head="harmless")
+    del side["stats"]["heads"]  # a folder saved before per-head statistics: normalising that head is refused
+    (run / "final" / "reward.json").write_text(json.dumps(side))
+    with pytest.raises(InputError, match="no saved statistics for head 'honesty'"):
+        ModelReward(run / "final", head="honesty")
+    assert ModelReward(run / "final", head="honesty", normalize=False)(prompts, [rows[0]["response"]], [None]) \
+        .item() == pytest.approx(out[0]["scores"]["honesty"], abs=1e-5)
+
 
 def test_resume_recomputes_the_lost_steps_exactly(tiny_lm: Path, mixed_files, tmp_path: Path) -> None:
     train, ev = mixed_files

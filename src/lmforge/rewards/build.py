@@ -34,7 +34,7 @@ def _build_kind(term: RewardTerm, batch_size: int, device: str) -> Reward:
         from .model_reward import ModelReward
 
         return ModelReward(term.path, normalize=term.normalized, clip=term.clip, batch_size=batch_size,
-                           device=device, dtype=term.dtype, name=name)
+                           device=device, dtype=term.dtype, name=name, head=term.head)
     from .judge_reward import JudgeReward
 
     return JudgeReward.from_section(term.judge, normalize=term.normalized, clip=term.clip, batch_size=batch_size,

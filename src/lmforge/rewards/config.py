@@ -30,7 +30,7 @@ KINDS = ("model", "function", "judge")
 NO_TERMS = ("no reward: add at least one term under reward.terms (kind: model, function or judge; see "
             "docs/rewards.md)")
 # which optional fields belong to which kind (a field of another kind set by mistake is an error, not ignored)
-_OWN = {"model": {"path", "dtype"}, "function": {"function", "kwargs"}, "judge": {"judge"}}
+_OWN = {"model": {"path", "dtype", "head"}, "function": {"function", "kwargs"}, "judge": {"judge"}}
 
 
 class JudgeSection(Section):
@@ -66,6 +66,9 @@ class RewardTerm(Section):
     name: str | None = Field(None, description="name in logs (default: from the path or function)")
     path: str | None = Field(None, description="kind=model: the reward-model folder (`lmforge rm` run/final)")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="kind=model: weights dtype")
+    head: str | None = Field(None, description="kind=model: the head to read, by name: a criterion of a "
+                             "model with a head per criterion (e.g. harmless), normalised with that head's "
+                             "saved statistics; null: the overall reward (column 0)")
     function: str | None = Field(None, description="kind=function: 'package.module:function' or "
                                  "'path/to/file.py:function'")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="kind=function: extra keyword arguments "

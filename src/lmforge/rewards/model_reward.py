@@ -95,15 +95,38 @@ def load_scorer(path: str | Path, *, dtype: str = "float32", device: str = "auto
     return RewardScorer(path, dtype=dtype, device=device)
 
 
+def head_column(scorer: RewardScorer, path: str | Path, head: str | None, normalize: bool
+                ) -> tuple[int, float, float]:
+    """``(column, mean, std)`` of the head a term reads: column 0 and the saved reward statistics for ``None``;
+    else the named head (``rm score``'s names: ``reward`` then each criterion) with the statistics ``lmforge rm``
+    saved per head (``stats.heads``). A name the model lacks, or a head without saved statistics when
+    normalising, is an :class:`InputError` naming the folder."""
+    meta = scorer.meta
+    if head is None or head == scorer.names[0]:
+        return 0, meta.reward_mean, meta.reward_std
+    if head not in scorer.names:
+        raise InputError(f"the reward model has no head {head!r} (its heads: {', '.join(scorer.names)})",
+                         file=path, field="head")
+    saved = (meta.stats or {}).get("heads") or {}
+    if normalize and head not in saved:
+        raise InputError(f"no saved statistics for head {head!r} to normalise with (retrained by an older "
+                         "lmforge? retrain with `lmforge rm`, or set normalize: false)", file=path, field="head")
+    mean, std = saved.get(head, (0.0, 1.0))
+    return scorer.names.index(head), float(mean), float(std)
+
+
 class ModelReward:
-    """Scores responses with the reward model in ``path`` (column 0, the overall reward)."""
+    """Scores responses with the reward model in ``path``: column 0, the overall reward, or the column of
+    ``head`` (one criterion's head: Llama 2's safety and helpfulness reward models as two heads of one, each
+    routed to its prompts with ``when``)."""
 
     def __init__(self, path: str | Path, *, normalize: bool = True, clip: float | None = None,
                  batch_size: int = 32, device: str = "cpu", dtype: str = "float32", name: str | None = None,
-                 chunk_tokens: int | None = None):
+                 chunk_tokens: int | None = None, head: str | None = None):
         self.scorer = load_scorer(path, dtype=dtype, device=device, normalize=normalize)
         self.path = str(path)
         self.model, self.tokenizer, self.meta = self.scorer.model, self.scorer.tokenizer, self.scorer.meta
+        self.column, self.mean, self.std = head_column(self.scorer, path, head, normalize)
         self.model.eval()
         self.normalize, self.clip = normalize, clip
         self.batch_size, self.chunk_tokens = batch_size, chunk_tokens
@@ -125,9 +148,9 @@ class ModelReward:
         if not responses:
             self.last_terms = {self.name: torch.zeros(0)}
             return torch.zeros(0)
-        r = check_scores(f"model {self.path}", self.raw_scores(prompts, responses)[:, 0], len(responses))
-        if self.normalize:  # mean and std were checked finite, std > 0, when the folder was (check_reward_folder)
-            r = normalised_scores(r, self.meta.reward_mean, self.meta.reward_std, self.clip)
+        r = check_scores(f"model {self.path}", self.raw_scores(prompts, responses)[:, self.column], len(responses))
+        if self.normalize:  # column 0's mean and std were checked finite, std > 0, with the folder
+            r = normalised_scores(r, self.mean, self.std, self.clip)
         else:
             r = clip_scores(r, self.clip)
         self.last_terms = {self.name: r}

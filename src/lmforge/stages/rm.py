@@ -195,9 +195,16 @@ def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, float]:
 
     rows = [e for g in train for e in g.encoded]
     sample = random.Random(cfg.train.seed).sample(rows, min(len(rows), cfg.eval.stats_responses))
-    r = score_encoded(model, sample, pad_id, cfg.eval.batch_size, cfg.model.chunk_tokens)[:, 0]
-    std = float(r.std()) if len(r) > 1 else 1.0
-    return {"reward_mean": float(r.mean()), "reward_std": std if std > 0 else 1.0, "responses": len(r)}
+    scores = score_encoded(model, sample, pad_id, cfg.eval.batch_size, cfg.model.chunk_tokens)
+
+    def mean_std(r) -> tuple[float, float]:
+        std = float(r.std()) if len(r) > 1 else 1.0
+        return float(r.mean()), std if std > 0 else 1.0
+
+    mean, std = mean_std(scores[:, 0])
+    # every head's too (column 0 the reward, then each criterion's), so RL can read one criterion's head
+    heads = [[round(v, 6) for v in mean_std(scores[:, j])] for j in range(scores.shape[1])]
+    return {"reward_mean": mean, "reward_std": std, "responses": len(scores), "heads": heads}
 
 
 # ---------------------------------------------------------------------------- the recipe
@@ -267,7 +274,10 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
                       criteria=heads.criteria, reward_mean=round(stats["reward_mean"], 6),
                       reward_std=round(stats["reward_std"], 6),
                       stats={"from": f"{stats['responses']} training responses",
-                             "heldout_pair_accuracy": last.get("heldout_pair_accuracy")},
+                             "heldout_pair_accuracy": last.get("heldout_pair_accuracy"),
+                             **({"heads": dict(zip(["reward", *heads.criteria], stats["heads"]))}
+                                if stats.get("heads") and len(stats["heads"]) == 1 + len(heads.criteria)
+                                else {})},
                       head=head, verdict=verdict.as_dict() if verdict else None)
     files = write_report(run.path, last) if (run.main and last) else {}
     summary = {
