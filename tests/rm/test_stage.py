@@ -75,6 +75,10 @@ def test_mixed_feedback_trains_a_scorer_that_loads_unchanged(tiny_lm: Path, mixe
     assert honesty.item() == pytest.approx((out[0]["scores"]["honesty"] - mean) / std, abs=1e-4)
     with pytest.raises(InputError, match="no head 'harmless'.*reward, accuracy, honesty"):
         ModelReward(run / "final", head="harmless")
+    side["stats"]["heads"]["honesty"] = [mean, 0.0]  # a std of 0 cannot normalise
+    (run / "final" / "reward.json").write_text(json.dumps(side))
+    with pytest.raises(InputError, match="head 'honesty' has saved mean .* std 0.0"):
+        ModelReward(run / "final", head="honesty")
     del side["stats"]["heads"]  # a folder saved before per-head statistics: normalising that head is refused
     (run / "final" / "reward.json").write_text(json.dumps(side))
     with pytest.raises(InputError, match="no saved statistics for head 'honesty'"):

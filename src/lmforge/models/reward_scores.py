@@ -21,6 +21,15 @@ from .chunked import length_chunks, unsort
 from .verdict import combine_criteria, output_head, readout, verdict_of, verdict_reward
 
 
+def head_names(model) -> list[str]:
+    """The name of each score column, in order: ``reward``, then each criterion's (a scalar model's
+    ``config.id2label``; a generative verifier's verdict names)."""
+    verdict = verdict_of(model)
+    if verdict is not None:
+        return verdict.names
+    return [model.config.id2label[i] for i in range(int(model.config.num_labels))]
+
+
 def forward_scores(model, batch: dict[str, torch.Tensor], chunk_tokens: int | None = None) -> torch.Tensor:
     """``[N, 1 + criteria]`` head outputs (column 0 is the reward): those of one padded forward pass, run in
     length-sorted chunks (the same scores and gradients, no work on short rows' padding). A packed batch
@@ -258,8 +267,7 @@ class RewardScorer:
         if device is not None:
             self.model.to(device)
         self.verdict = verdict_of(self.model)
-        self.names = [self.model.config.id2label[i] for i in range(self.n_heads)] if self.verdict is None \
-            else self.verdict.names
+        self.names = head_names(self.model)
         self.truncated = 0
 
     @property

@@ -111,8 +111,11 @@ def head_column(scorer: RewardScorer, path: str | Path, head: str | None, normal
     if normalize and head not in saved:
         raise InputError(f"no saved statistics for head {head!r} to normalise with (retrained by an older "
                          "lmforge? retrain with `lmforge rm`, or set normalize: false)", file=path, field="head")
-    mean, std = saved.get(head, (0.0, 1.0))
-    return scorer.names.index(head), float(mean), float(std)
+    mean, std = (float(v) for v in saved.get(head, (0.0, 1.0)))
+    if normalize and not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        raise InputError(f"head {head!r} has saved mean {mean} and std {std}; the std must be finite and > 0 to "
+                         "normalise (or set normalize: false)", file=path, field="head")
+    return scorer.names.index(head), mean, std
 
 
 class ModelReward:
@@ -149,7 +152,7 @@ class ModelReward:
             self.last_terms = {self.name: torch.zeros(0)}
             return torch.zeros(0)
         r = check_scores(f"model {self.path}", self.raw_scores(prompts, responses)[:, self.column], len(responses))
-        if self.normalize:  # column 0's mean and std were checked finite, std > 0, with the folder
+        if self.normalize:  # the head's mean and std were checked finite, std > 0 (check_reward_folder, head_column)
             r = normalised_scores(r, self.mean, self.std, self.clip)
         else:
             r = clip_scores(r, self.clip)

@@ -189,9 +189,11 @@ def make_evaluate(cfg: RMConfig, held, heads: HeadSpec, pad_id: int, last: dict[
     return evaluate
 
 
-def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, float]:
-    """Mean and std of the reward over a seeded sample of training responses (for RL to normalise)."""
+def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, Any]:
+    """Mean and std of the reward, and of every head by name, over a seeded sample of training responses (for
+    RL to normalise)."""
     from ..eval.reward_eval import score_encoded
+    from ..models.reward_scores import head_names
 
     rows = [e for g in train for e in g.encoded]
     sample = random.Random(cfg.train.seed).sample(rows, min(len(rows), cfg.eval.stats_responses))
@@ -202,8 +204,8 @@ def reward_stats(model, train, pad_id: int, cfg: RMConfig) -> dict[str, float]:
         return float(r.mean()), std if std > 0 else 1.0
 
     mean, std = mean_std(scores[:, 0])
-    # every head's too (column 0 the reward, then each criterion's), so RL can read one criterion's head
-    heads = [[round(v, 6) for v in mean_std(scores[:, j])] for j in range(scores.shape[1])]
+    # every head's too (``reward``, then each criterion's), so an RL term can read one criterion's head
+    heads = {name: [round(v, 6) for v in mean_std(scores[:, j])] for j, name in enumerate(head_names(model))}
     return {"reward_mean": mean, "reward_std": std, "responses": len(scores), "heads": heads}
 
 
@@ -275,9 +277,7 @@ def _train_rm(cfg: RMConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
                       reward_std=round(stats["reward_std"], 6),
                       stats={"from": f"{stats['responses']} training responses",
                              "heldout_pair_accuracy": last.get("heldout_pair_accuracy"),
-                             **({"heads": dict(zip(["reward", *heads.criteria], stats["heads"]))}
-                                if stats.get("heads") and len(stats["heads"]) == 1 + len(heads.criteria)
-                                else {})},
+                             **({"heads": stats["heads"]} if "heads" in stats else {})},  # not pairwise
                       head=head, verdict=verdict.as_dict() if verdict else None)
     files = write_report(run.path, last) if (run.main and last) else {}
     summary = {
