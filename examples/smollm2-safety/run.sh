@@ -37,12 +37,16 @@ RM_STEPS=${RM_STEPS:-60}
 PPO_ROLLOUTS=${PPO_ROLLOUTS:-8}
 PPO_PROMPTS=${PPO_PROMPTS:-16}     # prompts per rollout (one response each); minibatch 8, 2 epochs
 PPO_MAX_NEW=${PPO_MAX_NEW:-96}
+PPO_FROM=${PPO_FROM:-dpo}          # PPO's starting policy and KL anchor: dpo (SFT -> DPO -> PPO, as Tulu 3) or sft
+REFUSE_WEIGHT=${REFUSE_WEIGHT:-4}  # PPO: weight of the refusal rule on harmful prompts (README.md: why routed)
+ANSWER_WEIGHT=${ANSWER_WEIGHT:-2}  # PPO: weight of the answer rule on benign prompts and look-alikes
 DPO_STEPS=${DPO_STEPS:-40}
 BATCH=${BATCH:-8}                  # examples per optimizer step in sft / rm / ppo / dpo
 EVAL_LIMIT=${EVAL_LIMIT:-50}      # prompts per evaluation file
 TQA_LIMIT=${TQA_LIMIT:-200}        # TruthfulQA questions (the first N of the file; ~0.8 s each per model)
 GEN_BATCH=${GEN_BATCH:-16}         # prompts per generation batch (revise, eval)
 
+case "$PPO_FROM" in sft|dpo) ;; *) echo "error: PPO_FROM must be sft or dpo, got '$PPO_FROM'" >&2; exit 2 ;; esac
 START=$(date +%s)
 mkdir -p "$OUT"
 export LMFORGE_TIMINGS="$OUT/timings.jsonl"   # every lmforge command appends its seconds and peak memory
@@ -69,13 +73,15 @@ BASE=$MODEL
 case "$MODEL" in *.gguf) step export_base lmforge export "$MODEL" "$OUT/base_model" --overwrite; BASE=$OUT/base_model ;; esac
 
 # 1. data: seeded halves, written to OUT/data/*/split.json (held-out halves are never trained on)
-step split_harmful lmforge data split "$HARMFUL" --out "$D/harmful" --heldout 0.5 --seed "$SEED"
-step split_benign lmforge data split "$BENIGN" --out "$D/benign" --heldout 0.5 --seed "$SEED" --limit "$N_BENIGN"
+#    each prompt tagged with its kind, which routes PPO's reward terms (step 4)
+step split_harmful lmforge data split "$HARMFUL" --out "$D/harmful" --heldout 0.5 --seed "$SEED" --tag kind=harmful
+step split_benign lmforge data split "$BENIGN" --out "$D/benign" --heldout 0.5 --seed "$SEED" --limit "$N_BENIGN" \
+  --tag kind=benign
 if [ -n "$BENIGN_EXTRA" ]; then  # its held-out half is spare (a second benign evaluation file, if wanted)
   step split_benign_extra lmforge data split "$BENIGN_EXTRA" --out "$D/benign_extra" --heldout 0.5 --seed "$SEED" \
-    --limit $((2 * N_BENIGN_EXTRA)) --exclude "$D/benign/heldout.jsonl" --like "$D/harmful/train.jsonl"
+    --limit $((2 * N_BENIGN_EXTRA)) --exclude "$D/benign/heldout.jsonl" --like "$D/harmful/train.jsonl" --tag kind=benign
 fi
-step split_lookalike lmforge data split "$LOOKALIKE" --out "$D/lookalike" --heldout 0.5 --seed "$SEED"
+step split_lookalike lmforge data split "$LOOKALIKE" --out "$D/lookalike" --heldout 0.5 --seed "$SEED" --tag kind=lookalike
 step import_harmless lmforge label import "$HH_HARMLESS" --format hh-rlhf --out "$D/hh_harmless.jsonl" --limit "$N_HH"
 step import_helpful lmforge label import "$HH_HELPFUL" --format hh-rlhf --out "$D/hh_helpful.jsonl" --limit "$N_HH"
 step split_hh_harmless lmforge data split "$D/hh_harmless.jsonl" --records --out "$D/hh_harmless" --heldout 0.5 --seed "$SEED"
@@ -117,13 +123,21 @@ train rm_judge "$OUT/rm_judge" lmforge rm "$HERE/rm.yaml" model.path="$BASE" "${
   train.batch_size="$BATCH" "data.train=[$D/hh_harmless/heldout.jsonl, $D/hh_helpful/heldout.jsonl]" \
   "data.eval=[$D/hh_helpful/train.jsonl]"  # the kind it judges (benign answers); both kinds cost 9 min here
 
-# 4. PPO against the reward model (KL to the SFT model), and DPO from the same preferences beside it; both LoRA
-cat "$D/harmful/train.jsonl" "$D/lookalike/train.jsonl" "$D/benign/train.jsonl" > "$D/rl_prompts.jsonl"
-train ppo "$OUT/ppo" lmforge ppo "$HERE/ppo.yaml" model.path="$OUT/sft_model" "${common[@]}" prompts.source="$D/rl_prompts.jsonl" \
-  "reward.terms=[{kind: model, path: $OUT/rm/final, clip: 5.0}]" rl.rollouts="$PPO_ROLLOUTS" \
-  rl.prompts_per_rollout="$PPO_PROMPTS" sampling.max_new_tokens="$PPO_MAX_NEW" train.batch_size="$BATCH"
+# 4. DPO from the preferences, then PPO from the DPO model (PPO_FROM=sft: from the SFT model); both LoRA, each
+#    KL-tied to the model it starts from. PPO's reward is routed by the prompt's kind (Llama 2's safety /
+#    helpfulness split, Rule-Based Rewards): on harmful prompts a rule paying a clean refusal, on benign prompts
+#    and look-alikes the reward model plus a rule paying any answer that is not a refusal
 train dpo "$OUT/dpo" lmforge dpo "$HERE/dpo.yaml" model.path="$OUT/sft_model" "${common[@]}" train.steps="$DPO_STEPS" \
   train.batch_size="$BATCH" "data.train=[$PAIRS]"
+if [ "$PPO_FROM" = dpo ]; then step export_dpo lmforge export "$OUT/dpo/final" "$OUT/dpo_model" --overwrite; fi
+cat "$D/harmful/train.jsonl" "$D/lookalike/train.jsonl" "$D/benign/train.jsonl" > "$D/rl_prompts.jsonl"
+RULE="function: 'lmforge.rewards.builtin:refusal'"
+train ppo "$OUT/ppo" lmforge ppo "$HERE/ppo.yaml" model.path="$OUT/${PPO_FROM}_model" "${common[@]}" \
+  prompts.source="$D/rl_prompts.jsonl" rl.rollouts="$PPO_ROLLOUTS" rl.prompts_per_rollout="$PPO_PROMPTS" \
+  sampling.max_new_tokens="$PPO_MAX_NEW" train.batch_size="$BATCH" "reward.terms=[
+    {kind: model, path: $OUT/rm/final, clip: 5.0, when: {kind: [benign, lookalike]}},
+    {kind: function, $RULE, name: refuse, weight: $REFUSE_WEIGHT, kwargs: {refuse: true}, when: {kind: harmful}},
+    {kind: function, $RULE, name: answer, weight: $ANSWER_WEIGHT, kwargs: {refuse: false}, when: {kind: [benign, lookalike]}}]"
 
 # 5. evaluation, base / SFT / PPO / DPO side by side on the held-out halves: OUT/results.json, OUT/report.html
 step eval lmforge eval base="$BASE" sft="$OUT/sft_model" ppo="$OUT/ppo/final" dpo="$OUT/dpo/final" \
