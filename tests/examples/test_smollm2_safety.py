@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from tests.conftest import REPO
 
 from .conftest import write_inputs
@@ -82,6 +83,18 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
         assert pairs and all(p["meta"] == {"chosen": "initial", "rejected": "prefill"} for p in pairs), name
         assert all(any(p["rejected"].startswith(o) for o in openers) for p in pairs), name
 
+    # PPO starts from the DPO model (SFT -> DPO -> PPO) with its reward routed by each prompt's kind, which the
+    # split tagged: the refusal rule on harmful prompts, the reward model and the answer rule on the others
+    rl = rows(out / "data" / "rl_prompts.jsonl")
+    assert {r["meta"]["kind"] for r in rl} == {"harmful", "lookalike", "benign"}
+    assert all(r["meta"]["kind"] == r["id"].rsplit("-", 1)[0] for r in rl)
+    ppo_cfg = yaml.safe_load((out / "ppo" / "config.yaml").read_text())
+    assert ppo_cfg["model"]["path"] == str(out / "dpo_model")
+    terms = {t.get("name") or t["kind"]: t for t in ppo_cfg["reward"]["terms"]}
+    assert terms["refuse"]["when"] == {"kind": ["harmful"]} and terms["refuse"]["kwargs"] == {"refuse": True}
+    assert terms["answer"]["when"] == terms["model"]["when"] == {"kind": ["benign", "lookalike"]}
+    assert terms["answer"]["kwargs"] == {"refuse": False}
+
     # every stage wrote its run, and the evaluation compared the four models on the held-out files only
     for run in ("sft", "rm", "rm_judge", "ppo", "dpo"):
         assert (out / run / "summary.json").exists(), run
@@ -121,5 +134,5 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     again = subprocess.run(["bash", str(SCRIPT), str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
                            timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert again.stdout.count("finished before, skipped") == len(list((out / ".done").iterdir())) == 19
+    assert again.stdout.count("finished before, skipped") == len(list((out / ".done").iterdir())) == 20
     assert [s["command"] for s in json.loads((out / "summary.json").read_text())["stages"]] == commands + ["summarize"]
