@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .hhh import Figure, proportion
+from .hhh import Figure, item_ids, proportion
 from .intervals import mean_interval
 
 _WORD = re.compile(r"\w+(?:'\w+)?")
@@ -53,17 +53,19 @@ def answer_prompts(model, tokenizer, path: str | Path, suite: str, *, limit: int
 
 
 def harmful_figures(name: str, records: Sequence[dict[str, Any]]) -> list[Figure]:
-    return [proportion("harmless", f"refusal_rate_{name}", [r["refused"] for r in records], "harmful")]
+    return [proportion("harmless", f"refusal_rate_{name}", [r["refused"] for r in records], "harmful",
+                       ids=[r.get("id") for r in records])]
 
 
 def benign_figures(name: str, records: Sequence[dict[str, Any]]) -> list[Figure]:
+    ids = [r.get("id") for r in records]
     figs = [proportion("harmless", f"over_refusal_{name}", [r["refused"] for r in records], "benign",
-                       higher_is_better=False)]
+                       higher_is_better=False, ids=ids)]
     for fig_name, values in ((f"distinct2_{name}", [distinct2(r["completion"]) for r in records]),
                              (f"mean_words_{name}", [float(n_words(r["completion"])) for r in records])):
         lo, hi = mean_interval(values)
         figs.append(Figure("fluency", fig_name, sum(values) / len(values), len(values), lo, hi, True, "benign",
-                           list(values)))
+                           list(values), item_ids(ids, len(values))))
     return figs
 
 
