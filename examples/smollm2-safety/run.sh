@@ -37,7 +37,7 @@ RM_STEPS=${RM_STEPS:-60}
 PPO_ROLLOUTS=${PPO_ROLLOUTS:-8}
 PPO_PROMPTS=${PPO_PROMPTS:-16}     # prompts per rollout (one response each); minibatch 8, 2 epochs
 PPO_MAX_NEW=${PPO_MAX_NEW:-96}
-PPO_FROM=${PPO_FROM:-sft}          # PPO's starting policy and KL anchor: sft, or dpo (SFT -> DPO -> PPO, as Tulu 3)
+PPO_FROM=${PPO_FROM:-dpo}          # PPO's starting policy and KL anchor: dpo (SFT -> DPO -> PPO, as Tulu 3) or sft
 REFUSE_WEIGHT=${REFUSE_WEIGHT:-4}  # PPO: weight of the refusal rule on harmful prompts (README.md: why routed)
 ANSWER_WEIGHT=${ANSWER_WEIGHT:-2}  # PPO: weight of the answer rule on benign prompts and look-alikes
 DPO_STEPS=${DPO_STEPS:-40}
@@ -123,7 +123,7 @@ train rm_judge "$OUT/rm_judge" lmforge rm "$HERE/rm.yaml" model.path="$BASE" "${
   train.batch_size="$BATCH" "data.train=[$D/hh_harmless/heldout.jsonl, $D/hh_helpful/heldout.jsonl]" \
   "data.eval=[$D/hh_helpful/train.jsonl]"  # the kind it judges (benign answers); both kinds cost 9 min here
 
-# 4. DPO from the preferences, and PPO from the SFT model (PPO_FROM=dpo: from the DPO model); both LoRA, each
+# 4. DPO from the preferences, then PPO from the DPO model (PPO_FROM=sft: from the SFT model); both LoRA, each
 #    KL-tied to the model it starts from. PPO's reward is routed by the prompt's kind (Llama 2's safety /
 #    helpfulness split, Rule-Based Rewards): on harmful prompts a rule paying a clean refusal, on benign prompts
 #    and look-alikes the reward model plus a rule paying any answer that is not a refusal

@@ -46,8 +46,7 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     from lmforge.data.split import seeded_split
 
     inputs = write_inputs(tmp_path / "in")
-    env = shell_env(tmp_path, MODEL=str(tiny_safety_lm), PPO_FROM="dpo", **TINY,
-                    **{k: str(v) for k, v in inputs.items()})
+    env = shell_env(tmp_path, MODEL=str(tiny_safety_lm), **TINY, **{k: str(v) for k, v in inputs.items()})
     out = tmp_path / "OUT"
     proc = subprocess.run(["bash", str(SCRIPT), str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
@@ -84,9 +83,8 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
         assert pairs and all(p["meta"] == {"chosen": "initial", "rejected": "prefill"} for p in pairs), name
         assert all(any(p["rejected"].startswith(o) for o in openers) for p in pairs), name
 
-    # PPO starts from the model PPO_FROM names (here dpo: SFT -> DPO -> PPO) with its reward routed by each
-    # prompt's kind, which the split tagged: the refusal rule on harmful prompts, the reward model and the answer
-    # rule on the others
+    # PPO starts from the DPO model (SFT -> DPO -> PPO) with its reward routed by each prompt's kind, which the
+    # split tagged: the refusal rule on harmful prompts, the reward model and the answer rule on the others
     rl = rows(out / "data" / "rl_prompts.jsonl")
     assert {r["meta"]["kind"] for r in rl} == {"harmful", "lookalike", "benign"}
     assert all(r["meta"]["kind"] == r["id"].rsplit("-", 1)[0] for r in rl)
