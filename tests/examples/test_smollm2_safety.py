@@ -136,3 +136,11 @@ def test_the_recipe_runs_end_to_end_on_the_tiny_model(tmp_path: Path, tiny_safet
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert again.stdout.count("finished before, skipped") == len(list((out / ".done").iterdir())) == 20
     assert [s["command"] for s in json.loads((out / "summary.json").read_text())["stages"]] == commands + ["summarize"]
+
+
+def test_an_unknown_ppo_start_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    env = shell_env(tmp_path, MODEL=str(tmp_path / "model.gguf"), PPO_FROM="rm")
+    proc = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "OUT")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "PPO_FROM must be sft or dpo, got 'rm'" in proc.stderr
+    assert not (tmp_path / "OUT").exists()  # nothing written
